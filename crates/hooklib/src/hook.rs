@@ -214,9 +214,10 @@ fn decode_state<S: DeserializeOwned + Default>(
     }
 }
 
-/// Everything a hook binary's `main` does after parsing its flags: install logging, build the
-/// hook from settings (an error there is reported like any hook failure), run one invocation on
-/// stdin on a Tokio runtime, and turn the outcome into the process exit code.
+/// Everything a hook binary's `main` does after parsing its flags: install logging, read and
+/// validate the input on stdin (all of it first, so the runner's write never meets a closed pipe),
+/// build the hook from settings (an error there is reported like any hook failure), run the
+/// command on a Tokio runtime, and turn the outcome into the process exit code.
 pub fn main_with<H, E>(
     log: &crate::logging::LogSettings,
     make_hook: impl FnOnce() -> Result<H, E>,
@@ -226,12 +227,17 @@ where
     E: Error + 'static,
 {
     crate::logging::init_logging(log);
+    let fail = |e: &(dyn Error + 'static)| {
+        report_failure(e);
+        Outcome::HookFailed.into()
+    };
+    let input = match read_input(std::io::stdin().lock()) {
+        Ok(input) => input,
+        Err(e) => return fail(&e),
+    };
     let hook = match make_hook() {
         Ok(hook) => hook,
-        Err(e) => {
-            report_failure(&e);
-            return Outcome::HookFailed.into();
-        }
+        Err(e) => return fail(&e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -239,12 +245,15 @@ where
         .build()
     {
         Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    let outcome = match runtime.block_on(dispatch(&hook, input)) {
+        Ok(outcome) => outcome,
         Err(e) => {
-            report_failure(&e);
-            return Outcome::HookFailed.into();
+            report_failure(e.as_ref());
+            Outcome::HookFailed
         }
     };
-    let outcome = runtime.block_on(run(&hook, std::io::stdin().lock()));
     // Do not wait for background tasks (e.g. a watch still open) at exit.
     runtime.shutdown_background();
     outcome.into()

@@ -1,0 +1,133 @@
+//! Shared by both hook binaries' `tests/protocol.rs`: runs the real binary the way the runner
+//! does (a temp dir, a pre-created empty response file, one stdin line) with bad input, and checks
+//! that each case fails with exactly one `::error::` line, a non-zero exit, and the response file
+//! untouched.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One run of the binary.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub response: String,
+}
+
+impl Run {
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .filter(|l| l.starts_with("::error::"))
+            .collect()
+    }
+}
+
+/// Runs `bin` with `stdin` (where `{RESPONSE}` is replaced by the response file's path) and `env`.
+pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let response: PathBuf = dir.path().join("response.json");
+    std::fs::write(&response, "").unwrap();
+    let stdin = match std::str::from_utf8(stdin) {
+        Ok(text) => text
+            .replace("{RESPONSE}", &response.display().to_string())
+            .into_bytes(),
+        Err(_) => stdin.to_vec(),
+    };
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        response: std::fs::read_to_string(&response).unwrap(),
+    }
+}
+
+/// The bad-input table.
+pub fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    vec![
+        ("empty stdin", b"".to_vec(), "no input on stdin"),
+        ("only a newline", b"\n".to_vec(), "no input on stdin"),
+        (
+            "truncated JSON",
+            br#"{"command":"prepare_job","responseFile":"{RESPONSE}","args":{"conta"#.to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "wrong type",
+            br#"{"command":"prepare_job","responseFile":"{RESPONSE}","state":null,"args":{"container":{"image":"a","portMappings":"80"},"services":[]}}"#.to_vec(),
+            "args.container.portMappings",
+        ),
+        (
+            "unknown command",
+            br#"{"command":"prepare_pizza","responseFile":"{RESPONSE}","args":{},"state":null}"#.to_vec(),
+            "unknown command \"prepare_pizza\"",
+        ),
+        (
+            "two JSON documents",
+            br#"{"command":"cleanup_job","responseFile":"{RESPONSE}","args":{},"state":null}
+{"command":"cleanup_job","responseFile":"{RESPONSE}","args":{},"state":null}"#
+                .to_vec(),
+            "more than one JSON document",
+        ),
+        ("not UTF-8", vec![b'{', 0xff, 0xfe, b'}'], "not valid UTF-8"),
+        ("a JSON array", b"[1,2,3]".to_vec(), "invalid hook input"),
+    ]
+}
+
+/// Asserts the whole table against `bin` with the environment it needs to start.
+pub fn assert_bad_inputs_fail_cleanly(bin: &Path, env: &[(&str, &str)]) {
+    for (name, stdin, expected) in bad_inputs() {
+        let run = run(bin, env, &stdin);
+        assert_ne!(run.code, Some(0), "{name}: must fail");
+        assert!(
+            run.code.is_some(),
+            "{name}: killed by a signal\n{}",
+            run.stderr
+        );
+        let errors = run.error_lines();
+        assert_eq!(
+            errors.len(),
+            1,
+            "{name}: want exactly one ::error:: line, got {errors:?}\nstderr: {}",
+            run.stderr
+        );
+        assert!(
+            errors[0].contains(expected),
+            "{name}: {:?} lacks {expected:?}",
+            errors[0]
+        );
+        assert_eq!(
+            run.response, "",
+            "{name}: the response file must stay untouched"
+        );
+    }
+}
+
+/// A missing required variable is one clear error.
+pub fn assert_missing_env_is_one_error(bin: &Path, var: &str) {
+    let run = run(
+        bin,
+        &[],
+        br#"{"command":"cleanup_job","responseFile":"{RESPONSE}","args":{},"state":null}"#,
+    );
+    assert_eq!(run.code, Some(1));
+    let errors = run.error_lines();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(var), "{}", errors[0]);
+    assert_eq!(run.response, "");
+}
