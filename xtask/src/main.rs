@@ -1,1 +1,81 @@
-fn main() {}
+//! `cargo xtask`: the project's development tasks, in Rust instead of shell scripts.
+
+mod bench_docker;
+mod bench_k8s;
+mod ci;
+mod dist;
+mod kubesim;
+mod testenv;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(about = "Development tasks for the container hooks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Everything CI checks: the test environment, fmt, clippy -D warnings, docs, all tests.
+    Ci,
+    /// Release archives of both hooks (binary, index.sh, LICENSE, README) and SHA-256 sums in dist/.
+    Dist,
+    /// The shared test environment: `up`, `down`, `status`.
+    Testenv {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run kubesim standalone.
+    Kubesim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks: `docker`, `k8s`, or both when none is named.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    std::env::set_current_dir(project_root())?;
+    match cli.task {
+        Task::Ci => ci::run(),
+        Task::Dist => dist::run().map(|_| ()),
+        Task::Testenv { args } => testenv::run(&args),
+        Task::Kubesim { args } => kubesim::run(&args),
+        Task::Bench { args } => {
+            let (which, rest) = match args.first().map(String::as_str) {
+                Some("docker" | "k8s") => (args[0].clone(), args[1..].to_vec()),
+                _ => ("all".to_owned(), args.clone()),
+            };
+            if which != "k8s" {
+                bench_docker::run(&rest)?;
+            }
+            if which != "docker" {
+                bench_k8s::run(&rest)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_owned()
+}
+
+/// Runs a command, failing with its name when it fails.
+pub fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = std::process::Command::new(program).args(args).status()?;
+    anyhow::ensure!(status.success(), "`{program} {}` failed: {status}", args.join(" "));
+    Ok(())
+}
