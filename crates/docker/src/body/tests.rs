@@ -1,0 +1,221 @@
+//! Snapshots of the bodies sent to the engine, built from runner-shaped inputs.
+
+use super::*;
+use hooklib::PrepareJobArgs;
+
+fn owner() -> Owner {
+    Owner {
+        runner: "runner-1".into(),
+        job: Some("0123456789ab".into()),
+    }
+}
+
+/// The prepare_job example of PROTOCOL.md §8, plus a read-only user volume and a named volume.
+fn prepare_args() -> PrepareJobArgs {
+    serde_json::from_value(serde_json::json!({
+        "container": {
+            "image": "node:22-bookworm", "dockerfile": null, "entryPointArgs": [], "entryPoint": null,
+            "workingDirectory": "/__w/shop/shop", "createOptions": "--cpus 2", "registry": null,
+            "environmentVariables": {"HOME": "/github/home", "NODE_ENV": "test"},
+            "portMappings": ["3000"],
+            "systemMountVolumes": [
+                {"userProvidedValue": null, "sourceVolumePath": "/home/runner/_work", "targetVolumePath": "/__w", "readOnly": false},
+                {"userProvidedValue": null, "sourceVolumePath": "/home/runner/externals", "targetVolumePath": "/__e", "readOnly": true}
+            ],
+            "userMountVolumes": [
+                {"userProvidedValue": "cache:/cache", "sourceVolumePath": "cache", "targetVolumePath": "/cache", "readOnly": false},
+                {"userProvidedValue": "/scratch", "sourceVolumePath": null, "targetVolumePath": "/scratch", "readOnly": false}
+            ]
+        },
+        "services": [{
+            "image": "postgres:16", "dockerfile": null, "entryPointArgs": [], "entryPoint": null,
+            "workingDirectory": null,
+            "createOptions": "--health-cmd \"pg_isready -U postgres\" --health-interval 2s --health-retries 20 --network-alias db",
+            "registry": null, "environmentVariables": {"POSTGRES_PASSWORD": "pw"},
+            "portMappings": ["5432:5432", "127.0.0.1:8125:8125/udp"],
+            "systemMountVolumes": [], "userMountVolumes": []
+        }]
+    }))
+    .unwrap()
+}
+
+fn build(role: Role, spec: &ContainerSpec, network: &str, alias: Option<&str>) -> ContainerCreateBody {
+    let options = CreateOptions::parse(spec.create_options.as_deref()).unwrap();
+    let image = spec.image.clone().unwrap_or_else(|| "built:tag".into());
+    container_body(BodyInput {
+        role,
+        spec,
+        image: &image,
+        options: &options,
+        network,
+        alias,
+        owner: &owner(),
+    })
+    .unwrap()
+}
+
+fn snapshot(name: &str, value: impl serde::Serialize) {
+    insta::with_settings!({sort_maps => true, prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!(name, value);
+    });
+}
+
+#[test]
+fn job_container_body() {
+    let args = prepare_args();
+    let body = build(Role::Job, args.container.as_ref().unwrap(), "r-0123-network", None);
+    snapshot("job_container", &body);
+}
+
+#[test]
+fn service_container_body() {
+    let args = prepare_args();
+    let body = build(Role::Service, &args.services[0], "r-0123-network", Some("postgres"));
+    snapshot("service_container", &body);
+}
+
+#[test]
+fn service_on_host_network_has_no_ports_or_aliases() {
+    let args = prepare_args();
+    let body = build(Role::Service, &args.services[0], "host", Some("postgres"));
+    snapshot("service_on_host_network", &body);
+}
+
+#[test]
+fn job_container_with_own_entrypoint_and_quoted_args() {
+    let spec = ContainerSpec {
+        image: Some("busybox".into()),
+        entry_point: Some("sh".into()),
+        entry_point_args: vec!["-c".into(), "\"echo".into(), "hi\"".into()],
+        environment_variables: [("CI".to_owned(), "false".to_owned())].into(),
+        ..Default::default()
+    };
+    let body = build(Role::Job, &spec, "net", None);
+    assert_eq!(body.entrypoint.unwrap(), ["sh"]);
+    assert_eq!(body.cmd.unwrap(), ["-c", "echo hi"]);
+    // CI set by the workflow is kept; GITHUB_ACTIONS is added.
+    assert_eq!(body.env.unwrap(), ["CI=false", "GITHUB_ACTIONS=true"]);
+}
+
+#[test]
+fn options_entrypoint_replaces_the_keep_alive() {
+    let spec = ContainerSpec {
+        image: Some("busybox".into()),
+        create_options: Some("--entrypoint /bin/sleepy".into()),
+        ..Default::default()
+    };
+    let body = build(Role::Job, &spec, "net", None);
+    assert_eq!(body.entrypoint.unwrap(), ["/bin/sleepy"]);
+    assert_eq!(body.cmd, None);
+}
+
+#[test]
+fn dockerfile_step_container_body() {
+    let spec: ContainerSpec = serde_json::from_value(serde_json::json!({
+        "image": null, "dockerfile": "/home/runner/_work/_actions/acme/lint/v2/Dockerfile",
+        "entryPointArgs": ["--strict", "\"Mona", "the", "Octocat\""], "entryPoint": null,
+        "workingDirectory": "/github/workspace", "createOptions": null, "registry": null,
+        "environmentVariables": {"INPUT_PATH": "src", "GITHUB_OUTPUT": "/github/file_commands/set_output_9a"},
+        "portMappings": ["80"],
+        "systemMountVolumes": [
+            {"userProvidedValue": null, "sourceVolumePath": "/var/run/docker.sock", "targetVolumePath": "/var/run/docker.sock", "readOnly": false},
+            {"userProvidedValue": null, "sourceVolumePath": "/home/runner/_work/_temp", "targetVolumePath": "/github/runner_temp", "readOnly": false},
+            {"userProvidedValue": null, "sourceVolumePath": "/home/runner/_work/repo/repo", "targetVolumePath": "/github/workspace", "readOnly": false}
+        ],
+        "userMountVolumes": []
+    }))
+    .unwrap();
+    let body = build(Role::Step, &spec, "r-0123-network", None);
+    // Container steps publish no ports.
+    assert!(body.exposed_ports.is_none());
+    snapshot("dockerfile_step_container", &body);
+}
+
+#[test]
+fn mounts_with_colons_use_the_mount_api() {
+    let spec = ContainerSpec {
+        image: Some("busybox".into()),
+        user_mount_volumes: vec![Mount {
+            source_volume_path: Some("/data/a:b".into()),
+            target_volume_path: "/a".into(),
+            read_only: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let body = build(Role::Service, &spec, "net", None);
+    let host = body.host_config.unwrap();
+    assert_eq!(host.binds, None);
+    let m = &host.mounts.unwrap()[0];
+    assert_eq!(m.typ, Some(MountType::BIND));
+    assert_eq!(m.read_only, Some(true));
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let spec = ContainerSpec {
+        image: Some("busybox".into()),
+        port_mappings: vec!["99999".into()],
+        ..Default::default()
+    };
+    let options = CreateOptions::default();
+    let input = |spec: &ContainerSpec| {
+        container_body(BodyInput {
+            role: Role::Service,
+            spec,
+            image: "busybox",
+            options: &options,
+            network: "net",
+            alias: None,
+            owner: &owner(),
+        })
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(input(&spec).contains("99999"));
+    let spec = ContainerSpec {
+        image: Some("busybox".into()),
+        entry_point_args: vec!["\"open".into()],
+        ..Default::default()
+    };
+    assert!(input(&spec).contains("unbalanced quotes"));
+}
+
+#[test]
+fn script_step_exec() {
+    let args: RunScriptStepArgs = serde_json::from_value(serde_json::json!({
+        "entryPoint": "bash",
+        "entryPointArgs": ["--noprofile", "--norc", "-e", "-o", "pipefail", "/__w/_temp/5d2a.sh", ""],
+        "environmentVariables": {"GITHUB_WORKSPACE": "/__w/shop/shop", "GREETING": "Mona the Octocat; $(rm -rf /)", "CI": "true"},
+        "prependPath": ["/__w/_tool/node/22.1.0/x64/bin", "/opt/bin"],
+        "workingDirectory": "/__w/shop/shop"
+    }))
+    .unwrap();
+    snapshot("script_step_exec", script_exec(&args, "/usr/local/bin:/usr/bin:/bin"));
+}
+
+#[test]
+fn script_step_path_from_step_env_wins() {
+    let args = RunScriptStepArgs {
+        entry_point: "sh".into(),
+        environment_variables: [("PATH".to_owned(), "/custom".to_owned())].into(),
+        prepend_path: vec!["/first".into()],
+        ..Default::default()
+    };
+    let exec = script_exec(&args, "/usr/bin");
+    assert_eq!(exec.env.unwrap(), ["PATH=/first:/custom"]);
+    assert_eq!(exec.working_dir, None);
+}
+
+#[test]
+fn network_create_body() {
+    snapshot("network", network_body("runner-1-0123456789ab-network", &owner()));
+}
+
+#[test]
+fn container_path() {
+    let env = vec!["A=1".to_owned(), "PATH=/x:/y".to_owned()];
+    assert_eq!(path_from_env(Some(&env)), "/x:/y");
+    assert_eq!(path_from_env(None), DEFAULT_PATH);
+}

@@ -1,0 +1,126 @@
+//! The docker hook's error type. Every variant renders as one line that carries the engine's
+//! own reason when the engine refused something.
+
+use crate::body::BodyError;
+use crate::dockerignore::IgnoreError;
+use crate::options::OptionsError;
+
+/// Errors of the docker hook (failures of the hook itself; a failed step is an exit code).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine could not be reached.
+    #[error("cannot connect to the Docker Engine: {0}")]
+    Connect(String),
+    /// The engine refused or failed a request.
+    #[error("{action}: {reason}")]
+    Engine {
+        /// What the hook was doing, e.g. `create the job container`.
+        action: String,
+        /// The engine's own reason.
+        reason: String,
+    },
+    /// `createOptions` could not be used.
+    #[error("{what}: {source}")]
+    Options {
+        /// Which container.
+        what: String,
+        /// What is wrong.
+        source: OptionsError,
+    },
+    /// The container could not be described to the engine (bad ports, args, mounts).
+    #[error("{what}: {source}")]
+    Body {
+        /// Which container.
+        what: String,
+        /// What is wrong.
+        source: BodyError,
+    },
+    /// An image could not be pulled.
+    #[error("cannot pull {image}{attempts}: {reason}", attempts = if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() })]
+    Pull {
+        /// The image reference.
+        image: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The registry's or engine's reason.
+        reason: String,
+    },
+    /// A Dockerfile action could not be built.
+    #[error("cannot build the action image from {dockerfile}: {reason}")]
+    Build {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+        /// The builder's reason.
+        reason: String,
+    },
+    /// The build context could not be read.
+    #[error("cannot read the build context {path}: {source}")]
+    Context {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `.dockerignore` is invalid.
+    #[error(transparent)]
+    DockerIgnore(#[from] IgnoreError),
+    /// A container did not become healthy (or stopped) in time.
+    #[error("{what} did not become healthy: {reason}")]
+    Unhealthy {
+        /// Which container (image and alias).
+        what: String,
+        /// Why, with the last health-check output.
+        reason: String,
+    },
+    /// The step ran but its exit status could not be observed.
+    #[error("the exit status of {0} was never observed; the step's result is unknown")]
+    StatusLost(String),
+    /// A script step without a job container.
+    #[error(
+        "run_script_step needs a job container, but the state names none (prepare_job did not create one)"
+    )]
+    NoJobContainer,
+    /// A container without an image (and, for a container step, without a Dockerfile).
+    #[error("{0} has no image")]
+    MissingImage(String),
+    /// Several containers failed at once (e.g. two services unhealthy).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Many(Vec<Error>),
+}
+
+/// The engine's own message from a bollard error, on one line.
+pub(crate) fn reason(e: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as B;
+    let text = match e {
+        B::DockerResponseServerError { message, .. } => message.clone(),
+        B::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    };
+    one_line(&text)
+}
+
+/// Collapses white space runs (and line breaks) into single spaces.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether the engine answered 404 (the object is already gone).
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Builds an [`Error::Engine`] for `action`.
+pub(crate) fn engine(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    let action = action.into();
+    move |e| Error::Engine {
+        action,
+        reason: reason(&e),
+    }
+}

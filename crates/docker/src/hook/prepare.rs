@@ -1,0 +1,421 @@
+//! `prepare_job`: network, images, job container and services, health, response.
+//!
+//! Everything that can be checked without the engine (options, ports, args, mounts) is checked
+//! first, so bad input creates nothing. Independent work runs concurrently: removing this
+//! runner's leftovers with pulling the images; creating and starting the containers; then
+//! inspecting them, probing the job container's OS and waiting for health checks. A failure
+//! after the first object was created removes what was created.
+
+use super::State;
+use crate::body::{BodyInput, container_body, path_from_env};
+use crate::engine::connect;
+use crate::error::{Error, engine};
+use crate::exec::capture;
+use crate::health::{self, Watched};
+use crate::images;
+use crate::log::Group;
+use crate::names::{self, Owner, Role, container_name, network_name, new_job_id};
+use crate::network::{self, short};
+use crate::options::CreateOptions;
+use crate::ports::context_ports;
+use crate::settings::Settings;
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
+use futures::future::join_all;
+use hooklib::{
+    ContainerInfo, ContainerSpec, JobContext, PrepareJobArgs, PrepareJobResponse, Registry,
+    ServiceInfo,
+};
+use std::time::Instant;
+
+/// One container to create.
+#[derive(Debug)]
+struct Planned {
+    role: Role,
+    name: String,
+    what: String,
+    image: String,
+    registry: Option<Registry>,
+    platform: Option<String>,
+    body: ContainerCreateBody,
+}
+
+fn plan_one(
+    role: Role,
+    spec: &ContainerSpec,
+    what: String,
+    name: String,
+    alias: Option<&str>,
+    network: &str,
+    owner: &Owner,
+) -> Result<Planned, Error> {
+    let image = spec
+        .image
+        .clone()
+        .filter(|i| !i.trim().is_empty())
+        .ok_or_else(|| Error::MissingImage(what.clone()))?;
+    let mut options = CreateOptions::parse(spec.create_options.as_deref())
+        .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
+        .map_err(|source| Error::Options {
+            what: what.clone(),
+            source,
+        })?;
+    if alias.is_some() && !crate::body::network_has_aliases(network) {
+        tracing::debug!("{what}: network {network} has no DNS aliases");
+    }
+    let body = container_body(BodyInput {
+        role,
+        spec,
+        image: &image,
+        options: &options,
+        network,
+        alias,
+        owner,
+    })
+    .map_err(|source| Error::Body {
+        what: what.clone(),
+        source,
+    })?;
+    Ok(Planned {
+        role,
+        name,
+        what,
+        image,
+        registry: spec.registry.clone(),
+        platform: options.platform.take(),
+        body,
+    })
+}
+
+/// Every container of the job, validated and built, before anything is sent to the engine.
+fn plan(
+    args: &PrepareJobArgs,
+    owner: &Owner,
+    job_id: &str,
+    network: &str,
+) -> Result<Vec<Planned>, Error> {
+    let mut plans = Vec::new();
+    if let Some(c) = &args.container {
+        let what = format!(
+            "the job container ({})",
+            c.image.as_deref().unwrap_or("no image")
+        );
+        let name = container_name(owner, job_id, "job");
+        plans.push(plan_one(Role::Job, c, what, name, None, network, owner)?);
+    }
+    let aliases = names::service_aliases(
+        args.services
+            .iter()
+            .map(|s| s.image.as_deref().unwrap_or("service")),
+    );
+    for (s, alias) in args.services.iter().zip(&aliases) {
+        let what = format!(
+            "service {alias} ({})",
+            s.image.as_deref().unwrap_or("no image")
+        );
+        let name = container_name(owner, job_id, alias);
+        plans.push(plan_one(
+            Role::Service,
+            s,
+            what,
+            name,
+            Some(alias),
+            network,
+            owner,
+        )?);
+    }
+    Ok(plans)
+}
+
+/// Pulls every distinct image once, concurrently.
+async fn pull_all(docker: &Docker, plans: &[Planned]) -> Result<(), Error> {
+    let mut distinct: Vec<&Planned> = Vec::new();
+    for p in plans {
+        if !distinct
+            .iter()
+            .any(|d| d.image == p.image && d.platform == p.platform)
+        {
+            distinct.push(p);
+        }
+    }
+    let results = join_all(distinct.iter().map(|p| {
+        images::pull(
+            docker,
+            &p.image,
+            p.registry.as_ref(),
+            p.platform.as_deref(),
+        )
+    }))
+    .await;
+    collect(results).map(|_| ())
+}
+
+/// All `Ok` values, or every error.
+fn collect<T>(results: Vec<Result<T, Error>>) -> Result<Vec<T>, Error> {
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(ok),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Many(errors)),
+    }
+}
+
+async fn create_and_start(docker: &Docker, p: &Planned) -> Result<String, Error> {
+    let mut options = CreateContainerOptionsBuilder::default().name(&p.name);
+    if let Some(platform) = &p.platform {
+        options = options.platform(platform);
+    }
+    let created = docker
+        .create_container(Some(options.build()), p.body.clone())
+        .await
+        .map_err(engine(format!("create {}", p.what)))?;
+    for w in &created.warnings {
+        tracing::warn!("{}: {w}", p.what);
+    }
+    docker
+        .start_container(&created.id, None)
+        .await
+        .map_err(engine(format!("start {}", p.what)))?;
+    tracing::info!("started {} as {}", p.what, short(&created.id));
+    Ok(created.id)
+}
+
+/// Whether `/etc/os-release` says Alpine (one exec). A container without `cat` is not Alpine.
+async fn is_alpine(docker: &Docker, id: &str) -> Result<bool, Error> {
+    let (code, out) = capture(docker, id, &["cat", "/etc/os-release"]).await?;
+    let alpine = os_release_id(&String::from_utf8_lossy(&out)).as_deref() == Some("alpine");
+    if code != 0 && !alpine {
+        tracing::debug!("reading /etc/os-release exited {code}; assuming not Alpine");
+    }
+    Ok(alpine)
+}
+
+/// The `ID` of an os-release file.
+pub(crate) fn os_release_id(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("ID="))
+        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+}
+
+async fn inspect(docker: &Docker, id: &str, what: &str) -> Result<ContainerInspectResponse, Error> {
+    docker
+        .inspect_container(id, None)
+        .await
+        .map_err(engine(format!("inspect {what}")))
+}
+
+pub(super) async fn prepare_job(
+    settings: &Settings,
+    args: PrepareJobArgs,
+) -> Result<PrepareJobResponse<State>, Error> {
+    let started = Instant::now();
+    let group = Group::open("Preparing job containers");
+    let job_id = new_job_id();
+    let owner = Owner {
+        runner: settings.runner_name.clone(),
+        job: Some(job_id.clone()),
+    };
+    let (network, network_created) = match &settings.network {
+        Some(n) => (n.clone(), false),
+        None => (network_name(&owner, &job_id), true),
+    };
+    let plans = plan(&args, &owner, &job_id, &network)?;
+    let docker = connect().await?;
+
+    let (removed, pulled) = tokio::join!(
+        network::remove_runner_objects(&docker, &owner, &[], &[]),
+        pull_all(&docker, &plans)
+    );
+    let removed = removed?;
+    if removed != network::Removed::default() {
+        tracing::info!(
+            "removed {} leftover container(s) and {} network(s) of runner {}",
+            removed.containers,
+            removed.networks,
+            owner.runner
+        );
+    }
+    pulled?;
+    let images_secs = group.elapsed();
+
+    let outcome = start_and_wait(settings, &docker, &plans, &owner, &network, network_created).await;
+    let (response, start_secs) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("prepare_job failed; removing the containers and network it created");
+            if let Err(clean) = network::remove_runner_objects(&docker, &owner, &[], &[]).await {
+                tracing::warn!("could not remove them all: {clean}");
+            }
+            return Err(e);
+        }
+    };
+    drop(group);
+    let services: Vec<&str> = plans
+        .iter()
+        .filter(|p| p.role == Role::Service)
+        .map(|p| p.what.as_str())
+        .collect();
+    tracing::info!(
+        "job ready in {:.1}s: {}{} service(s){} on network {network} (images {:.1}s, start {:.1}s, ready {:.1}s)",
+        started.elapsed().as_secs_f64(),
+        response
+            .context
+            .container
+            .as_ref()
+            .map(|c| format!("job container {}, ", short(&c.id)))
+            .unwrap_or_default(),
+        services.len(),
+        if services.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", services.join(", "))
+        },
+        images_secs,
+        start_secs,
+        (started.elapsed().as_secs_f64() - images_secs - start_secs).max(0.0),
+    );
+    Ok(response)
+}
+
+/// Network, containers, inspection, OS probe and health. Returns the response and how long
+/// creating the network and starting the containers took.
+async fn start_and_wait(
+    settings: &Settings,
+    docker: &Docker,
+    plans: &[Planned],
+    owner: &Owner,
+    network: &str,
+    network_created: bool,
+) -> Result<(PrepareJobResponse<State>, f64), Error> {
+    let t0 = Instant::now();
+    if network_created {
+        network::create(docker, network, owner).await?;
+    }
+    let ids = collect(join_all(plans.iter().map(|p| create_and_start(docker, p))).await)?;
+    let started_at = t0.elapsed().as_secs_f64();
+
+    let job = plans.iter().position(|p| p.role == Role::Job);
+    let watched: Vec<Watched> = plans
+        .iter()
+        .zip(&ids)
+        .map(|(p, id)| Watched {
+            id: id.clone(),
+            what: p.what.clone(),
+        })
+        .collect();
+    let alpine = async {
+        match job {
+            Some(i) => is_alpine(docker, &ids[i]).await,
+            None => Ok(false),
+        }
+    };
+    let inspected = join_all(
+        plans
+            .iter()
+            .zip(&ids)
+            .map(|(p, id)| inspect(docker, id, &p.what)),
+    );
+    let (alpine, inspected, healthy) = tokio::join!(
+        alpine,
+        inspected,
+        health::wait_all(docker, &watched, settings.health_timeout)
+    );
+    healthy?;
+    let is_alpine = alpine?;
+    let inspected = collect(inspected)?;
+
+    let mut state = State {
+        network: Some(network.to_owned()),
+        job_id: owner.job.clone(),
+        network_created,
+        ..Default::default()
+    };
+    let mut context = JobContext::default();
+    for ((p, id), info) in plans.iter().zip(&ids).zip(&inspected) {
+        match p.role {
+            Role::Job => {
+                state.container = Some(id.clone());
+                state.container_path = Some(path_from_env(
+                    info.config.as_ref().and_then(|c| c.env.as_deref()),
+                ));
+                context.container = Some(ContainerInfo {
+                    id: id.clone(),
+                    network: network.to_owned(),
+                });
+            }
+            _ => {
+                state.services.push(id.clone());
+                context.services.push(ServiceInfo {
+                    id: id.clone(),
+                    network: network.to_owned(),
+                    ports: context_ports(
+                        info.network_settings
+                            .as_ref()
+                            .and_then(|n| n.ports.as_ref()),
+                    ),
+                });
+            }
+        }
+    }
+    Ok((
+        PrepareJobResponse {
+            state,
+            context,
+            is_alpine,
+        },
+        started_at,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_release() {
+        assert_eq!(
+            os_release_id("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n").as_deref(),
+            Some("alpine")
+        );
+        assert_eq!(
+            os_release_id("PRETTY_NAME=\"Debian\"\nID=\"debian\"\n").as_deref(),
+            Some("debian")
+        );
+        assert_eq!(os_release_id("ID_LIKE=alpine\n"), None);
+    }
+
+    #[test]
+    fn bad_input_is_caught_before_the_engine() {
+        let owner = Owner {
+            runner: "r".into(),
+            job: Some("j".into()),
+        };
+        let args = PrepareJobArgs {
+            container: None,
+            services: vec![ContainerSpec {
+                image: Some("redis:7".into()),
+                create_options: Some("--frobnicate".into()),
+                ..Default::default()
+            }],
+        };
+        let err = plan(&args, &owner, "j", "net").unwrap_err().to_string();
+        assert!(
+            err.starts_with("service redis (redis:7): unsupported container option `--frobnicate`"),
+            "{err}"
+        );
+        let args = PrepareJobArgs {
+            container: Some(ContainerSpec::default()),
+            services: vec![],
+        };
+        let err = plan(&args, &owner, "j", "net").unwrap_err().to_string();
+        assert_eq!(err, "the job container (no image) has no image");
+    }
+}

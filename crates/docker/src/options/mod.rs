@@ -1,0 +1,668 @@
+//! `createOptions`: the workflow's `options:` string (docker CLI syntax, shell-quoted), parsed
+//! into Engine API fields. Flags follow the docker CLI's rules (`--flag value`, `--flag=value`,
+//! `-m512m`, grouped short booleans `-it`); a flag we do not support is an error naming it,
+//! never silently dropped.
+
+mod values;
+
+use crate::names::{JOB_LABEL, ROLE_LABEL, RUNNER_LABEL};
+use crate::ports;
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, DeviceRequest, HealthConfig, HostConfig,
+    HostConfigLogConfig, Mount, ResourcesUlimits,
+};
+use std::collections::BTreeMap;
+
+/// The container options could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// Unbalanced quotes.
+    #[error("cannot split the container options {0:?}: unbalanced quotes")]
+    Quoting(String),
+    /// A flag the hook does not know.
+    #[error(
+        "unsupported container option `{0}` in `options:`; supported: {list}",
+        list = supported_list()
+    )]
+    Unknown(String),
+    /// A flag the hook knows but refuses, with the reason.
+    #[error("container option `{flag}` cannot be used with the container hook: {why}")]
+    Refused {
+        /// The flag as written.
+        flag: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// A value flag at the end of the string.
+    #[error("container option `{0}` needs a value")]
+    MissingValue(String),
+    /// A value the flag does not accept.
+    #[error("invalid value for container option `{flag}`: {reason}")]
+    Invalid {
+        /// The flag.
+        flag: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A word that is not a flag.
+    #[error(
+        "unexpected argument {0:?} in container options: only flags are allowed (the image and command come from the workflow)"
+    )]
+    Positional(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Value,
+    Bool,
+}
+
+/// Every supported flag: long name, short name, kind.
+const FLAGS: &[(&str, Option<char>, Kind)] = &[
+    ("add-host", None, Kind::Value),
+    ("cap-add", None, Kind::Value),
+    ("cap-drop", None, Kind::Value),
+    ("cpu-shares", Some('c'), Kind::Value),
+    ("cpus", None, Kind::Value),
+    ("cpuset-cpus", None, Kind::Value),
+    ("device", None, Kind::Value),
+    ("dns", None, Kind::Value),
+    ("dns-option", None, Kind::Value),
+    ("dns-search", None, Kind::Value),
+    ("entrypoint", None, Kind::Value),
+    ("env", Some('e'), Kind::Value),
+    ("expose", None, Kind::Value),
+    ("gpus", None, Kind::Value),
+    ("group-add", None, Kind::Value),
+    ("health-cmd", None, Kind::Value),
+    ("health-interval", None, Kind::Value),
+    ("health-retries", None, Kind::Value),
+    ("health-start-period", None, Kind::Value),
+    ("health-timeout", None, Kind::Value),
+    ("hostname", Some('h'), Kind::Value),
+    ("init", None, Kind::Bool),
+    ("interactive", Some('i'), Kind::Bool),
+    ("ipc", None, Kind::Value),
+    ("label", Some('l'), Kind::Value),
+    ("log-driver", None, Kind::Value),
+    ("log-opt", None, Kind::Value),
+    ("memory", Some('m'), Kind::Value),
+    ("memory-reservation", None, Kind::Value),
+    ("memory-swap", None, Kind::Value),
+    ("mount", None, Kind::Value),
+    ("network-alias", None, Kind::Value),
+    ("no-healthcheck", None, Kind::Bool),
+    ("oom-kill-disable", None, Kind::Bool),
+    ("pid", None, Kind::Value),
+    ("pids-limit", None, Kind::Value),
+    ("platform", None, Kind::Value),
+    ("privileged", None, Kind::Bool),
+    ("publish", Some('p'), Kind::Value),
+    ("read-only", None, Kind::Bool),
+    ("security-opt", None, Kind::Value),
+    ("shm-size", None, Kind::Value),
+    ("stop-signal", None, Kind::Value),
+    ("stop-timeout", None, Kind::Value),
+    ("sysctl", None, Kind::Value),
+    ("tmpfs", None, Kind::Value),
+    ("tty", Some('t'), Kind::Bool),
+    ("ulimit", None, Kind::Value),
+    ("user", Some('u'), Kind::Value),
+    ("userns", None, Kind::Value),
+    ("volume", Some('v'), Kind::Value),
+    ("workdir", Some('w'), Kind::Value),
+];
+
+/// Flags the hook knows and refuses, with the reason shown to the user.
+const REFUSED: &[(&str, Option<char>, &str)] = &[
+    ("name", None, "the hook names containers itself; use --network-alias for another DNS name"),
+    ("network", None, "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network"),
+    ("net", None, "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network"),
+    ("rm", None, "the hook removes containers itself"),
+    ("restart", None, "the hook manages the container's life"),
+    ("detach", Some('d'), "the hook manages the container's life"),
+    ("env-file", None, "files on the runner host are not read; use the workflow's `env:`"),
+    ("pull", None, "the hook always pulls the image"),
+];
+
+fn supported_list() -> String {
+    FLAGS
+        .iter()
+        .map(|(l, _, _)| format!("--{l}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Health-check flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HealthFlags {
+    pub cmd: Option<String>,
+    pub interval: Option<i64>,
+    pub timeout: Option<i64>,
+    pub retries: Option<i64>,
+    pub start_period: Option<i64>,
+    pub disabled: bool,
+}
+
+/// What a `createOptions` string asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CreateOptions {
+    pub env: Vec<(String, String)>,
+    pub entrypoint: Option<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub network_aliases: Vec<String>,
+    pub publish: Vec<ports::Published>,
+    pub expose: Vec<String>,
+    pub platform: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub health: HealthFlags,
+    pub host: HostFlags,
+}
+
+/// The flags that land in `HostConfig`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct HostFlags {
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub shm_size: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub oom_kill_disable: Option<bool>,
+    pub privileged: Option<bool>,
+    pub init: Option<bool>,
+    pub read_only: Option<bool>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub devices: Vec<DeviceMapping>,
+    pub device_requests: Vec<DeviceRequest>,
+    pub ulimits: Vec<ResourcesUlimits>,
+    pub tmpfs: BTreeMap<String, String>,
+    pub binds: Vec<String>,
+    pub anonymous_volumes: Vec<String>,
+    pub mounts: Vec<Mount>,
+    pub security_opt: Vec<String>,
+    pub ipc: Option<String>,
+    pub pid: Option<String>,
+    pub userns: Option<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    pub group_add: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub log_driver: Option<String>,
+    pub log_opts: BTreeMap<String, String>,
+}
+
+fn key_value(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((k, _)) if k.is_empty() => Err(format!("{v:?} has an empty name")),
+        Some((k, val)) => Ok((k.to_owned(), val.to_owned())),
+        None => Err(format!("{v:?} is not name=value")),
+    }
+}
+
+fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number"))
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{v:?} is not true or false")),
+    }
+}
+
+impl CreateOptions {
+    /// Parses a `createOptions` string. `None` or blank gives the defaults.
+    pub(crate) fn parse(options: Option<&str>) -> Result<Self, OptionsError> {
+        let mut out = Self::default();
+        let Some(text) = options.filter(|s| !s.trim().is_empty()) else {
+            return Ok(out);
+        };
+        let tokens = shlex::split(text).ok_or_else(|| OptionsError::Quoting(text.to_owned()))?;
+        let mut it = tokens.into_iter();
+        while let Some(tok) = it.next() {
+            if let Some(long) = tok.strip_prefix("--").filter(|l| !l.is_empty()) {
+                let (name, inline) = match long.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_owned())),
+                    None => (long, None),
+                };
+                let flag = format!("--{name}");
+                if let Some((_, _, why)) = REFUSED.iter().find(|(l, _, _)| *l == name) {
+                    return Err(OptionsError::Refused { flag, why });
+                }
+                let Some((_, _, kind)) = FLAGS.iter().find(|(l, _, _)| *l == name) else {
+                    return Err(OptionsError::Unknown(flag));
+                };
+                let value = match (kind, inline) {
+                    (_, Some(v)) => v,
+                    (Kind::Bool, None) => "true".to_owned(),
+                    (Kind::Value, None) => it
+                        .next()
+                        .ok_or_else(|| OptionsError::MissingValue(flag.clone()))?,
+                };
+                out.set(name, &value)
+                    .map_err(|reason| OptionsError::Invalid { flag, reason })?;
+            } else if let Some(shorts) = tok.strip_prefix('-').filter(|s| !s.is_empty()) {
+                let chars: Vec<char> = shorts.chars().collect();
+                let mut i = 0;
+                while i < chars.len() {
+                    let c = chars[i];
+                    let flag = format!("-{c}");
+                    if let Some((_, _, why)) = REFUSED.iter().find(|(_, s, _)| *s == Some(c)) {
+                        return Err(OptionsError::Refused { flag, why });
+                    }
+                    let Some((name, _, kind)) = FLAGS.iter().find(|(_, s, _)| *s == Some(c))
+                    else {
+                        return Err(OptionsError::Unknown(flag));
+                    };
+                    let value = match kind {
+                        Kind::Bool => "true".to_owned(),
+                        Kind::Value => {
+                            let rest: String = chars[i + 1..].iter().collect();
+                            i = chars.len();
+                            if rest.is_empty() {
+                                it.next()
+                                    .ok_or_else(|| OptionsError::MissingValue(flag.clone()))?
+                            } else {
+                                rest.strip_prefix('=').unwrap_or(&rest).to_owned()
+                            }
+                        }
+                    };
+                    out.set(name, &value)
+                        .map_err(|reason| OptionsError::Invalid { flag, reason })?;
+                    i += 1;
+                }
+            } else {
+                return Err(OptionsError::Positional(tok));
+            }
+        }
+        out.check()?;
+        Ok(out)
+    }
+
+    fn check(&self) -> Result<(), OptionsError> {
+        let h = &self.health;
+        if h.disabled
+            && (h.cmd.is_some()
+                || h.interval.is_some()
+                || h.timeout.is_some()
+                || h.retries.is_some()
+                || h.start_period.is_some())
+        {
+            return Err(OptionsError::Invalid {
+                flag: "--no-healthcheck".to_owned(),
+                reason: "conflicts with the --health-* options".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, name: &str, v: &str) -> Result<(), String> {
+        let h = &mut self.host;
+        match name {
+            "add-host" => {
+                let (host, ip) = v
+                    .split_once('=')
+                    .or_else(|| v.split_once(':'))
+                    .ok_or_else(|| format!("{v:?} is not host:ip"))?;
+                h.extra_hosts.push(format!("{host}:{ip}"));
+            }
+            "cap-add" => h.cap_add.push(v.to_owned()),
+            "cap-drop" => h.cap_drop.push(v.to_owned()),
+            "cpu-shares" => h.cpu_shares = Some(number(v)?),
+            "cpus" => {
+                let cpus: f64 = number(v)?;
+                if !(cpus > 0.0 && cpus.is_finite()) {
+                    return Err(format!("{v:?} must be a positive number of CPUs"));
+                }
+                h.nano_cpus = Some((cpus * 1e9).round() as i64);
+            }
+            "cpuset-cpus" => h.cpuset_cpus = Some(v.to_owned()),
+            "device" => h.devices.push(values::device(v)?),
+            "dns" => h.dns.push(v.to_owned()),
+            "dns-option" => h.dns_options.push(v.to_owned()),
+            "dns-search" => h.dns_search.push(v.to_owned()),
+            "entrypoint" => self.entrypoint = Some(v.to_owned()),
+            "env" => {
+                let (k, val) = v.split_once('=').ok_or_else(|| {
+                    format!(
+                        "{v:?} has no value; write NAME=value (the runner host's environment is not passed through)"
+                    )
+                })?;
+                if k.is_empty() {
+                    return Err(format!("{v:?} has an empty name"));
+                }
+                self.env.push((k.to_owned(), val.to_owned()));
+            }
+            "expose" => {
+                for p in ports::parse(v).map_err(|e| e.to_string())? {
+                    self.expose.push(p.container);
+                }
+            }
+            "gpus" => h.device_requests.push(values::gpus(v)?),
+            "group-add" => h.group_add.push(v.to_owned()),
+            "health-cmd" => self.health.cmd = Some(v.to_owned()),
+            "health-interval" => self.health.interval = Some(values::duration_ns(v)?),
+            "health-retries" => {
+                let r: i64 = number(v)?;
+                if r < 0 {
+                    return Err("must not be negative".to_owned());
+                }
+                self.health.retries = Some(r);
+            }
+            "health-start-period" => self.health.start_period = Some(values::duration_ns(v)?),
+            "health-timeout" => self.health.timeout = Some(values::duration_ns(v)?),
+            "hostname" => self.hostname = Some(v.to_owned()),
+            "init" => h.init = Some(boolean(v)?),
+            "interactive" => self.interactive = boolean(v)?,
+            "ipc" => h.ipc = Some(v.to_owned()),
+            "label" => {
+                let (k, val) = v.split_once('=').unwrap_or((v, ""));
+                if [RUNNER_LABEL, JOB_LABEL, ROLE_LABEL].contains(&k) {
+                    return Err(format!("label {k:?} is set by the hook"));
+                }
+                self.labels.insert(k.to_owned(), val.to_owned());
+            }
+            "log-driver" => h.log_driver = Some(v.to_owned()),
+            "log-opt" => {
+                let (k, val) = key_value(v)?;
+                h.log_opts.insert(k, val);
+            }
+            "memory" => h.memory = Some(values::bytes(v)?),
+            "memory-reservation" => h.memory_reservation = Some(values::bytes(v)?),
+            "memory-swap" => {
+                h.memory_swap = Some(if v.trim() == "-1" {
+                    -1
+                } else {
+                    values::bytes(v)?
+                })
+            }
+            "mount" => h.mounts.push(values::mount(v)?),
+            "network-alias" => self.network_aliases.push(v.to_owned()),
+            "no-healthcheck" => self.health.disabled = boolean(v)?,
+            "oom-kill-disable" => h.oom_kill_disable = Some(boolean(v)?),
+            "pid" => h.pid = Some(v.to_owned()),
+            "pids-limit" => h.pids_limit = Some(number(v)?),
+            "platform" => self.platform = Some(v.to_owned()),
+            "privileged" => h.privileged = Some(boolean(v)?),
+            "publish" => self
+                .publish
+                .extend(ports::parse(v).map_err(|e| e.to_string())?),
+            "read-only" => h.read_only = Some(boolean(v)?),
+            "security-opt" => h.security_opt.push(v.to_owned()),
+            "shm-size" => h.shm_size = Some(values::bytes(v)?),
+            "stop-signal" => self.stop_signal = Some(v.to_owned()),
+            "stop-timeout" => self.stop_timeout = Some(number(v)?),
+            "sysctl" => {
+                let (k, val) = key_value(v)?;
+                h.sysctls.insert(k, val);
+            }
+            "tmpfs" => {
+                let (path, opts) = v.split_once(':').unwrap_or((v, ""));
+                if !path.starts_with('/') {
+                    return Err(format!("{path:?} is not an absolute path"));
+                }
+                h.tmpfs.insert(path.to_owned(), opts.to_owned());
+            }
+            "tty" => self.tty = boolean(v)?,
+            "ulimit" => h.ulimits.push(values::ulimit(v)?),
+            "user" => self.user = Some(v.to_owned()),
+            "userns" => h.userns = Some(v.to_owned()),
+            "volume" => {
+                if v.is_empty() {
+                    return Err("empty volume".to_owned());
+                }
+                if v.contains(':') {
+                    let target = v.split(':').nth(1).unwrap_or_default();
+                    if !target.starts_with('/') {
+                        return Err(format!("{v:?}: the target must be an absolute path"));
+                    }
+                    h.binds.push(v.to_owned());
+                } else if v.starts_with('/') {
+                    h.anonymous_volumes.push(v.to_owned());
+                } else {
+                    return Err(format!("{v:?} is not source:target[:options] or /target"));
+                }
+            }
+            "workdir" => self.workdir = Some(v.to_owned()),
+            other => return Err(format!("internal: flag {other} has no handler")),
+        }
+        Ok(())
+    }
+
+    /// Replaces `--security-opt seccomp=<file>` by the profile's content, as the docker CLI does.
+    pub(crate) fn load_seccomp_profiles(&mut self) -> Result<(), OptionsError> {
+        for opt in &mut self.host.security_opt {
+            let Some(path) = opt.strip_prefix("seccomp=") else {
+                continue;
+            };
+            let path = path.to_owned();
+            if path == "unconfined" || path.trim_start().starts_with('{') {
+                continue;
+            }
+            let profile =
+                std::fs::read_to_string(&path).map_err(|e| OptionsError::Invalid {
+                    flag: "--security-opt".to_owned(),
+                    reason: format!("cannot read the seccomp profile {path}: {e}"),
+                })?;
+            *opt = format!("seccomp={profile}");
+        }
+        Ok(())
+    }
+
+    /// Writes the options into a create body that already holds the hook's own settings.
+    /// Options win over the hook's values (as in the docker CLI, where they come last), except
+    /// for the hook's labels.
+    pub(crate) fn apply(&self, body: &mut ContainerCreateBody) {
+        if !self.env.is_empty() {
+            let mut env: BTreeMap<String, String> = body
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+                .collect();
+            env.extend(self.env.iter().cloned());
+            body.env = Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
+        }
+        if let Some(ep) = &self.entrypoint {
+            body.entrypoint = Some(if ep.is_empty() {
+                vec![String::new()]
+            } else {
+                vec![ep.clone()]
+            });
+        }
+        set(&mut body.working_dir, &self.workdir);
+        set(&mut body.user, &self.user);
+        set(&mut body.hostname, &self.hostname);
+        set(&mut body.stop_signal, &self.stop_signal);
+        if self.stop_timeout.is_some() {
+            body.stop_timeout = self.stop_timeout;
+        }
+        if self.tty {
+            body.tty = Some(true);
+        }
+        if self.interactive {
+            body.open_stdin = Some(true);
+        }
+        if !self.labels.is_empty() {
+            let labels = body.labels.get_or_insert_with(Default::default);
+            for (k, v) in &self.labels {
+                labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        if !self.network_aliases.is_empty()
+            && let Some(endpoints) = body
+                .networking_config
+                .as_mut()
+                .and_then(|n| n.endpoints_config.as_mut())
+        {
+            for ep in endpoints.values_mut() {
+                ep.aliases
+                    .get_or_insert_with(Vec::new)
+                    .extend(self.network_aliases.iter().cloned());
+            }
+        }
+        let mut exposed: Vec<String> = body.exposed_ports.take().unwrap_or_default();
+        exposed.extend(self.expose.iter().cloned());
+        exposed.extend(self.publish.iter().map(|p| p.container.clone()));
+        exposed.sort();
+        exposed.dedup();
+        if !exposed.is_empty() {
+            body.exposed_ports = Some(exposed);
+        }
+        let mut volumes: Vec<String> = body.volumes.take().unwrap_or_default();
+        volumes.extend(self.host.anonymous_volumes.iter().cloned());
+        if !volumes.is_empty() {
+            body.volumes = Some(volumes);
+        }
+        if let Some(health) = self.health_config() {
+            body.healthcheck = Some(health);
+        }
+        let host = body.host_config.get_or_insert_with(HostConfig::default);
+        self.host.apply(host);
+        if !self.publish.is_empty() {
+            let map = host.port_bindings.get_or_insert_with(Default::default);
+            for (k, v) in ports::bindings(&self.publish) {
+                match (map.get_mut(&k), v) {
+                    (Some(Some(list)), Some(new)) => list.extend(new),
+                    (_, v) => {
+                        map.insert(k, v);
+                    }
+                }
+            }
+        }
+    }
+
+    fn health_config(&self) -> Option<HealthConfig> {
+        let h = &self.health;
+        if h.disabled {
+            return Some(HealthConfig {
+                test: Some(vec!["NONE".to_owned()]),
+                ..Default::default()
+            });
+        }
+        if h == &HealthFlags::default() {
+            return None;
+        }
+        Some(HealthConfig {
+            test: h
+                .cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".to_owned(), c.clone()]),
+            interval: h.interval,
+            timeout: h.timeout,
+            retries: h.retries,
+            start_period: h.start_period,
+            start_interval: None,
+        })
+    }
+}
+
+fn set(field: &mut Option<String>, value: &Option<String>) {
+    if let Some(v) = value {
+        *field = Some(v.clone());
+    }
+}
+
+fn extend(field: &mut Option<Vec<String>>, values: &[String]) {
+    if !values.is_empty() {
+        field.get_or_insert_with(Vec::new).extend(values.iter().cloned());
+    }
+}
+
+impl HostFlags {
+    fn apply(&self, h: &mut HostConfig) {
+        let opt = |dst: &mut Option<i64>, v: Option<i64>| {
+            if v.is_some() {
+                *dst = v;
+            }
+        };
+        opt(&mut h.nano_cpus, self.nano_cpus);
+        opt(&mut h.cpu_shares, self.cpu_shares);
+        opt(&mut h.memory, self.memory);
+        opt(&mut h.memory_swap, self.memory_swap);
+        opt(&mut h.memory_reservation, self.memory_reservation);
+        opt(&mut h.shm_size, self.shm_size);
+        opt(&mut h.pids_limit, self.pids_limit);
+        set(&mut h.cpuset_cpus, &self.cpuset_cpus);
+        set(&mut h.ipc_mode, &self.ipc);
+        set(&mut h.pid_mode, &self.pid);
+        set(&mut h.userns_mode, &self.userns);
+        let flag = |dst: &mut Option<bool>, v: Option<bool>| {
+            if v.is_some() {
+                *dst = v;
+            }
+        };
+        flag(&mut h.oom_kill_disable, self.oom_kill_disable);
+        flag(&mut h.privileged, self.privileged);
+        flag(&mut h.init, self.init);
+        flag(&mut h.readonly_rootfs, self.read_only);
+        extend(&mut h.cap_add, &self.cap_add);
+        extend(&mut h.cap_drop, &self.cap_drop);
+        extend(&mut h.binds, &self.binds);
+        extend(&mut h.security_opt, &self.security_opt);
+        extend(&mut h.dns, &self.dns);
+        extend(&mut h.dns_search, &self.dns_search);
+        extend(&mut h.dns_options, &self.dns_options);
+        extend(&mut h.extra_hosts, &self.extra_hosts);
+        extend(&mut h.group_add, &self.group_add);
+        if !self.devices.is_empty() {
+            h.devices
+                .get_or_insert_with(Vec::new)
+                .extend(self.devices.iter().cloned());
+        }
+        if !self.device_requests.is_empty() {
+            h.device_requests
+                .get_or_insert_with(Vec::new)
+                .extend(self.device_requests.iter().cloned());
+        }
+        if !self.ulimits.is_empty() {
+            h.ulimits
+                .get_or_insert_with(Vec::new)
+                .extend(self.ulimits.iter().cloned());
+        }
+        if !self.mounts.is_empty() {
+            h.mounts
+                .get_or_insert_with(Vec::new)
+                .extend(self.mounts.iter().cloned());
+        }
+        if !self.tmpfs.is_empty() {
+            h.tmpfs
+                .get_or_insert_with(Default::default)
+                .extend(self.tmpfs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if !self.sysctls.is_empty() {
+            h.sysctls
+                .get_or_insert_with(Default::default)
+                .extend(self.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if self.log_driver.is_some() || !self.log_opts.is_empty() {
+            h.log_config = Some(HostConfigLogConfig {
+                typ: self.log_driver.clone(),
+                config: (!self.log_opts.is_empty()).then(|| {
+                    self.log_opts
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                }),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
