@@ -199,22 +199,46 @@ pub async fn publish(
     Ok(())
 }
 
-/// Is `tag` one of the names testenv gives images of `settings.namespace`?
-fn is_our_tag(settings: &Settings, tag: &str) -> bool {
+/// Is `reference` (a tag `repo:1` or a digest reference `repo@sha256:..`) one of the names
+/// testenv gives images of `settings.namespace`?
+fn is_our_ref(settings: &Settings, reference: &str) -> bool {
     let ns = &settings.namespace;
-    let ours = |rest: &str| {
+    let hosts = [settings.plain.addr, settings.auth.addr].map(|a| format!("{a}/"));
+    let our_repo = |repo: &str| {
+        let path = hosts
+            .iter()
+            .find_map(|h| repo.strip_prefix(h.as_str()))
+            .unwrap_or(repo);
         Image::ALL
             .iter()
-            .any(|w| rest == format!("{ns}/{}:{TAG}", w.name()))
+            .any(|w| path == format!("{ns}/{}", w.name()))
     };
-    ours(tag)
-        || [settings.plain.addr, settings.auth.addr]
-            .iter()
-            .any(|a| tag.strip_prefix(&format!("{a}/")).is_some_and(ours))
+    match reference.split_once('@') {
+        // Digest references exist only for registry names.
+        Some((repo, _)) => {
+            repo != reference
+                && hosts.iter().any(|h| repo.starts_with(h.as_str()))
+                && our_repo(repo)
+        }
+        None => reference
+            .strip_suffix(&format!(":{TAG}"))
+            .is_some_and(our_repo),
+    }
 }
 
-/// Removes the images labelled with our namespace: untags our names (never someone else's
-/// tags), then deletes what is left dangling. Never forces. Returns what could not be removed.
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Removes the images labelled with our namespace: removes our references (tags and digest
+/// references; never someone else's), then deletes images left without any reference. Never
+/// forces. Returns what could not be removed.
 pub async fn remove_all(docker: &Docker, settings: &Settings) -> anyhow::Result<Vec<String>> {
     let filter = format!("{LABEL_NAMESPACE}={}", settings.namespace);
     let filters = HashMap::from([("label", vec![filter.as_str()])]);
@@ -226,26 +250,33 @@ pub async fn remove_all(docker: &Docker, settings: &Settings) -> anyhow::Result<
         .context("listing test images")?;
     let mut problems = Vec::new();
     for summary in list {
-        let tags: Vec<&String> = summary
+        let refs: Vec<&String> = summary
             .repo_tags
             .iter()
-            .filter(|t| t.as_str() != "<none>:<none>")
+            .chain(&summary.repo_digests)
+            .filter(|t| !t.starts_with("<none>"))
             .collect();
         let (ours, foreign): (Vec<&String>, Vec<&String>) =
-            tags.iter().partition(|t| is_our_tag(settings, t));
-        for tag in ours {
+            refs.iter().partition(|r| is_our_ref(settings, r));
+        if !foreign.is_empty() {
+            tracing::warn!(image = %summary.id, refs = ?foreign, "test image kept: referenced by someone else");
+        }
+        // Removing a tag may take the digest references of its repository along (404 then).
+        for reference in ours {
             let opts = RemoveImageOptionsBuilder::new().force(false).build();
-            if let Err(e) = docker.remove_image(tag, Some(opts), None).await {
-                problems.push(format!("{tag}: {e}"));
+            match docker.remove_image(reference, Some(opts), None).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => problems.push(format!("{reference}: {e}")),
             }
         }
-        if tags.is_empty() {
+        if foreign.is_empty() {
             let opts = RemoveImageOptionsBuilder::new().force(false).build();
-            if let Err(e) = docker.remove_image(&summary.id, Some(opts), None).await {
-                problems.push(format!("{}: {e}", summary.id));
+            match docker.remove_image(&summary.id, Some(opts), None).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => problems.push(format!("{}: {e}", summary.id)),
             }
-        } else if !foreign.is_empty() {
-            tracing::warn!(image = %summary.id, tags = ?foreign, "test image kept: tagged by someone else");
         }
     }
     Ok(problems)
@@ -262,8 +293,9 @@ mod tests {
             "hooktest/busybox:1",
             "127.0.0.1:5555/hooktest/runner:1",
             "127.0.0.1:5556/hooktest/alpine-like:1",
+            "127.0.0.1:5555/hooktest/busybox@sha256:f785a609ef47a21a1e82e4aa9fb83f1e7d81faef96d3b69448d6fecbd82fa602",
         ] {
-            assert!(is_our_tag(&s, t), "{t}");
+            assert!(is_our_ref(&s, t), "{t}");
         }
         for t in [
             "hooktest/busybox:2",
@@ -271,8 +303,11 @@ mod tests {
             "127.0.0.1:5557/hooktest/busybox:1",
             "someone/hooktest/busybox:1",
             "mine:latest",
+            "hooktest/busybox@sha256:f785a609ef47a21a1e82e4aa9fb83f1e7d81faef96d3b69448d6fecbd82fa602",
+            "127.0.0.1:5555/other/busybox@sha256:f785",
+            "127.0.0.1:5555/hooktest/busybox",
         ] {
-            assert!(!is_our_tag(&s, t), "{t}");
+            assert!(!is_our_ref(&s, t), "{t}");
         }
     }
 

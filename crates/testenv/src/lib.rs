@@ -96,6 +96,9 @@ pub async fn status() -> anyhow::Result<Status> {
 async fn lock(path: &Path) -> anyhow::Result<File> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let file = File::options()
             .create(true)
             .truncate(false)

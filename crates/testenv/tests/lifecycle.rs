@@ -86,6 +86,34 @@ async fn up_again_recover_and_down() {
         .await
         .unwrap();
     assert_eq!(Some(&pulled), up.image(Image::Healthy).id.as_ref());
+    // Leave a digest-only reference behind (pull by digest, no tag): teardown must remove it too.
+    let digest_ref = docker
+        .inspect_image(&env.image(Image::Healthy))
+        .await
+        .unwrap()
+        .repo_digests
+        .unwrap()
+        .into_iter()
+        .find(|d| d.starts_with(&env.registry))
+        .unwrap();
+    let untag = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+        .noprune(true)
+        .build();
+    docker
+        .remove_image(&env.image(Image::Healthy), Some(untag), None)
+        .await
+        .unwrap();
+    let (repo, digest) = digest_ref.split_once('@').unwrap();
+    let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_image(&format!("{repo}@{digest}"))
+        .build();
+    futures::TryStreamExt::try_for_each(docker.create_image(Some(opts), None, None), |_| async {
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let refs = docker.inspect_image(&digest_ref).await.unwrap();
+    assert!(refs.repo_digests.unwrap().contains(&digest_ref));
 
     // Warm: nothing rebuilt, nothing restarted.
     testenv::ensure_with(&s).await.unwrap();
@@ -181,4 +209,58 @@ async fn a_missing_tool_is_a_clear_error_and_nothing_is_created() {
     );
     assert!(!s.plain.dir.exists() && !s.auth.dir.exists());
     assert_eq!(labelled_images(&s.namespace).await, 0);
+}
+
+const CHILD_ENV: &str = "HOOKTEST_TESTENV_CHILD";
+
+/// Run as a separate process by `ensures_from_several_processes_are_serialised`.
+#[tokio::test]
+#[ignore = "child process of ensures_from_several_processes_are_serialised"]
+async fn child_process_ensure() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let s = Settings::isolated(
+        parts[0],
+        Path::new(parts[1]),
+        parts[2].parse().unwrap(),
+        parts[3].parse().unwrap(),
+    );
+    testenv::ensure_with(&s).await.unwrap();
+}
+
+#[tokio::test]
+async fn ensures_from_several_processes_are_serialised() {
+    let root = tempfile::tempdir().unwrap();
+    let s = isolated(root.path());
+    let _cleanup = Cleanup(s.clone());
+    let spec = format!(
+        "{}|{}|{}|{}",
+        s.namespace,
+        root.path().display(),
+        s.plain.addr.port(),
+        s.auth.addr.port()
+    );
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::process::Command::new(&exe)
+                .args(["--exact", "child_process_ensure", "--ignored", "--quiet"])
+                .env(CHILD_ENV, &spec)
+                .output()
+        })
+        .collect();
+    for out in futures::future::join_all(children).await {
+        let out = out.unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Without the lock, the losers would have found the ports taken (or pushed twice).
+    let st = testenv::status_with(&s).await.unwrap();
+    assert!(st.is_up(), "{st}");
 }
