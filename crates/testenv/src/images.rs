@@ -236,6 +236,15 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+fn removal_problem(reference: &str, e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        } => format!("{reference} is still used by a container"),
+        other => format!("{reference}: {other}"),
+    }
+}
+
 /// Removes the images labelled with our namespace: removes our references (tags and digest
 /// references; never someone else's), then deletes images left without any reference. Never
 /// forces. Returns what could not be removed.
@@ -262,22 +271,24 @@ pub async fn remove_all(docker: &Docker, settings: &Settings) -> anyhow::Result<
             tracing::warn!(image = %summary.id, refs = ?foreign, "test image kept: referenced by someone else");
         }
         // Removing a tag may take the digest references of its repository along (404 then).
+        let mut failed = None;
         for reference in ours {
             let opts = RemoveImageOptionsBuilder::new().force(false).build();
             match docker.remove_image(reference, Some(opts), None).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => problems.push(format!("{reference}: {e}")),
+                Err(e) => failed = Some(removal_problem(reference, &e)),
             }
         }
-        if foreign.is_empty() {
+        if failed.is_none() && foreign.is_empty() {
             let opts = RemoveImageOptionsBuilder::new().force(false).build();
             match docker.remove_image(&summary.id, Some(opts), None).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => problems.push(format!("{}: {e}", summary.id)),
+                Err(e) => failed = Some(removal_problem(&summary.id, &e)),
             }
         }
+        problems.extend(failed);
     }
     Ok(problems)
 }

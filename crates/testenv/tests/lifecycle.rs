@@ -146,6 +146,24 @@ async fn up_again_recover_and_down() {
     );
     assert_eq!(recovered.images, up.images);
 
+    // Teardown never forces: an image a container still uses stays, and the error says so.
+    let user = common::start_detached(&docker, &env.local(Image::Unhealthy))
+        .await
+        .unwrap();
+    let err = testenv::teardown_with(&s).await.unwrap_err().to_string();
+    common::remove_container(&docker, &user).await;
+    assert_eq!(
+        err,
+        format!(
+            "teardown incomplete: {} is still used by a container",
+            env.local(Image::Unhealthy)
+        )
+    );
+    let partly = testenv::status_with(&s).await.unwrap();
+    assert!(partly.image(Image::Unhealthy).id.is_some(), "{partly}");
+    assert!(partly.image(Image::Busybox).id.is_none(), "{partly}");
+    assert!(!s.plain.dir.exists() && !s.auth.dir.exists());
+
     testenv::teardown_with(&s).await.unwrap();
     let gone = testenv::status_with(&s).await.unwrap();
     assert!(gone.is_gone(), "{gone}");

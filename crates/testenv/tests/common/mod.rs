@@ -39,6 +39,24 @@ fn body(image: &str, cmd: Option<&[&str]>, user: Option<&str>) -> ContainerCreat
     }
 }
 
+/// Starts a container of `image` with its default command; returns its name.
+pub async fn start_detached(docker: &Docker, image: &str) -> anyhow::Result<String> {
+    let name = container_name();
+    let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+    docker
+        .create_container(Some(opts), body(image, None, None))
+        .await?;
+    if let Err(e) = docker.start_container(&name, None).await {
+        remove(docker, &name).await;
+        return Err(e.into());
+    }
+    Ok(name)
+}
+
+pub async fn remove_container(docker: &Docker, name: &str) {
+    remove(docker, name).await;
+}
+
 async fn remove(docker: &Docker, name: &str) {
     let opts = RemoveContainerOptionsBuilder::new().force(true).build();
     let _ = docker.remove_container(name, Some(opts)).await;
