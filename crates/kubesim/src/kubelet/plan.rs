@@ -58,6 +58,7 @@ pub fn sandbox_body(l: &Labels, pod: &Pod, image: &str) -> ContainerCreateBody {
         labels: Some(base_labels(l, pod, "POD")),
         host_config: Some(HostConfig {
             init: Some(false),
+            ipc_mode: Some("shareable".into()),
             ..Default::default()
         }),
         ..Default::default()
