@@ -36,10 +36,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             print!("{e}");
             return Ok(());
         }
-        Err(e) => bail!(
-            "{}",
-            e.to_string().lines().next().unwrap_or("bad arguments")
-        ),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            bail!(
+                "{} (try: up, down, status)",
+                first.trim_start_matches("error: ")
+            )
+        }
     };
     // Own runtime on its own thread: works whether or not the caller already runs tokio.
     std::thread::scope(|s| {
