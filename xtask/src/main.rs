@@ -3,8 +3,10 @@
 mod bench_docker;
 mod bench_k8s;
 mod ci;
+mod demo;
 mod dist;
 mod kubesim;
+mod runner;
 mod testenv;
 
 use clap::{Parser, Subcommand};
@@ -21,19 +23,28 @@ struct Cli {
 enum Task {
     /// Everything CI checks: the test environment, fmt, clippy -D warnings, docs, all tests.
     Ci,
+    /// A sample workflow job through the real hook binaries (docker; `--k8s` on kubesim).
+    #[command(disable_help_flag = true)]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Release archives of both hooks (binary, index.sh, LICENSE, README) and SHA-256 sums in dist/.
     Dist,
     /// The shared test environment: `up`, `down`, `status`.
+    #[command(disable_help_flag = true)]
     Testenv {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Run kubesim standalone.
+    #[command(disable_help_flag = true)]
     Kubesim {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Benchmarks: `docker`, `k8s`, or both when none is named.
+    #[command(disable_help_flag = true)]
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -45,6 +56,7 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(project_root())?;
     match cli.task {
         Task::Ci => ci::run(),
+        Task::Demo { args } => demo::run(&args),
         Task::Dist => dist::run().map(|_| ()),
         Task::Testenv { args } => testenv::run(&args),
         Task::Kubesim { args } => kubesim::run(&args),
@@ -76,6 +88,10 @@ pub fn project_root() -> PathBuf {
 pub fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let status = std::process::Command::new(program).args(args).status()?;
-    anyhow::ensure!(status.success(), "`{program} {}` failed: {status}", args.join(" "));
+    anyhow::ensure!(
+        status.success(),
+        "`{program} {}` failed: {status}",
+        args.join(" ")
+    );
     Ok(())
 }
