@@ -4,13 +4,24 @@ use crate::cmd;
 
 pub fn run() -> anyhow::Result<()> {
     cmd("cargo", &["fmt", "--all", "--", "--check"])?;
-    cmd("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    // SAFETY-free: only our child process sees this variable.
+    cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     let status = std::process::Command::new("cargo")
         .args(["doc", "--no-deps", "-p", "hooklib"])
         .env("RUSTDOCFLAGS", "-D warnings")
         .status()?;
     anyhow::ensure!(status.success(), "cargo doc -p hooklib has warnings");
     crate::testenv::run(&["up".to_owned()])?;
-    cmd("cargo", &["test", "--workspace", "--no-fail-fast"])
+    cmd("cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    // The demo is documentation that runs: it must keep working.
+    crate::demo::run(&[])
 }
