@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) const KEEP_ALIVE: [&str; 3] = ["tail", "-f", "/dev/null"];
 
 /// `PATH` when the image does not set one (the engine's own default).
-pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A create body could not be built from the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +89,11 @@ pub(crate) fn container_body(input: BodyInput<'_>) -> Result<ContainerCreateBody
         published.clear();
     }
 
-    let mounts = mounts(spec.system_mount_volumes.iter().chain(&spec.user_mount_volumes))?;
+    let mounts = mounts(
+        spec.system_mount_volumes
+            .iter()
+            .chain(&spec.user_mount_volumes),
+    )?;
 
     let aliases_ok = network_has_aliases(input.network);
     let host_networking = input.network == "host";
@@ -137,10 +142,7 @@ pub(crate) fn container_body(input: BodyInput<'_>) -> Result<ContainerCreateBody
         options.network_aliases.clear();
     }
     options.apply(&mut body);
-    if input.role == Role::Job
-        && entry_point.is_none()
-        && input.options.entrypoint.is_some()
-    {
+    if input.role == Role::Job && entry_point.is_none() && input.options.entrypoint.is_some() {
         // `--entrypoint` replaces the keep-alive: its arguments would make no sense.
         body.cmd = None;
     }

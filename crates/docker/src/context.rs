@@ -173,7 +173,13 @@ mod tests {
         let ctx = pack(&dir.path().join("Dockerfile")).unwrap();
         assert_eq!(
             names(&ctx),
-            [".dockerignore", "Dockerfile", "keep/me", "src", "src/main.sh"]
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "keep/me",
+                "src",
+                "src/main.sh"
+            ]
         );
         assert_eq!(ctx.dockerfile, "Dockerfile");
         assert_eq!(ctx.entries, 5);
@@ -198,7 +204,9 @@ mod tests {
     #[test]
     fn missing_dockerfile_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = pack(&dir.path().join("Dockerfile")).unwrap_err().to_string();
+        let err = pack(&dir.path().join("Dockerfile"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot read the build context"), "{err}");
         assert!(err.contains("Dockerfile"), "{err}");
     }
@@ -206,7 +214,9 @@ mod tests {
     #[test]
     fn bad_dockerignore_is_reported() {
         let dir = tree(&[("Dockerfile", "FROM scratch\n"), (".dockerignore", "!\n")]);
-        let err = pack(&dir.path().join("Dockerfile")).unwrap_err().to_string();
+        let err = pack(&dir.path().join("Dockerfile"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(".dockerignore line 1"), "{err}");
     }
 }

@@ -292,8 +292,15 @@ mod tests {
     #[test]
     fn bad_patterns_name_the_line() {
         let err = DockerIgnore::parse("ok\n!\n").unwrap_err();
-        assert_eq!(err.to_string(), ".dockerignore line 2: illegal exclusion pattern \"!\"");
+        assert_eq!(
+            err.to_string(),
+            ".dockerignore line 2: illegal exclusion pattern \"!\""
+        );
         let err = DockerIgnore::parse("[unclosed\n").unwrap_err();
-        assert!(err.to_string().starts_with(".dockerignore line 1: bad pattern"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(".dockerignore line 1: bad pattern"),
+            "{err}"
+        );
     }
 }

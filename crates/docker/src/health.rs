@@ -156,7 +156,11 @@ async fn wait_one(docker: &Docker, w: &Watched, cap: Duration) -> Result<(), Err
 }
 
 /// Waits for all containers concurrently; every failure is reported.
-pub(crate) async fn wait_all(docker: &Docker, list: &[Watched], cap: Duration) -> Result<(), Error> {
+pub(crate) async fn wait_all(
+    docker: &Docker,
+    list: &[Watched],
+    cap: Duration,
+) -> Result<(), Error> {
     let results = join_all(list.iter().map(|w| wait_one(docker, w, cap))).await;
     let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
     match errors.len() {

@@ -146,6 +146,13 @@ pub(crate) async fn pull(
         }
         let Some(why) = failure else {
             let total: u64 = progress.sizes.values().sum();
+            if progress.done == 0 {
+                tracing::info!(
+                    "{image} is up to date (checked in {:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
             tracing::info!(
                 "pulled {image}: {} new layer(s), {} cached, {} in {:.1}s",
                 progress.done,
@@ -191,7 +198,9 @@ pub(crate) async fn build(
 ) -> Result<String, Error> {
     let tag = context.tag();
     if exists(docker, &tag).await? {
-        tracing::info!("the action's image {tag} is up to date (context unchanged); not rebuilding");
+        tracing::info!(
+            "the action's image {tag} is up to date (context unchanged); not rebuilding"
+        );
         return Ok(tag);
     }
     tracing::info!(
@@ -236,7 +245,9 @@ pub(crate) async fn build(
         }
     }
     if !exists(docker, &tag).await? {
-        return Err(fail("the build ended without producing the image".to_owned()));
+        return Err(fail(
+            "the build ended without producing the image".to_owned(),
+        ));
     }
     Ok(tag)
 }

@@ -74,7 +74,10 @@ pub(crate) async fn remove_runner_objects(
         .map_err(engine("list this runner's containers"))?;
     let mut ids: Vec<String> = listed.into_iter().filter_map(|c| c.id).collect();
     for id in extra_containers {
-        if !ids.iter().any(|i| i.starts_with(id.as_str()) || id.starts_with(i.as_str())) {
+        if !ids
+            .iter()
+            .any(|i| i.starts_with(id.as_str()) || id.starts_with(i.as_str()))
+        {
             ids.push(id.clone());
         }
     }

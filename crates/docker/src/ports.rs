@@ -170,7 +170,16 @@ mod tests {
         let r = parse("8000-8001:9000-9001").unwrap();
         assert_eq!(r[1].container, "9001/tcp");
         assert_eq!(r[1].host_port, "8001");
-        for bad in ["", "x", "80/xyz", "0", "70000", "1:2:3:4", "8000-8002:90-91", "9-8"] {
+        for bad in [
+            "",
+            "x",
+            "80/xyz",
+            "0",
+            "70000",
+            "1:2:3:4",
+            "8000-8002:90-91",
+            "9-8",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

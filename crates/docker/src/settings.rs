@@ -112,6 +112,9 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(e.contains("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS=\"soon\""), "{e}");
+        assert!(
+            e.contains("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS=\"soon\""),
+            "{e}"
+        );
     }
 }

@@ -39,7 +39,12 @@ fn prepare_args() -> PrepareJobArgs {
     .unwrap()
 }
 
-fn build(role: Role, spec: &ContainerSpec, network: &str, alias: Option<&str>) -> ContainerCreateBody {
+fn build(
+    role: Role,
+    spec: &ContainerSpec,
+    network: &str,
+    alias: Option<&str>,
+) -> ContainerCreateBody {
     let options = CreateOptions::parse(spec.create_options.as_deref()).unwrap();
     let image = spec.image.clone().unwrap_or_else(|| "built:tag".into());
     container_body(BodyInput {
@@ -63,14 +68,24 @@ fn snapshot(name: &str, value: impl serde::Serialize) {
 #[test]
 fn job_container_body() {
     let args = prepare_args();
-    let body = build(Role::Job, args.container.as_ref().unwrap(), "r-0123-network", None);
+    let body = build(
+        Role::Job,
+        args.container.as_ref().unwrap(),
+        "r-0123-network",
+        None,
+    );
     snapshot("job_container", &body);
 }
 
 #[test]
 fn service_container_body() {
     let args = prepare_args();
-    let body = build(Role::Service, &args.services[0], "r-0123-network", Some("postgres"));
+    let body = build(
+        Role::Service,
+        &args.services[0],
+        "r-0123-network",
+        Some("postgres"),
+    );
     snapshot("service_container", &body);
 }
 
@@ -192,7 +207,10 @@ fn script_step_exec() {
         "workingDirectory": "/__w/shop/shop"
     }))
     .unwrap();
-    snapshot("script_step_exec", script_exec(&args, "/usr/local/bin:/usr/bin:/bin"));
+    snapshot(
+        "script_step_exec",
+        script_exec(&args, "/usr/local/bin:/usr/bin:/bin"),
+    );
 }
 
 #[test]
@@ -210,7 +228,10 @@ fn script_step_path_from_step_env_wins() {
 
 #[test]
 fn network_create_body() {
-    snapshot("network", network_body("runner-1-0123456789ab-network", &owner()));
+    snapshot(
+        "network",
+        network_body("runner-1-0123456789ab-network", &owner()),
+    );
 }
 
 #[test]

@@ -35,6 +35,8 @@ struct Planned {
     role: Role,
     name: String,
     what: String,
+    /// `job`, or the service's alias.
+    short: String,
     image: String,
     registry: Option<Registry>,
     platform: Option<String>,
@@ -81,6 +83,7 @@ fn plan_one(
         role,
         name,
         what,
+        short: alias.unwrap_or("job").to_owned(),
         image,
         registry: spec.registry.clone(),
         platform: options.platform.take(),
@@ -139,14 +142,11 @@ async fn pull_all(docker: &Docker, plans: &[Planned]) -> Result<(), Error> {
             distinct.push(p);
         }
     }
-    let results = join_all(distinct.iter().map(|p| {
-        images::pull(
-            docker,
-            &p.image,
-            p.registry.as_ref(),
-            p.platform.as_deref(),
-        )
-    }))
+    let results = join_all(
+        distinct
+            .iter()
+            .map(|p| images::pull(docker, &p.image, p.registry.as_ref(), p.platform.as_deref())),
+    )
     .await;
     collect(results).map(|_| ())
 }
@@ -246,7 +246,8 @@ pub(super) async fn prepare_job(
     pulled?;
     let images_secs = group.elapsed();
 
-    let outcome = start_and_wait(settings, &docker, &plans, &owner, &network, network_created).await;
+    let outcome =
+        start_and_wait(settings, &docker, &plans, &owner, &network, network_created).await;
     let (response, start_secs) = match outcome {
         Ok(v) => v,
         Err(e) => {
@@ -258,25 +259,27 @@ pub(super) async fn prepare_job(
         }
     };
     drop(group);
-    let services: Vec<&str> = plans
+    let parts: Vec<String> = plans
         .iter()
-        .filter(|p| p.role == Role::Service)
-        .map(|p| p.what.as_str())
+        .zip(
+            response
+                .state
+                .container
+                .iter()
+                .chain(&response.state.services),
+        )
+        .map(|(p, id)| match p.role {
+            Role::Job => format!("job container {} ({})", short(id), p.image),
+            _ => format!("service {} ({})", p.short, p.image),
+        })
         .collect();
     tracing::info!(
-        "job ready in {:.1}s: {}{} service(s){} on network {network} (images {:.1}s, start {:.1}s, ready {:.1}s)",
+        "job ready in {:.1}s: {} on network {network} (images {:.1}s, start {:.1}s, ready {:.1}s)",
         started.elapsed().as_secs_f64(),
-        response
-            .context
-            .container
-            .as_ref()
-            .map(|c| format!("job container {}, ", short(&c.id)))
-            .unwrap_or_default(),
-        services.len(),
-        if services.is_empty() {
-            String::new()
+        if parts.is_empty() {
+            "no containers".to_owned()
         } else {
-            format!(" [{}]", services.join(", "))
+            parts.join(", ")
         },
         images_secs,
         start_secs,

@@ -115,13 +115,29 @@ const FLAGS: &[(&str, Option<char>, Kind)] = &[
 
 /// Flags the hook knows and refuses, with the reason shown to the user.
 const REFUSED: &[(&str, Option<char>, &str)] = &[
-    ("name", None, "the hook names containers itself; use --network-alias for another DNS name"),
-    ("network", None, "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network"),
-    ("net", None, "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network"),
+    (
+        "name",
+        None,
+        "the hook names containers itself; use --network-alias for another DNS name",
+    ),
+    (
+        "network",
+        None,
+        "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network",
+    ),
+    (
+        "net",
+        None,
+        "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network",
+    ),
     ("rm", None, "the hook removes containers itself"),
     ("restart", None, "the hook manages the container's life"),
     ("detach", Some('d'), "the hook manages the container's life"),
-    ("env-file", None, "files on the runner host are not read; use the workflow's `env:`"),
+    (
+        "env-file",
+        None,
+        "files on the runner host are not read; use the workflow's `env:`",
+    ),
     ("pull", None, "the hook always pulls the image"),
 ];
 
@@ -205,7 +221,7 @@ pub(crate) struct HostFlags {
 
 fn key_value(v: &str) -> Result<(String, String), String> {
     match v.split_once('=') {
-        Some((k, _)) if k.is_empty() => Err(format!("{v:?} has an empty name")),
+        Some(("", _)) => Err(format!("{v:?} has an empty name")),
         Some((k, val)) => Ok((k.to_owned(), val.to_owned())),
         None => Err(format!("{v:?} is not name=value")),
     }
@@ -265,8 +281,7 @@ impl CreateOptions {
                     if let Some((_, _, why)) = REFUSED.iter().find(|(_, s, _)| *s == Some(c)) {
                         return Err(OptionsError::Refused { flag, why });
                     }
-                    let Some((name, _, kind)) = FLAGS.iter().find(|(_, s, _)| *s == Some(c))
-                    else {
+                    let Some((name, _, kind)) = FLAGS.iter().find(|(_, s, _)| *s == Some(c)) else {
                         return Err(OptionsError::Unknown(flag));
                     };
                     let value = match kind {
@@ -454,11 +469,10 @@ impl CreateOptions {
             if path == "unconfined" || path.trim_start().starts_with('{') {
                 continue;
             }
-            let profile =
-                std::fs::read_to_string(&path).map_err(|e| OptionsError::Invalid {
-                    flag: "--security-opt".to_owned(),
-                    reason: format!("cannot read the seccomp profile {path}: {e}"),
-                })?;
+            let profile = std::fs::read_to_string(&path).map_err(|e| OptionsError::Invalid {
+                flag: "--security-opt".to_owned(),
+                reason: format!("cannot read the seccomp profile {path}: {e}"),
+            })?;
             *opt = format!("seccomp={profile}");
         }
         Ok(())
@@ -580,7 +594,9 @@ fn set(field: &mut Option<String>, value: &Option<String>) {
 
 fn extend(field: &mut Option<Vec<String>>, values: &[String]) {
     if !values.is_empty() {
-        field.get_or_insert_with(Vec::new).extend(values.iter().cloned());
+        field
+            .get_or_insert_with(Vec::new)
+            .extend(values.iter().cloned());
     }
 }
 

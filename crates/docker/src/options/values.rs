@@ -28,7 +28,11 @@ pub(crate) fn bytes(value: &str) -> Result<i64, String> {
         "g" => 1024.0 * 1024.0 * 1024.0,
         "t" => 1024.0_f64.powi(4),
         "p" => 1024.0_f64.powi(5),
-        _ => return Err(format!("{value:?} has an unknown size unit (use b, k, m, g, t)")),
+        _ => {
+            return Err(format!(
+                "{value:?} has an unknown size unit (use b, k, m, g, t)"
+            ));
+        }
     };
     Ok((number * mult) as i64)
 }
