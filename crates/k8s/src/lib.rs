@@ -1,36 +1,103 @@
 //! The Kubernetes hook: runs a GitHub Actions job's containers on a Kubernetes cluster as pods.
+//!
+//! `prepare_job` creates the job pod (job container, services, an `fs-init` init container for
+//! the runner's `externals`) and, in copy mode, streams the runner's `_work` into it;
+//! `run_script_step` runs each step over exec; `run_container_step` runs an action image in
+//! its own pod; `cleanup_job` deletes everything labelled with the runner pod. See
+//! `docs/k8s.md`.
 
+mod cleanup;
+mod client;
+mod container_step;
+mod copy;
+mod error;
+mod exec;
+mod joblog;
+mod mounts;
+mod names;
+mod objects;
+mod options;
+mod pod;
+mod prepare;
+mod rbac;
+mod retry;
+mod script;
+mod script_step;
+mod secrets;
 mod settings;
+mod tarball;
+mod template;
+mod wait;
 
-pub use settings::{Settings, SettingsError};
+#[cfg(test)]
+mod assess_tests;
+#[cfg(test)]
+mod snapshot_tests;
+
+pub use error::Error;
+pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
 
 use hooklib::{
     ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
 
-/// Errors of the Kubernetes hook.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The command has not been implemented yet.
-    #[error("{0} is not implemented yet by k8s-hook")]
-    NotImplemented(&'static str),
-}
-
 /// What the Kubernetes hook remembers between commands.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct State {}
+///
+/// `jobPod` is the upstream hook's field, so a state written by either hook is understood.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// The job pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_pod: Option<String>,
+    /// Whether the job pod has a job container (where the workspace lives in copy mode).
+    #[serde(default)]
+    pub job_container: bool,
+}
 
 /// The Kubernetes hook.
 #[derive(Debug)]
 pub struct K8sHook {
-    #[allow(dead_code)]
     settings: Settings,
 }
 
 impl K8sHook {
-    /// A hook with these settings. Connects to the cluster lazily, per command.
+    /// A hook with these settings. Connects to the cluster per command.
     pub fn new(settings: Settings) -> Self {
         Self { settings }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn cluster(&self) -> Result<objects::Cluster, Error> {
+        let (client, namespace) = client::connect(&self.settings).await?;
+        Ok(objects::Cluster::new(
+            client,
+            namespace,
+            self.settings.heartbeat,
+        ))
+    }
+
+    fn layout(&self) -> Result<mounts::Layout, Error> {
+        mounts::Layout::new(
+            self.settings.runner_temp.as_deref(),
+            self.settings.runner_workspace.as_deref(),
+            self.settings.github_workspace.as_deref(),
+        )
+        .ok_or(Error::MissingEnv(
+            "RUNNER_TEMP",
+            "work folder (_work/_temp)",
+        ))
+    }
+
+    fn customization(&self) -> Result<template::Customization, Error> {
+        Ok(template::Customization::load(
+            self.settings.template.as_deref(),
+            self.settings.template_patch.as_deref(),
+        )?)
     }
 }
 
@@ -38,27 +105,27 @@ impl Hook for K8sHook {
     type State = State;
     type Error = Error;
 
-    async fn prepare_job(&self, _args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
-        Err(Error::NotImplemented("prepare_job"))
+    async fn prepare_job(&self, args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
+        prepare::prepare_job(self, args).await
     }
 
     async fn run_script_step(
         &self,
-        _args: RunScriptStepArgs,
-        _state: State,
+        args: RunScriptStepArgs,
+        state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        Err(Error::NotImplemented("run_script_step"))
+        script_step::run_script_step(self, args, state).await
     }
 
     async fn run_container_step(
         &self,
-        _args: ContainerSpec,
-        _state: State,
+        args: ContainerSpec,
+        state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        Err(Error::NotImplemented("run_container_step"))
+        container_step::run_container_step(self, args, state).await
     }
 
-    async fn cleanup_job(&self, _state: State) -> Result<(), Error> {
-        Err(Error::NotImplemented("cleanup_job"))
+    async fn cleanup_job(&self, state: State) -> Result<(), Error> {
+        cleanup::cleanup_job(self, state).await
     }
 }

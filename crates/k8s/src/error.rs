@@ -1,0 +1,78 @@
+//! The hook's error type: every failure as one line, in the cluster's own words where it has
+//! some.
+
+use crate::copy::CopyError;
+use crate::exec::ExecError;
+use crate::pod::BuildError;
+use crate::retry::ApiError;
+use crate::script::ScriptError;
+use crate::template::TemplateError;
+use crate::wait::WaitError;
+
+/// Errors of the Kubernetes hook.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable cluster connection.
+    #[error("cannot connect to the cluster: {0}")]
+    Connect(String),
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The input cannot become a pod.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The pod template or patch.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// A pod did not get ready.
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    /// A command could not be run or its result is unknown.
+    #[error(transparent)]
+    Exec(Box<ExecError>),
+    /// A copy failed.
+    #[error(transparent)]
+    Copy(Box<CopyError>),
+    /// The step script cannot be written.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// The RBAC preflight found missing permissions.
+    #[error("{0}")]
+    Rbac(String),
+    /// The runner's environment lacks something.
+    #[error("{0} is not set: the Kubernetes hook needs the runner's {1}")]
+    MissingEnv(&'static str, &'static str),
+    /// A command needs the job pod and the state has none.
+    #[error("{0} needs the job pod created by prepare_job, but the state names none")]
+    NoJobPod(&'static str),
+    /// A Dockerfile action (built by the Kaniko integration, not this hook).
+    #[error(
+        "building Dockerfile actions is not supported by this version of the Kubernetes hook ({0})"
+    )]
+    Dockerfile(String),
+    /// A file on the runner.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was done.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Something inconsistent came back from the cluster.
+    #[error("{0}")]
+    Cluster(String),
+}
+
+impl From<ExecError> for Error {
+    fn from(e: ExecError) -> Self {
+        Self::Exec(Box::new(e))
+    }
+}
+
+impl From<CopyError> for Error {
+    fn from(e: CopyError) -> Self {
+        Self::Copy(Box::new(e))
+    }
+}

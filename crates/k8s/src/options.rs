@@ -1,0 +1,255 @@
+//! A service's docker `createOptions` (`options:` in the workflow) in Kubernetes terms.
+//!
+//! The health options become a readinessProbe, so the job only starts once the service answers;
+//! every other option has no pod equivalent and is reported back so it can be warned about
+//! (use the pod template's `$<service>` container for resources and the like).
+
+use k8s_openapi::api::core::v1::{ExecAction, Probe};
+
+/// What `createOptions` means for a pod container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    /// From `--health-cmd` and friends.
+    pub readiness: Option<Probe>,
+    /// Options the hook cannot honour, as written (`--cpus 2`, `--network=host`).
+    pub ignored: Vec<String>,
+}
+
+/// `createOptions` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// Unbalanced quotes.
+    #[error("cannot split the container options {0:?}: unbalanced quotes")]
+    Split(String),
+    /// An option needs a value and has none.
+    #[error("container option {0} needs a value")]
+    MissingValue(String),
+    /// A duration docker would not accept.
+    #[error("container option {option}: {value:?} is not a duration (examples: 10s, 1m30s, 500ms)")]
+    Duration {
+        /// The option.
+        option: String,
+        /// Its value.
+        value: String,
+    },
+    /// A count docker would not accept.
+    #[error("container option --health-retries: {0:?} is not a whole number")]
+    Retries(String),
+}
+
+const HEALTH_OPTIONS: [&str; 5] = [
+    "--health-cmd",
+    "--health-interval",
+    "--health-timeout",
+    "--health-retries",
+    "--health-start-period",
+];
+
+/// Reads a docker `createOptions` string.
+pub fn parse(create_options: Option<&str>) -> Result<ContainerOptions, OptionsError> {
+    let Some(text) = create_options.filter(|t| !t.trim().is_empty()) else {
+        return Ok(ContainerOptions::default());
+    };
+    let words = shlex::split(text).ok_or_else(|| OptionsError::Split(text.to_owned()))?;
+    let mut health: [Option<String>; 5] = Default::default();
+    let mut no_healthcheck = false;
+    let mut ignored = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        i += 1;
+        let (flag, inline) = match word.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (word.as_str(), None),
+        };
+        if let Some(slot) = HEALTH_OPTIONS.iter().position(|h| *h == flag) {
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    let v = words
+                        .get(i)
+                        .ok_or_else(|| OptionsError::MissingValue(flag.to_owned()))?;
+                    i += 1;
+                    v.clone()
+                }
+            };
+            health[slot] = Some(value);
+        } else if flag == "--no-healthcheck" {
+            no_healthcheck = true;
+        } else if flag.starts_with('-') && inline.is_none() {
+            // A flag and, when the next word is not a flag, its value.
+            match words.get(i) {
+                Some(v) if !v.starts_with('-') => {
+                    ignored.push(format!("{flag} {v}"));
+                    i += 1;
+                }
+                _ => ignored.push(flag.to_owned()),
+            }
+        } else {
+            ignored.push(word.clone());
+        }
+    }
+    let [cmd, interval, timeout, retries, start_period] = health;
+    let readiness = match cmd {
+        Some(cmd) if !no_healthcheck && !cmd.trim().is_empty() && cmd != "NONE" => {
+            let secs = |opt: &str, v: Option<String>, default: i32| -> Result<i32, OptionsError> {
+                match v {
+                    None => Ok(default),
+                    Some(v) => match duration_millis(&v) {
+                        Some(0) => Ok(default),
+                        // Kubernetes counts whole seconds: round up, at least 1.
+                        Some(ms) => Ok(i32::try_from(ms.div_ceil(1000)).unwrap_or(i32::MAX).max(1)),
+                        None => Err(OptionsError::Duration {
+                            option: opt.to_owned(),
+                            value: v,
+                        }),
+                    },
+                }
+            };
+            let failure_threshold = match retries {
+                None => 3,
+                Some(r) => match r.trim().parse::<i32>() {
+                    Ok(0) => 3,
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(OptionsError::Retries(r)),
+                },
+            };
+            let start = match start_period {
+                None => 0,
+                Some(v) => match duration_millis(&v) {
+                    Some(ms) => i32::try_from(ms / 1000).unwrap_or(i32::MAX),
+                    None => {
+                        return Err(OptionsError::Duration {
+                            option: "--health-start-period".into(),
+                            value: v,
+                        });
+                    }
+                },
+            };
+            Some(Probe {
+                exec: Some(ExecAction {
+                    command: Some(vec!["/bin/sh".into(), "-c".into(), cmd]),
+                }),
+                period_seconds: Some(secs("--health-interval", interval, 30)?),
+                timeout_seconds: Some(secs("--health-timeout", timeout, 30)?),
+                failure_threshold: Some(failure_threshold),
+                success_threshold: Some(1),
+                initial_delay_seconds: (start > 0).then_some(start),
+                ..Probe::default()
+            })
+        }
+        _ => None,
+    };
+    Ok(ContainerOptions { readiness, ignored })
+}
+
+/// A Go duration (`1h2m3.5s`, `500ms`, `10us`) in milliseconds; `None` when it is not one.
+pub fn duration_millis(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "0" {
+        return Some(0);
+    }
+    let mut rest = t;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3_600_000.0,
+            "m" => 60_000.0,
+            "s" => 1000.0,
+            "ms" => 1.0,
+            "us" | "µs" => 0.001,
+            "ns" => 0.000_001,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * factor;
+    }
+    Some(total.ceil() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_options_become_a_probe() {
+        let o = parse(Some(
+            r#"--health-cmd "redis-cli ping" --health-interval 10s --health-timeout=5s --health-retries 5 --health-start-period 1m --cpus 1 --rm --network=host"#,
+        ))
+        .unwrap();
+        let p = o.readiness.unwrap();
+        assert_eq!(
+            p.exec.unwrap().command.unwrap(),
+            ["/bin/sh", "-c", "redis-cli ping"]
+        );
+        assert_eq!(p.period_seconds, Some(10));
+        assert_eq!(p.timeout_seconds, Some(5));
+        assert_eq!(p.failure_threshold, Some(5));
+        assert_eq!(p.initial_delay_seconds, Some(60));
+        assert_eq!(o.ignored, ["--cpus 1", "--rm", "--network=host"]);
+    }
+
+    #[test]
+    fn defaults_and_rounding() {
+        let o = parse(Some("--health-cmd true --health-interval 500ms")).unwrap();
+        let p = o.readiness.unwrap();
+        assert_eq!(p.period_seconds, Some(1));
+        assert_eq!(p.timeout_seconds, Some(30));
+        assert_eq!(p.failure_threshold, Some(3));
+        assert_eq!(p.initial_delay_seconds, None);
+        assert!(o.ignored.is_empty());
+        assert_eq!(parse(None).unwrap(), ContainerOptions::default());
+        assert_eq!(
+            parse(Some("--health-cmd true --no-healthcheck"))
+                .unwrap()
+                .readiness,
+            None
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            parse(Some("--health-cmd")),
+            Err(OptionsError::MissingValue(_))
+        ));
+        assert!(matches!(
+            parse(Some("--health-cmd x --health-interval soon")),
+            Err(OptionsError::Duration { .. })
+        ));
+        assert!(matches!(
+            parse(Some("--health-cmd 'x")),
+            Err(OptionsError::Split(_))
+        ));
+        assert!(matches!(
+            parse(Some("--health-cmd x --health-retries -1")),
+            Err(OptionsError::Retries(_))
+        ));
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(duration_millis("1m30s"), Some(90_000));
+        assert_eq!(duration_millis("1.5s"), Some(1500));
+        assert_eq!(duration_millis("2h"), Some(7_200_000));
+        assert_eq!(duration_millis("250ms"), Some(250));
+        assert_eq!(duration_millis("0"), Some(0));
+        assert_eq!(duration_millis("10"), None);
+        assert_eq!(duration_millis(""), None);
+        assert_eq!(duration_millis("s"), None);
+    }
+}

@@ -1,0 +1,317 @@
+//! `prepare_job`: preflight, clean up the previous job, create the secrets and the job pod,
+//! wait for it with a watch, copy the workspace in, answer the runner.
+
+use crate::copy::{self, Endpoint};
+use crate::error::Error;
+use crate::joblog::{self, Group, secs};
+use crate::mounts::{Placement, Storage, WORK_MOUNT};
+use crate::names::{self, JOB_CONTAINER};
+use crate::objects::{Cluster, owner_of};
+use crate::pod::{self, PodContext, labels, runner_selector};
+use crate::rbac::{self, Preflight};
+use crate::secrets::{self, distinct_credentials};
+use crate::tarball::Source;
+use crate::template::PodKind;
+use crate::wait::{self, Goal};
+use crate::{K8sHook, State, exec, retry};
+use hooklib::{ContainerInfo, JobContext, PrepareJobArgs, PrepareJobResponse, ServiceInfo};
+use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Files of `_work` never copied into pods.
+pub const NOT_COPIED: [&str; 1] = ["_temp/_runner_hook_responses"];
+
+pub async fn prepare_job(
+    hook: &K8sHook,
+    args: PrepareJobArgs,
+) -> Result<PrepareJobResponse<State>, Error> {
+    let started = Instant::now();
+    let settings = &hook.settings;
+    let group = Group::start("Preparing the job pod");
+    // Everything that can be wrong with the input fails before anything is created.
+    let layout = hook.layout()?;
+    let custom = hook.customization()?;
+    let cluster = hook.cluster().await?;
+    let ns = cluster.namespace.clone();
+    let job_name = names::job_pod(&settings.runner_pod);
+    let selector = runner_selector(&settings.runner_pod);
+
+    let (preflight, runner, pruned) = tokio::join!(
+        rbac::preflight(&cluster.client, &ns),
+        retry::api(format!("get runner pod {}", settings.runner_pod), || {
+            cluster.pods.get_opt(&settings.runner_pod)
+        }),
+        cluster.delete_labelled(&selector),
+    );
+    match preflight {
+        Preflight::Allowed => {}
+        Preflight::Denied(denied) => return Err(Error::Rbac(rbac::denial_message(&denied, &ns))),
+        Preflight::Unknown(why) => tracing::debug!(%why, "RBAC preflight inconclusive"),
+    }
+    let (pods_removed, secrets_removed) = pruned?;
+    if pods_removed + secrets_removed > 0 {
+        joblog::info(&format!(
+            "removed {pods_removed} pod(s) and {secrets_removed} secret(s) left by a previous job of this runner"
+        ));
+    }
+    let runner = runner?;
+    if runner.is_none() {
+        joblog::warning(&format!(
+            "runner pod {} not found in namespace {ns}: the job's pods will not be garbage-collected if the runner goes away",
+            settings.runner_pod
+        ));
+    }
+    let storage = match &settings.claim_name {
+        None => Storage::Copy,
+        Some(claim) => {
+            let node = runner
+                .as_ref()
+                .and_then(|p| p.spec.as_ref())
+                .and_then(|s| s.node_name.clone());
+            let placement = match node {
+                Some(n) if settings.use_kube_scheduler => Placement::Affinity(n),
+                Some(n) => Placement::NodeName(n),
+                None => {
+                    joblog::warning(
+                        "the runner's node is unknown: the job pod is scheduled without pinning; the volume must be ReadWriteMany",
+                    );
+                    Placement::Anywhere
+                }
+            };
+            Storage::Volume {
+                claim: claim.clone(),
+                placement,
+            }
+        }
+    };
+    let token = uuid::Uuid::new_v4().to_string();
+    let ctx = PodContext {
+        runner_pod: settings.runner_pod.clone(),
+        owner: runner.as_ref().and_then(owner_of),
+        token: token.clone(),
+        runner_image: settings.runner_image.clone(),
+        storage: storage.clone(),
+        layout: layout.clone(),
+    };
+
+    // Registry credentials: one immutable secret per distinct login.
+    let registries = std::iter::once(args.container.as_ref().and_then(|c| c.registry.as_ref()))
+        .chain(args.services.iter().map(|s| s.registry.as_ref()));
+    let (creds, _) = distinct_credentials(registries);
+    let secret_objs: Vec<_> = creds
+        .iter()
+        .map(|c| {
+            let name = names::secret(&settings.runner_pod, &names::random_id());
+            secrets::registry_secret(
+                &name,
+                labels(&settings.runner_pod, "registry-secret"),
+                &token,
+                ctx.owner.clone(),
+                c,
+            )
+        })
+        .collect();
+    let secret_names: Vec<String> = secret_objs
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+
+    let built = pod::job_pod(&ctx, &job_name, &args, &secret_names)?;
+    let mut job_pod = built.pod;
+    for w in &built.warnings {
+        joblog::warning(w);
+    }
+    for w in custom.apply(&mut job_pod, PodKind::Job)? {
+        joblog::warning(&w);
+    }
+
+    let created = async {
+        for r in
+            futures::future::join_all(secret_objs.iter().map(|s| cluster.create_secret(s, &token)))
+                .await
+        {
+            r?;
+        }
+        let created = cluster.create_pod(&job_pod, &token).await?;
+        joblog::info(&format!("created pod {job_name} in namespace {ns}"));
+        let has_job = args.container.is_some();
+        let (ready, _) = wait::until(
+            &cluster.pods,
+            &job_name,
+            created.metadata.resource_version.clone(),
+            &Goal::JobReady {
+                job: has_job,
+                services: built.service_names.clone(),
+            },
+            settings.prepare_timeout,
+            joblog::info,
+        )
+        .await?;
+        let ready_after = started.elapsed();
+        let (copied, is_alpine) = if has_job {
+            let (copied, alpine) = tokio::join!(
+                copy_work(&cluster, &job_name, &storage, &layout),
+                is_alpine(&cluster, &job_name),
+            );
+            (copied?, alpine?)
+        } else {
+            (None, false)
+        };
+        Ok::<_, Error>((ready, ready_after, copied, is_alpine))
+    }
+    .await;
+    let (ready, ready_after, copied, is_alpine) = match created {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing half-created stays behind.
+            let _ = cluster.delete_pod(&job_name).await;
+            for s in &secret_names {
+                let _ = cluster.delete_secret(s).await;
+            }
+            return Err(e);
+        }
+    };
+    group.end();
+    let copy_note = copied.map_or_else(String::new, |c| format!("; workspace copied: {c}"));
+    joblog::info(&format!(
+        "job pod {job_name} ready in {}{copy_note}; prepare_job took {}",
+        secs(ready_after),
+        secs(started.elapsed())
+    ));
+    Ok(response(&ready, &args, &built.service_names, is_alpine))
+}
+
+async fn copy_work(
+    cluster: &Cluster,
+    pod: &str,
+    storage: &Storage,
+    layout: &crate::mounts::Layout,
+) -> Result<Option<copy::CopyReport>, Error> {
+    if !matches!(storage, Storage::Copy) {
+        return Ok(None);
+    }
+    let source = Source {
+        dir: layout.work_root.clone(),
+        name: String::new(),
+        exclude: NOT_COPIED.iter().map(Into::into).collect(),
+    };
+    let report = copy::to_pod(
+        &cluster.client,
+        cluster.heartbeat,
+        Endpoint {
+            namespace: &cluster.namespace,
+            pod,
+            container: JOB_CONTAINER,
+        },
+        "the runner's _work",
+        vec![source],
+        WORK_MOUNT,
+    )
+    .await?;
+    Ok(Some(report))
+}
+
+/// Whether `/etc/os-release` of the job container says Alpine (`ID=alpine` or `ID_LIKE`
+/// naming it).
+pub fn os_release_is_alpine(text: &str) -> bool {
+    text.lines().any(|l| {
+        let Some((k, v)) = l.split_once('=') else {
+            return false;
+        };
+        let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
+        match k.trim() {
+            "ID" => v.eq_ignore_ascii_case("alpine"),
+            "ID_LIKE" => v
+                .split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case("alpine")),
+            _ => false,
+        }
+    })
+}
+
+async fn is_alpine(cluster: &Cluster, pod: &str) -> Result<bool, Error> {
+    let cmd = exec::Command {
+        namespace: &cluster.namespace,
+        pod,
+        container: JOB_CONTAINER,
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true".into(),
+        ],
+    };
+    let (_, out, _) = exec::output(&cluster.client, cluster.heartbeat, &cmd, 64 * 1024).await?;
+    Ok(os_release_is_alpine(&out))
+}
+
+/// The runner's answer: `state.jobPod`, the job container and one entry per service (by
+/// position, with its ports), side-cars left out.
+pub fn response(
+    pod: &Pod,
+    args: &PrepareJobArgs,
+    service_names: &[String],
+    is_alpine: bool,
+) -> PrepareJobResponse<State> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let services = service_names
+        .iter()
+        .map(|svc| {
+            let ports: BTreeMap<String, String> = containers
+                .iter()
+                .find(|c| c.name == *svc)
+                .and_then(|c| c.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let port = p.container_port.to_string();
+                    (port.clone(), p.host_port.map_or(port, |h| h.to_string()))
+                })
+                .collect();
+            ServiceInfo {
+                id: svc.clone(),
+                network: name.clone(),
+                ports,
+            }
+        })
+        .collect();
+    PrepareJobResponse {
+        state: State {
+            job_pod: Some(name.clone()),
+            job_container: args.container.is_some(),
+        },
+        context: JobContext {
+            container: args.container.as_ref().map(|_| ContainerInfo {
+                id: name.clone(),
+                network: name.clone(),
+            }),
+            services,
+        },
+        is_alpine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::os_release_is_alpine;
+
+    #[test]
+    fn alpine_detection() {
+        assert!(os_release_is_alpine(
+            "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n"
+        ));
+        assert!(os_release_is_alpine(
+            "ID=\"postmarketos\"\nID_LIKE=\"alpine\"\n"
+        ));
+        assert!(!os_release_is_alpine("ID=debian\nID_LIKE=\n"));
+        assert!(!os_release_is_alpine(
+            "ID=ubuntu\nID_LIKE=debian\nPRETTY_NAME=\"not alpine\"\n"
+        ));
+        assert!(!os_release_is_alpine(""));
+    }
+}

@@ -1,0 +1,298 @@
+//! Snapshots of every object the hook sends, for the main input variants.
+
+use crate::mounts::{Layout, Placement, Storage};
+use crate::pod::{self, PodContext};
+use crate::prepare::response;
+use crate::secrets::{self, Credentials};
+use crate::template::{Customization, PodKind};
+use hooklib::{ContainerSpec, PrepareJobArgs, Registry, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::json;
+use std::path::Path;
+
+fn ctx(storage: Storage) -> PodContext {
+    PodContext {
+        runner_pod: "runner-abc".into(),
+        owner: Some(OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: "runner-abc".into(),
+            uid: "[runner-uid]".into(),
+            ..OwnerReference::default()
+        }),
+        token: "[token]".into(),
+        runner_image: "ghcr.io/actions/actions-runner:latest".into(),
+        storage,
+        layout: Layout::new(
+            Some(Path::new("/home/runner/_work/_temp")),
+            Some(Path::new("/home/runner/_work/shop")),
+            Some(Path::new("/home/runner/_work/shop/shop")),
+        )
+        .unwrap(),
+    }
+}
+
+fn spec(image: &str) -> ContainerSpec {
+    ContainerSpec {
+        image: Some(image.into()),
+        ..ContainerSpec::default()
+    }
+}
+
+fn full_args() -> PrepareJobArgs {
+    let mut job = spec("node:22-bookworm");
+    job.working_directory = Some("/__w/shop/shop".into());
+    job.environment_variables = [("HOME", "/github/home"), ("NODE_ENV", "test")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    job.port_mappings = vec!["3000".into()];
+    job.create_options = Some("--cpus 2".into());
+    job.registry = Some(Registry {
+        username: Some("octo".into()),
+        password: Some(Secret::new("pw")),
+        server_url: Some(String::new()),
+    });
+    let mut pg = spec("postgres:16");
+    pg.create_options = Some(
+        r#"--health-cmd "pg_isready -U postgres" --health-interval 2s --health-retries 20 --shm-size 1g"#
+            .into(),
+    );
+    pg.environment_variables = [("POSTGRES_PASSWORD".to_owned(), "pw".to_owned())].into();
+    pg.port_mappings = vec!["5432:5432".into()];
+    let mut private = spec("127.0.0.1:5556/hooktest/busybox:1");
+    private.registry = Some(Registry {
+        username: Some("hookuser".into()),
+        password: Some(Secret::new("pw2")),
+        server_url: Some("127.0.0.1:5556".into()),
+    });
+    PrepareJobArgs {
+        container: Some(job),
+        services: vec![
+            spec("redis:7"),
+            pg,
+            spec("docker.io/library/redis"),
+            private,
+        ],
+    }
+}
+
+#[test]
+fn job_pod_copy_mode() {
+    let built = pod::job_pod(
+        &ctx(Storage::Copy),
+        "runner-abc-workflow",
+        &full_args(),
+        &["runner-abc-secret-1".into(), "runner-abc-secret-2".into()],
+    )
+    .unwrap();
+    insta::assert_yaml_snapshot!(built.pod);
+    insta::assert_yaml_snapshot!("job_pod_copy_mode_warnings", built.warnings);
+    let r = response(&built.pod, &full_args(), &built.service_names, false);
+    insta::assert_json_snapshot!(serde_json::to_value(&r).unwrap());
+}
+
+#[test]
+fn services_only_job_pod_volume_mode() {
+    let args = PrepareJobArgs {
+        container: None,
+        services: vec![spec("redis:7")],
+    };
+    let storage = Storage::Volume {
+        claim: "runner-abc-work".into(),
+        placement: Placement::NodeName("node-1".into()),
+    };
+    let built = pod::job_pod(&ctx(storage), "runner-abc-workflow", &args, &[]).unwrap();
+    insta::assert_yaml_snapshot!(built.pod);
+    let r = response(&built.pod, &args, &built.service_names, false);
+    insta::assert_json_snapshot!(serde_json::to_value(&r).unwrap());
+}
+
+#[test]
+fn job_pod_with_kube_scheduler_affinity() {
+    let args = PrepareJobArgs {
+        container: Some(spec("busybox")),
+        services: vec![],
+    };
+    let storage = Storage::Volume {
+        claim: "work".into(),
+        placement: Placement::Affinity("node-1".into()),
+    };
+    let built = pod::job_pod(&ctx(storage), "runner-abc-workflow", &args, &[]).unwrap();
+    let spec = built.pod.spec.unwrap();
+    insta::assert_yaml_snapshot!(spec.affinity);
+    assert_eq!(spec.node_name, None);
+}
+
+fn template() -> serde_json::Value {
+    json!({
+        "metadata": {
+            "labels": {"team": "shop", "container-hooks/role": "mine"},
+            "annotations": {"cost-center": "42"},
+            "name": "ignored"
+        },
+        "spec": {
+            "nodeSelector": {"pool": "ci"},
+            "serviceAccountName": "ci-jobs",
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+            "containers": [
+                {"name": "$job", "image": "evil:1", "command": ["sh", "-c", "sleep 999999"],
+                 "env": [{"name": "FROM_TEMPLATE", "value": "1"}],
+                 "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
+                 "resources": {"limits": {"memory": "1Gi"}}},
+                {"name": "$redis", "env": [{"name": "REDIS_ARGS", "value": "--save ''"}],
+                 "resources": {"requests": {"cpu": "100m"}}},
+                {"name": "$mysql", "env": []},
+                {"name": "sidecar", "image": "busybox:1", "command": ["sleep", "infinity"]}
+            ]
+        }
+    })
+}
+
+#[test]
+fn template_merge() {
+    let args = PrepareJobArgs {
+        container: Some(spec("node:22")),
+        services: vec![spec("redis:7")],
+    };
+    let mut built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &args, &[]).unwrap();
+    let custom = Customization::from_values(Some(template()), None);
+    let warnings = custom.apply(&mut built.pod, PodKind::Job).unwrap();
+    insta::assert_yaml_snapshot!(built.pod);
+    insta::assert_yaml_snapshot!("template_merge_warnings", warnings);
+    // Side-cars are not services.
+    let r = response(&built.pod, &args, &built.service_names, false);
+    assert_eq!(r.context.services.len(), 1);
+}
+
+#[test]
+fn patches_apply_last() {
+    let args = PrepareJobArgs {
+        container: Some(spec("node:22")),
+        services: vec![],
+    };
+    let mut built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &args, &[]).unwrap();
+    let merge = Customization::from_values(
+        Some(template()),
+        Some(json!({"spec": {"nodeSelector": {"pool": "big"}, "priorityClassName": "ci"}})),
+    );
+    merge.apply(&mut built.pod, PodKind::Job).unwrap();
+    let spec = built.pod.spec.as_ref().unwrap();
+    assert_eq!(spec.node_selector.as_ref().unwrap()["pool"], "big");
+    assert_eq!(spec.priority_class_name.as_deref(), Some("ci"));
+    let json6902 = Customization::from_values(
+        None,
+        Some(json!([
+            {"op": "add", "path": "/spec/containers/0/securityContext", "value": {"runAsUser": 1001}},
+            {"op": "replace", "path": "/spec/restartPolicy", "value": "Never"}
+        ])),
+    );
+    json6902.apply(&mut built.pod, PodKind::Job).unwrap();
+    let c = &built.pod.spec.as_ref().unwrap().containers[0];
+    assert_eq!(c.security_context.as_ref().unwrap().run_as_user, Some(1001));
+    let bad = Customization::from_values(
+        None,
+        Some(json!([{"op": "remove", "path": "/spec/containers/7"}])),
+    );
+    let e = bad.apply(&mut built.pod, PodKind::Job).unwrap_err();
+    assert!(e.to_string().contains("runner-abc-workflow"), "{e}");
+    let wrong_type = Customization::from_values(
+        None,
+        Some(json!({"spec": {"containers": [{"name": "x", "ports": "80"}]}})),
+    );
+    let e = wrong_type.apply(&mut built.pod, PodKind::Job).unwrap_err();
+    assert!(e.to_string().contains("spec.containers[0].ports"), "{e}");
+}
+
+#[test]
+fn step_pods() {
+    let mut step = spec("127.0.0.1:5555/hooktest/busybox:1");
+    step.entry_point_args = vec!["\"Hello".into(), "world\"".into(), "--flag".into()];
+    step.working_directory = Some("/github/workspace".into());
+    step.environment_variables = [
+        ("INPUT_WHO".to_owned(), "octo".to_owned()),
+        (
+            "GITHUB_OUTPUT".to_owned(),
+            "/github/file_commands/set_output_1".to_owned(),
+        ),
+    ]
+    .into();
+    let copy = pod::step_pod(
+        &ctx(Storage::Copy),
+        "runner-abc-step-01234567",
+        "127.0.0.1:5555/hooktest/busybox:1",
+        &step,
+        &[],
+    )
+    .unwrap();
+    insta::assert_yaml_snapshot!("step_pod_copy_mode", copy);
+    step.entry_point = Some("/entrypoint.sh".into());
+    let mut volume = pod::step_pod(
+        &ctx(Storage::Volume {
+            claim: "runner-abc-work".into(),
+            placement: Placement::NodeName("node-1".into()),
+        }),
+        "runner-abc-step-01234567",
+        "registry.local/built@sha256:abc",
+        &step,
+        &["runner-abc-kaniko-secret".into()],
+    )
+    .unwrap();
+    let warnings = Customization::from_values(Some(template()), None)
+        .apply(&mut volume, PodKind::Step)
+        .unwrap();
+    insta::assert_yaml_snapshot!("step_pod_volume_mode_with_template", volume);
+    assert!(
+        !warnings.iter().any(|w| w.contains("$redis")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn registry_secret() {
+    let creds = Credentials::from_registry(Some(&Registry {
+        username: Some("octo".into()),
+        password: Some(Secret::new("hunter2")),
+        server_url: None,
+    }))
+    .unwrap();
+    let s = secrets::registry_secret(
+        "runner-abc-secret-01234567",
+        pod::labels("runner-abc", "registry-secret"),
+        "[token]",
+        ctx(Storage::Copy).owner,
+        &creds,
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&s.data.as_ref().unwrap()[".dockerconfigjson"].0).unwrap();
+    assert_eq!(
+        doc["auths"]["https://index.docker.io/v1/"]["password"],
+        "hunter2"
+    );
+    insta::assert_yaml_snapshot!(s, {".data" => "[redacted]"});
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_created() {
+    let e = pod::job_pod(&ctx(Storage::Copy), "x", &PrepareJobArgs::default(), &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("neither a job container nor services")
+    );
+    let mut bad = spec("redis");
+    bad.port_mappings = vec!["99999".into()];
+    let e = pod::job_pod(
+        &ctx(Storage::Copy),
+        "x",
+        &PrepareJobArgs {
+            container: None,
+            services: vec![bad],
+        },
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the service #1 (redis): invalid port mapping \"99999\": the container port must be a number from 1 to 65535"
+    );
+}

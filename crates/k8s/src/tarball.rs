@@ -1,0 +1,324 @@
+//! Tar streams of host folders (symlinks and modes kept) and their unpacking, on blocking
+//! threads, connected to the async side by channels of chunks.
+
+use bytes::Bytes;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+/// Size of the chunks sent over exec stdin.
+pub const CHUNK: usize = 64 * 1024;
+/// A tar record: archives are padded to it, so a reader stops at the end marker by itself even
+/// when stdin cannot be closed (`v4.channel.k8s.io`).
+pub const RECORD: u64 = 10240;
+
+/// One folder to put into an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The folder on the host.
+    pub dir: PathBuf,
+    /// Its name in the archive (`_temp`, `repo/repo`); empty for the archive root.
+    pub name: String,
+    /// Paths (relative to `dir`) left out.
+    pub exclude: Vec<PathBuf>,
+}
+
+/// What an archive held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Entries (files, folders, links).
+    pub entries: u64,
+    /// Bytes of file content.
+    pub content_bytes: u64,
+    /// Bytes of the archive itself.
+    pub archive_bytes: u64,
+}
+
+/// Sends every write as a chunk down a channel (blocking; for `spawn_blocking` threads).
+struct ChannelWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+    written: u64,
+}
+
+impl ChannelWriter {
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the exec stream went away")
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        self.written += n as u64;
+        if self.buf.len() >= CHUNK {
+            self.flush_buf()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn append_tree(
+    builder: &mut tar::Builder<impl Write>,
+    root: &Path,
+    rel: &Path,
+    name: &Path,
+    exclude: &[PathBuf],
+    counts: &mut Counts,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let rel_child = rel.join(entry.file_name());
+        if exclude.contains(&rel_child) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        let archived = name.join(&rel_child);
+        counts.entries += 1;
+        if meta.is_dir() {
+            builder.append_dir(&archived, &path)?;
+            append_tree(builder, root, &rel_child, name, exclude, counts)?;
+        } else {
+            if meta.is_file() {
+                counts.content_bytes += meta.len();
+            }
+            // Symlinks are archived as links, not followed.
+            builder.append_path_with_name(&path, &archived)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one archive of `sources` into `out`, padded to a whole record.
+pub fn write_archive(sources: &[Source], out: impl Write) -> std::io::Result<(Counts, u64)> {
+    let mut counter = CountingWriter { inner: out, n: 0 };
+    let mut counts = Counts::default();
+    {
+        let mut builder = tar::Builder::new(&mut counter);
+        builder.follow_symlinks(false);
+        builder.mode(tar::HeaderMode::Complete);
+        for s in sources {
+            let name = Path::new(&s.name);
+            if !s.name.is_empty() {
+                // The folder itself (and any missing parents) so modes and empty trees survive.
+                let mut prefix = PathBuf::new();
+                for part in name.components() {
+                    prefix.push(part);
+                    builder.append_dir(&prefix, &s.dir)?;
+                    counts.entries += 1;
+                }
+            }
+            if s.dir.is_dir() {
+                append_tree(
+                    &mut builder,
+                    &s.dir,
+                    Path::new(""),
+                    name,
+                    &s.exclude,
+                    &mut counts,
+                )?;
+            }
+        }
+        builder.finish()?;
+    }
+    let written = counter.n;
+    let pad = (RECORD - written % RECORD) % RECORD;
+    counter.write_all(&vec![0u8; pad as usize])?;
+    counts.archive_bytes = counter.n;
+    Ok((counts, counter.n))
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Packs `sources` on a blocking thread; the archive arrives as chunks on the returned
+/// receiver (a packing error arrives as an `Err` chunk), the counts from the handle.
+pub fn pack(
+    sources: Vec<Source>,
+) -> (
+    mpsc::Receiver<std::io::Result<Bytes>>,
+    tokio::task::JoinHandle<std::io::Result<Counts>>,
+) {
+    let (tx, rx) = mpsc::channel(16);
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+            written: 0,
+        };
+        let result = write_archive(&sources, &mut w).and_then(|(c, _)| {
+            w.flush_buf()?;
+            Ok(c)
+        });
+        if let Err(e) = &result {
+            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+        }
+        tracing::trace!(bytes = w.written, "archive packed");
+        result
+    });
+    (rx, handle)
+}
+
+/// A blocking reader over a channel of chunks.
+struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.current = b?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Unpacks an archive arriving as chunks into `dest` on a blocking thread (permissions, mtimes
+/// and symlinks kept; nothing written outside `dest`). Returns the sender to feed and the
+/// handle giving the number of entries.
+pub fn unpack(
+    dest: PathBuf,
+) -> (
+    mpsc::Sender<std::io::Result<Bytes>>,
+    tokio::task::JoinHandle<std::io::Result<u64>>,
+) {
+    let (tx, rx) = mpsc::channel(16);
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+        };
+        std::fs::create_dir_all(&dest)?;
+        let mut archive = tar::Archive::new(&mut reader);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        archive.set_overwrite(true);
+        let mut n = 0;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            entry.unpack_in(&dest)?;
+            n += 1;
+        }
+        // Drain the padding so the sender never blocks on a reader that stopped.
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        Ok(n)
+    });
+    (tx, handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_keeps_links_modes_and_padding() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("a/b")).unwrap();
+        std::fs::write(src.path().join("a/b/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(
+            src.path().join("a/b/run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("b/run.sh", src.path().join("a/link")).unwrap();
+        std::fs::create_dir_all(src.path().join("skip/me")).unwrap();
+        let mut out = Vec::new();
+        let (counts, written) = write_archive(
+            &[Source {
+                dir: src.path().to_owned(),
+                name: "w/x".into(),
+                exclude: vec!["skip".into()],
+            }],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(written % RECORD, 0);
+        assert_eq!(written, out.len() as u64);
+        // w, w/x, a, a/b, a/b/run.sh, a/link
+        assert_eq!(counts.entries, 6);
+        assert_eq!(counts.content_bytes, 18);
+        let dest = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("tar")
+            .args(["xf", "-", "-C"])
+            .arg(dest.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(&out)?;
+                c.wait()
+            })
+            .unwrap();
+        assert!(status.success());
+        let run = dest.path().join("w/x/a/b/run.sh");
+        assert_eq!(
+            std::fs::metadata(&run).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            std::fs::read_link(dest.path().join("w/x/a/link")).unwrap(),
+            Path::new("b/run.sh")
+        );
+        assert!(!dest.path().join("w/x/skip").exists());
+    }
+
+    #[tokio::test]
+    async fn pack_then_unpack_through_channels() {
+        let src = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            std::fs::write(src.path().join(format!("f{i}")), vec![b'x'; 10_000 * i]).unwrap();
+        }
+        let (mut rx, packed) = pack(vec![Source {
+            dir: src.path().to_owned(),
+            name: String::new(),
+            exclude: vec![],
+        }]);
+        let dest = tempfile::tempdir().unwrap();
+        let (tx, unpacked) = unpack(dest.path().to_owned());
+        while let Some(chunk) = rx.recv().await {
+            tx.send(chunk).await.unwrap();
+        }
+        drop(tx);
+        let counts = packed.await.unwrap().unwrap();
+        assert_eq!(counts.entries, 50);
+        assert_eq!(unpacked.await.unwrap().unwrap(), 50);
+        assert_eq!(
+            std::fs::read(dest.path().join("f49")).unwrap().len(),
+            490_000
+        );
+    }
+}
