@@ -83,19 +83,14 @@ pub struct CopyReport {
 impl std::fmt::Display for CopyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        if self.archive_bytes > 0 {
+        write!(f, "{} entries", self.entries)?;
+        if self.archive_bytes >= 1_000_000 {
             let mb = self.archive_bytes as f64 / 1e6;
-            write!(
-                f,
-                "{} entries, {:.1} MB in {:.2} s ({:.0} MB/s)",
-                self.entries,
-                mb,
-                secs,
-                mb / secs.max(1e-6)
-            )
-        } else {
-            write!(f, "{} entries in {secs:.2} s", self.entries)
+            write!(f, ", {mb:.1} MB ({:.0} MB/s)", mb / secs.max(1e-6))?;
+        } else if self.archive_bytes > 0 {
+            write!(f, ", {} KB", self.archive_bytes.div_ceil(1000))?;
         }
+        write!(f, " in {secs:.2} s")
     }
 }
 

@@ -1,0 +1,351 @@
+//! Runs the real `k8s-hook` binary exactly as the runner does, against kubesim: a temp `_work`
+//! tree, a pre-created empty response file, one JSON line on stdin, cwd = the workspace, the
+//! runner's environment. Each [`Runner`] has its own namespace and runner pod in the shared
+//! simulator of this test binary; its `Drop` deletes the namespace (and so every pod in it).
+
+#![allow(dead_code)]
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubesim::testing::Sim;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_k8s-hook");
+
+/// One runtime for the tests' own async calls.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// The shared test environment (images in local registries).
+pub fn testenv() -> testenv::TestEnv {
+    static ENV: std::sync::OnceLock<testenv::TestEnv> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        rt().block_on(testenv::ensure())
+            .expect("the shared test environment (crates/testenv)")
+    })
+    .clone()
+}
+
+/// The simulator shared by the tests of this binary.
+pub fn sim() -> &'static Sim {
+    testenv();
+    rt().block_on(Sim::shared()).expect("kubesim")
+}
+
+/// A kube client for `kubeconfig`.
+pub fn client_for(kubeconfig: &Path) -> kube::Client {
+    rt().block_on(async {
+        let kc = Kubeconfig::read_from(kubeconfig).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    })
+}
+
+/// One hook invocation's result.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The response file's content after the run ("" when the hook wrote nothing).
+    pub response: String,
+    pub elapsed: std::time::Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.response).unwrap_or_else(|e| {
+            panic!("response is not JSON ({e}): {:?}\n{self:#?}", self.response)
+        })
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "hook failed:\n{self:#?}");
+        self
+    }
+
+    /// The `::error::` lines.
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .chain(self.stdout.lines())
+            .filter(|l| l.starts_with("::error::"))
+            .collect()
+    }
+
+    /// The `::warning::` lines.
+    pub fn warnings(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("::warning::"))
+            .collect()
+    }
+}
+
+/// A container as the runner describes it.
+pub fn container(image: &str) -> Value {
+    json!({
+        "image": image, "dockerfile": null, "entryPointArgs": [], "entryPoint": null,
+        "workingDirectory": null, "createOptions": null, "registry": null,
+        "environmentVariables": {}, "portMappings": [], "systemMountVolumes": [],
+        "userMountVolumes": []
+    })
+}
+
+/// A fake runner pod with its `_work` tree.
+pub struct Runner {
+    pub name: String,
+    pub ns: String,
+    pub dir: tempfile::TempDir,
+    pub extra_env: Vec<(String, String)>,
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+}
+
+impl Runner {
+    /// A runner in a fresh namespace of the shared simulator.
+    pub fn new(test: &str) -> Self {
+        let sim = sim();
+        Self::on(sim, test, sim.create_namespace().unwrap())
+    }
+
+    /// A runner in namespace `ns` of `sim`.
+    pub fn on(sim: &Sim, test: &str, ns: String) -> Self {
+        let name = format!("runner-{test}");
+        rt().block_on(sim.create_runner_pod(&ns, &name)).unwrap();
+        let dir = tempfile::Builder::new().prefix("k8shook-").tempdir().unwrap();
+        for sub in [
+            "_work/repo/repo",
+            "_work/_temp/_runner_hook_responses",
+            "_work/_temp/_github_home",
+            "_work/_temp/_github_workflow",
+            "_work/_temp/_runner_file_commands",
+            "_work/_actions",
+        ] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("_work/repo/repo/README.md"), "# repo\n").unwrap();
+        std::fs::write(
+            dir.path().join("_work/_temp/_github_workflow/event.json"),
+            r#"{"action":"test"}"#,
+        )
+        .unwrap();
+        let kubeconfig = sim.kubeconfig_path().to_owned();
+        let client = client_for(&kubeconfig);
+        Self {
+            name,
+            ns,
+            dir,
+            extra_env: vec![("ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS".into(), "1000".into())],
+            kubeconfig,
+            client,
+        }
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("_work")
+    }
+
+    pub fn workspace(&self) -> PathBuf {
+        self.work().join("repo/repo")
+    }
+
+    pub fn temp(&self) -> PathBuf {
+        self.work().join("_temp")
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        let env = testenv();
+        let mut vars = vec![
+            ("ACTIONS_RUNNER_POD_NAME".to_owned(), self.name.clone()),
+            ("ACTIONS_RUNNER_KUBERNETES_NAMESPACE".to_owned(), self.ns.clone()),
+            ("KUBECONFIG".to_owned(), self.kubeconfig.display().to_string()),
+            ("ACTIONS_RUNNER_IMAGE".to_owned(), env.image(testenv::Image::Runner)),
+            ("GITHUB_WORKSPACE".to_owned(), self.workspace().display().to_string()),
+            ("RUNNER_WORKSPACE".to_owned(), self.work().join("repo").display().to_string()),
+            ("RUNNER_TEMP".to_owned(), self.temp().display().to_string()),
+            ("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".to_owned(), "120".to_owned()),
+        ];
+        for (k, v) in &self.extra_env {
+            vars.retain(|(x, _)| x != k);
+            vars.push((k.clone(), v.clone()));
+        }
+        vars
+    }
+
+    /// Runs one command through the binary, runner-style.
+    pub fn call(&self, command: &str, args: Value, state: Option<&Value>) -> Run {
+        let response = self
+            .temp()
+            .join("_runner_hook_responses")
+            .join(format!("{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&response, "").unwrap();
+        let line = json!({
+            "command": command,
+            "responseFile": response,
+            "args": args,
+            "state": state.cloned().unwrap_or(Value::Null),
+        })
+        .to_string();
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.workspace())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        let start = std::time::Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            response: std::fs::read_to_string(&response).unwrap_or_default(),
+            elapsed: start.elapsed(),
+        };
+        let _ = std::fs::remove_file(&response);
+        run
+    }
+
+    /// `prepare_job` with this job container and services; returns the run and the state.
+    pub fn prepare(&self, job: Option<Value>, services: Vec<Value>) -> (Run, Value) {
+        let run = self.call(
+            "prepare_job",
+            json!({"container": job, "services": services}),
+            None,
+        );
+        let state = if run.code == 0 {
+            run.json()["state"].clone()
+        } else {
+            Value::Null
+        };
+        (run, state)
+    }
+
+    /// A script step as the runner sends it: the script in `_temp/<id>.sh`, run with `sh -e`,
+    /// fresh GITHUB_OUTPUT / GITHUB_ENV files. Returns the run and the file commands' content.
+    pub fn script(&self, state: &Value, script: &str, env: &[(&str, &str)]) -> StepRun {
+        self.script_with(state, script, env, &[], "/__w/repo/repo")
+    }
+
+    pub fn script_with(
+        &self,
+        state: &Value,
+        script: &str,
+        env: &[(&str, &str)],
+        prepend: &[&str],
+        workdir: &str,
+    ) -> StepRun {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        std::fs::write(self.temp().join(format!("{id}.sh")), script).unwrap();
+        let fc = self.temp().join("_runner_file_commands");
+        for f in ["set_output", "set_env", "add_path", "step_summary"] {
+            std::fs::write(fc.join(format!("{f}_{id}")), "").unwrap();
+        }
+        let mut vars = serde_json::Map::new();
+        for (f, var) in [
+            ("set_output", "GITHUB_OUTPUT"),
+            ("set_env", "GITHUB_ENV"),
+            ("add_path", "GITHUB_PATH"),
+            ("step_summary", "GITHUB_STEP_SUMMARY"),
+        ] {
+            vars.insert(
+                var.into(),
+                json!(format!("/__w/_temp/_runner_file_commands/{f}_{id}")),
+            );
+        }
+        vars.insert("GITHUB_WORKSPACE".into(), json!("/__w/repo/repo"));
+        vars.insert("CI".into(), json!("true"));
+        for (k, v) in env {
+            vars.insert((*k).into(), json!(v));
+        }
+        let run = self.call(
+            "run_script_step",
+            json!({
+                "entryPoint": "sh",
+                "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
+                "environmentVariables": vars,
+                "prependPath": prepend,
+                "workingDirectory": workdir,
+            }),
+            Some(state),
+        );
+        let _ = std::fs::remove_file(self.temp().join(format!("{id}.sh")));
+        let read = |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
+        StepRun {
+            output: read("set_output"),
+            env: read("set_env"),
+            path: read("add_path"),
+            summary: read("step_summary"),
+            run,
+        }
+    }
+
+    /// Pods of the namespace.
+    pub fn pods(&self) -> Vec<Pod> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        rt().block_on(api.list(&ListParams::default())).unwrap().items
+    }
+
+    /// Pods and secrets labelled with this runner (excluding the runner pod itself).
+    pub fn labelled(&self) -> (Vec<String>, Vec<String>) {
+        let lp = ListParams::default().labels(&format!("runner-pod={}", self.name));
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        rt().block_on(async {
+            let p = pods.list(&lp).await.unwrap().items;
+            let s = secrets.list(&lp).await.unwrap().items;
+            (
+                p.into_iter().filter_map(|p| p.metadata.name).collect(),
+                s.into_iter().filter_map(|s| s.metadata.name).collect(),
+            )
+        })
+    }
+
+    pub fn get_pod(&self, name: &str) -> Option<Pod> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        rt().block_on(api.get_opt(name)).unwrap()
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = rt().block_on(api.delete(&self.ns, &DeleteParams::default()));
+    }
+}
+
+/// A script step's run and the file commands it wrote.
+#[derive(Debug)]
+pub struct StepRun {
+    pub run: Run,
+    pub output: String,
+    pub env: String,
+    pub path: String,
+    pub summary: String,
+}
