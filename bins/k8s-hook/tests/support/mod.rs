@@ -306,6 +306,44 @@ impl Runner {
         }
     }
 
+    /// A container step as the runner sends it: fresh file-command files, the step env with
+    /// GITHUB_OUTPUT / GITHUB_ENV pointing at /github/file_commands.
+    pub fn container_step(
+        &self,
+        state: Option<&Value>,
+        image: &str,
+        entry_point: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> StepRun {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let fc = self.temp().join("_runner_file_commands");
+        for f in ["set_output", "set_env"] {
+            std::fs::write(fc.join(format!("{f}_{id}")), "").unwrap();
+        }
+        let mut vars = serde_json::Map::new();
+        vars.insert("GITHUB_OUTPUT".into(), json!(format!("/github/file_commands/set_output_{id}")));
+        vars.insert("GITHUB_ENV".into(), json!(format!("/github/file_commands/set_env_{id}")));
+        vars.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
+        for (k, v) in env {
+            vars.insert((*k).into(), json!(v));
+        }
+        let mut spec = container(image);
+        spec["entryPoint"] = json!(entry_point);
+        spec["entryPointArgs"] = json!(args);
+        spec["workingDirectory"] = json!("/github/workspace");
+        spec["environmentVariables"] = Value::Object(vars);
+        let run = self.call("run_container_step", spec, state);
+        let read = |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
+        StepRun {
+            output: read("set_output"),
+            env: read("set_env"),
+            path: String::new(),
+            summary: String::new(),
+            run,
+        }
+    }
+
     /// Pods of the namespace.
     pub fn pods(&self) -> Vec<Pod> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
