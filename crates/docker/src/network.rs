@@ -3,7 +3,7 @@
 
 use crate::body::network_body;
 use crate::error::{Error, engine, is_not_found};
-use crate::names::Owner;
+use crate::names::{JOB_LABEL, Owner};
 use bollard::Docker;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -52,16 +52,25 @@ pub(crate) struct Removed {
     pub networks: usize,
 }
 
-/// Removes every container and network labelled with this runner, plus `extra_containers` and
-/// `extra_networks` (ids/names from a state, in case their labels were lost). Containers go
-/// first (a network with endpoints cannot be removed). All removals run concurrently; the first
-/// failure is reported after every removal was tried.
+/// Removes every container and network labelled with this runner (except those of job
+/// `keep_job`), plus `extra_containers` and `extra_networks` (ids/names from a state, in case
+/// their labels were lost). Containers go first (a network with endpoints cannot be removed).
+/// All removals run concurrently; the first failure is reported after every removal was tried.
 pub(crate) async fn remove_runner_objects(
     docker: &Docker,
     owner: &Owner,
+    keep_job: Option<&str>,
     extra_containers: &[String],
     extra_networks: &[String],
 ) -> Result<Removed, Error> {
+    let kept = |labels: &Option<std::collections::HashMap<String, String>>| {
+        keep_job.is_some()
+            && labels
+                .as_ref()
+                .and_then(|l| l.get(JOB_LABEL))
+                .map(String::as_str)
+                == keep_job
+    };
     let filter = owner.runner_filter();
     let listed = docker
         .list_containers(Some(
@@ -72,7 +81,11 @@ pub(crate) async fn remove_runner_objects(
         ))
         .await
         .map_err(engine("list this runner's containers"))?;
-    let mut ids: Vec<String> = listed.into_iter().filter_map(|c| c.id).collect();
+    let mut ids: Vec<String> = listed
+        .into_iter()
+        .filter(|c| !kept(&c.labels))
+        .filter_map(|c| c.id)
+        .collect();
     for id in extra_containers {
         if !ids
             .iter()
@@ -93,7 +106,11 @@ pub(crate) async fn remove_runner_objects(
         ))
         .await
         .map_err(engine("list this runner's networks"))?;
-    let mut names: Vec<String> = networks.into_iter().filter_map(|n| n.name).collect();
+    let mut names: Vec<String> = networks
+        .into_iter()
+        .filter(|n| !kept(&n.labels))
+        .filter_map(|n| n.name)
+        .collect();
     for n in extra_networks {
         if !names.contains(n) {
             names.push(n.clone());

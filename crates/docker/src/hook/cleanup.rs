@@ -21,7 +21,7 @@ pub(super) async fn cleanup_job(settings: &Settings, state: State) -> Result<(),
         (Some(n), true) => vec![n.clone()],
         _ => Vec::new(),
     };
-    let removed = remove_runner_objects(&docker, &owner, &containers, &networks).await?;
+    let removed = remove_runner_objects(&docker, &owner, None, &containers, &networks).await?;
     tracing::info!(
         "removed {} container(s) and {} network(s)",
         removed.containers,

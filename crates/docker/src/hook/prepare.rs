@@ -230,29 +230,14 @@ pub(super) async fn prepare_job(
     let plans = plan(&args, &owner, &job_id, &network)?;
     let docker = connect().await?;
 
-    let (removed, pulled) = tokio::join!(
-        network::remove_runner_objects(&docker, &owner, &[], &[]),
-        pull_all(&docker, &plans)
-    );
-    let removed = removed?;
-    if removed != network::Removed::default() {
-        tracing::info!(
-            "removed {} leftover container(s) and {} network(s) of runner {}",
-            removed.containers,
-            removed.networks,
-            owner.runner
-        );
-    }
-    pulled?;
-    let images_secs = group.elapsed();
-
-    let outcome =
-        start_and_wait(settings, &docker, &plans, &owner, &network, network_created).await;
-    let (response, start_secs) = match outcome {
+    let outcome = run(settings, &docker, &plans, &owner, &network, network_created).await;
+    let (response, images_secs, start_secs) = match outcome {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!("prepare_job failed; removing the containers and network it created");
-            if let Err(clean) = network::remove_runner_objects(&docker, &owner, &[], &[]).await {
+            if let Err(clean) =
+                network::remove_runner_objects(&docker, &owner, None, &[], &[]).await
+            {
                 tracing::warn!("could not remove them all: {clean}");
             }
             return Err(e);
@@ -288,22 +273,45 @@ pub(super) async fn prepare_job(
     Ok(response)
 }
 
-/// Network, containers, inspection, OS probe and health. Returns the response and how long
-/// creating the network and starting the containers took.
-async fn start_and_wait(
+/// Everything after the input was validated. Returns the response and how long the images
+/// (with the leftover removal and the network) and the container starts took.
+async fn run(
     settings: &Settings,
     docker: &Docker,
     plans: &[Planned],
     owner: &Owner,
     network: &str,
     network_created: bool,
-) -> Result<(PrepareJobResponse<State>, f64), Error> {
+) -> Result<(PrepareJobResponse<State>, f64, f64), Error> {
     let t0 = Instant::now();
-    if network_created {
-        network::create(docker, network, owner).await?;
+    // This runner's leftovers (never this job's), the images and the network are independent.
+    let create_network = async {
+        if network_created {
+            network::create(docker, network, owner).await
+        } else {
+            Ok(())
+        }
+    };
+    let (removed, pulled, created) = tokio::join!(
+        network::remove_runner_objects(docker, owner, owner.job.as_deref(), &[], &[]),
+        pull_all(docker, plans),
+        create_network
+    );
+    let removed = removed?;
+    if removed != network::Removed::default() {
+        tracing::info!(
+            "removed {} leftover container(s) and {} network(s) of runner {}",
+            removed.containers,
+            removed.networks,
+            owner.runner
+        );
     }
+    pulled?;
+    created?;
+    let images_secs = t0.elapsed().as_secs_f64();
+
     let ids = collect(join_all(plans.iter().map(|p| create_and_start(docker, p))).await)?;
-    let started_at = t0.elapsed().as_secs_f64();
+    let start_secs = t0.elapsed().as_secs_f64() - images_secs;
 
     let job = plans.iter().position(|p| p.role == Role::Job);
     let watched: Vec<Watched> = plans
@@ -374,7 +382,8 @@ async fn start_and_wait(
             context,
             is_alpine,
         },
-        started_at,
+        images_secs,
+        start_secs,
     ))
 }
 
