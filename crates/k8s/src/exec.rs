@@ -131,11 +131,13 @@ pub enum ExecError {
         source: retry::ApiError,
     },
     /// The websocket failed.
-    #[error("the exec connection to {0} broke: {1}")]
+    #[error(
+        "the exec connection to {0} broke ({1}): the command's result is unknown, so it is reported as a failure"
+    )]
     Connection(String, String),
     /// The stream ended without a status.
     #[error(
-        "the exec connection to {0} closed before the command's exit status arrived: its result is unknown, so it is reported as a failure"
+        "the exec connection to {0} closed before the command's exit status arrived: the command's result is unknown, so it is reported as a failure"
     )]
     NoStatus(String),
     /// Nothing was heard for the heartbeat deadline.
