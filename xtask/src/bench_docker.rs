@@ -30,7 +30,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             other => bail!("unknown argument {other:?}; usage: cargo xtask bench docker [--quick]"),
         }
     }
-    crate::cmd("cargo", &["build", "--release", "--quiet", "-p", "docker-hook"])?;
+    crate::cmd(
+        "cargo",
+        &["build", "--release", "--quiet", "-p", "docker-hook"],
+    )?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let hook = std::fs::canonicalize(target.join("release/docker-hook"))
@@ -75,7 +78,8 @@ impl std::fmt::Display for Line {
             self.name,
             self.hook,
             self.baseline,
-            self.ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+            self.ratio
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
             self.goal,
             if self.met { "ok" } else { "MISSED" }
         )
@@ -154,7 +158,11 @@ struct Call {
 impl Bench {
     fn new(hook: &Path) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("hooks-bench-").tempdir()?;
-        for sub in ["repo/repo", "_temp/_runner_hook_responses", "_temp/_github_home"] {
+        for sub in [
+            "repo/repo",
+            "_temp/_runner_hook_responses",
+            "_temp/_github_home",
+        ] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
         Ok(Self {
@@ -199,7 +207,9 @@ impl Bench {
                         && let Some(kib) = status
                             .lines()
                             .find_map(|l| l.strip_prefix("VmHWM:"))
-                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                            .and_then(|v| {
+                                v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+                            })
                     {
                         peak.fetch_max(kib, Ordering::SeqCst);
                     }
@@ -308,7 +318,9 @@ impl Bench {
     }
 
     fn prepare(&self, env: &TestEnv, iters: usize) -> anyhow::Result<Line> {
-        eprintln!("bench: prepare_job (job + 2 services) vs GitHub's docker CLI sequence ({iters} each)");
+        eprintln!(
+            "bench: prepare_job (job + 2 services) vs GitHub's docker CLI sequence ({iters} each)"
+        );
         let busybox = env.image(Image::Busybox);
         let sleep: &[&str] = &["600"];
         let args = json!({
@@ -360,7 +372,10 @@ impl Bench {
     }
 
     fn stdout(&self, env: &TestEnv, runs: usize, bytes: u64) -> anyhow::Result<Vec<Line>> {
-        eprintln!("bench: {} MiB of step stdout vs docker exec ({runs} each)", bytes >> 20);
+        eprintln!(
+            "bench: {} MiB of step stdout vs docker exec ({runs} each)",
+            bytes >> 20
+        );
         let (state, id) = self.job(env)?;
         let count = bytes.to_string();
         let args = json!({
