@@ -1,6 +1,7 @@
 //! The createOptions table: every supported flag, the API fields it becomes, and the errors.
 
 use super::*;
+use bollard::models::ContainerCreateBody;
 use serde_json::{Value, json};
 
 /// Parses `options` and applies them to an empty body; returns the body as JSON.
