@@ -158,6 +158,27 @@ if touch /ro/x 2>/dev/null; then echo ro-broken; else echo ro-ok; fi
     assert!(!out.contains("to-stderr"), "stderr went to stdout: {out}");
     assert!(step.stderr.contains("to-stderr\n"), "{}", step.stderr);
 
+    // Output is streamed live: the step waits for a file the test creates only after it has
+    // read the step's first line from the hook's stdout. Buffered output would end in "timeout".
+    let live = runner.script_args(
+        "echo ready\ni=0\nwhile [ ! -f /__w/_temp/go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n[ -f /__w/_temp/go ] && echo done || echo timeout\n",
+        json!({}),
+        json!([]),
+    );
+    let (mut child, _) = runner.spawn("run_script_step", live, Some(&state));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::fs::write(runner.temp().join("go"), "").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(
+        line, "done\n",
+        "the first line was held back until the step ended"
+    );
+    assert!(child.wait().unwrap().success());
+
     // Exit codes come out as the hook's own.
     for (script, want) in [
         ("exit 0", 0),

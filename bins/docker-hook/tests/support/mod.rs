@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_docker-hook");
@@ -143,8 +143,9 @@ impl Runner {
         format!("/__w/_temp/{file}")
     }
 
-    /// Runs the hook with one command.
-    pub fn call(&self, command: &str, args: Value, state: Option<&Value>) -> Run {
+    /// Starts the hook with one command; stdout and stderr are piped. Returns the child and the
+    /// response file.
+    pub fn spawn(&self, command: &str, args: Value, state: Option<&Value>) -> (Child, PathBuf) {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let response = self
             .temp()
@@ -185,6 +186,12 @@ impl Runner {
             .write_all(format!("{}\n", serde_json::to_string(&input).unwrap()).as_bytes())
             .unwrap();
         drop(stdin);
+        (child, response)
+    }
+
+    /// Runs the hook with one command.
+    pub fn call(&self, command: &str, args: Value, state: Option<&Value>) -> Run {
+        let (child, response) = self.spawn(command, args, state);
         let out = child.wait_with_output().unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
@@ -194,18 +201,23 @@ impl Runner {
         }
     }
 
+    /// The `run_script_step` arguments for `sh -e <script>` (written to `_temp`).
+    pub fn script_args(&self, script: &str, env: Value, prepend: Value) -> Value {
+        let path = self.script(script);
+        json!({
+            "entryPoint": "sh",
+            "entryPointArgs": ["-e", path],
+            "environmentVariables": env,
+            "prependPath": prepend,
+            "workingDirectory": "/__w/repo/repo",
+        })
+    }
+
     /// `run_script_step` of `script` (written to `_temp`) with `sh -e`.
     pub fn script_step(&self, state: &Value, script: &str, env: Value, prepend: Value) -> Run {
-        let path = self.script(script);
         self.call(
             "run_script_step",
-            json!({
-                "entryPoint": "sh",
-                "entryPointArgs": ["-e", path],
-                "environmentVariables": env,
-                "prependPath": prepend,
-                "workingDirectory": "/__w/repo/repo",
-            }),
+            self.script_args(script, env, prepend),
             Some(state),
         )
     }
