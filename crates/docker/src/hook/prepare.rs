@@ -188,6 +188,32 @@ async fn create_and_start(docker: &Docker, p: &Planned) -> Result<String, Error>
     Ok(created.id)
 }
 
+/// A started container.
+struct Up {
+    id: String,
+    info: ContainerInspectResponse,
+    /// For the job container: whether it runs Alpine.
+    alpine: Option<bool>,
+}
+
+/// Creates and starts one container, then inspects it (and, for the job container, reads its
+/// `/etc/os-release`) concurrently.
+async fn bring_up(docker: &Docker, p: &Planned) -> Result<Up, Error> {
+    let id = create_and_start(docker, p).await?;
+    let probe = async {
+        match p.role {
+            Role::Job => is_alpine(docker, &id).await.map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (info, alpine) = tokio::join!(inspect(docker, &id, &p.what), probe);
+    Ok(Up {
+        info: info?,
+        alpine: alpine?,
+        id,
+    })
+}
+
 /// Whether `/etc/os-release` says Alpine (one exec). A container without `cat` is not Alpine.
 async fn is_alpine(docker: &Docker, id: &str) -> Result<bool, Error> {
     let (code, out) = capture(docker, id, &["cat", "/etc/os-release"]).await?;
@@ -310,38 +336,22 @@ async fn run(
     created?;
     let images_secs = t0.elapsed().as_secs_f64();
 
-    let ids = collect(join_all(plans.iter().map(|p| create_and_start(docker, p))).await)?;
+    // Each container: create, start, then inspect it (and probe the job container's OS) while
+    // the others are still starting.
+    let started = collect(join_all(plans.iter().map(|p| bring_up(docker, p))).await)?;
     let start_secs = t0.elapsed().as_secs_f64() - images_secs;
-
-    let job = plans.iter().position(|p| p.role == Role::Job);
     let watched: Vec<Watched> = plans
         .iter()
-        .zip(&ids)
-        .map(|(p, id)| Watched {
-            id: id.clone(),
+        .zip(&started)
+        .map(|(p, up)| Watched {
+            id: up.id.clone(),
             what: p.what.clone(),
         })
         .collect();
-    let alpine = async {
-        match job {
-            Some(i) => is_alpine(docker, &ids[i]).await,
-            None => Ok(false),
-        }
-    };
-    let inspected = join_all(
-        plans
-            .iter()
-            .zip(&ids)
-            .map(|(p, id)| inspect(docker, id, &p.what)),
-    );
-    let (alpine, inspected, healthy) = tokio::join!(
-        alpine,
-        inspected,
-        health::wait_all(docker, &watched, settings.health_timeout)
-    );
-    healthy?;
-    let is_alpine = alpine?;
-    let inspected = collect(inspected)?;
+    health::wait_all(docker, &watched, settings.health_timeout).await?;
+    let is_alpine = started.iter().any(|up| up.alpine == Some(true));
+    let ids: Vec<String> = started.iter().map(|up| up.id.clone()).collect();
+    let inspected: Vec<ContainerInspectResponse> = started.into_iter().map(|up| up.info).collect();
 
     let mut state = State {
         network: Some(network.to_owned()),
