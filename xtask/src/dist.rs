@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 const HOOKS: [&str; 2] = ["docker-hook", "k8s-hook"];
 
 pub fn run() -> anyhow::Result<Vec<PathBuf>> {
-    cmd("cargo", &["build", "--release", "-p", "docker-hook", "-p", "k8s-hook"])?;
+    cmd(
+        "cargo",
+        &["build", "--release", "-p", "docker-hook", "-p", "k8s-hook"],
+    )?;
     let version = env!("CARGO_PKG_VERSION");
     let target = host_target()?;
     let dist = Path::new("dist");
@@ -72,7 +75,11 @@ fn host_target() -> anyhow::Result<String> {
 }
 
 fn readme(hook: &str, version: &str) -> String {
-    let mode = if hook == "k8s-hook" { "Kubernetes" } else { "Docker" };
+    let mode = if hook == "k8s-hook" {
+        "Kubernetes"
+    } else {
+        "Docker"
+    };
     format!(
         "# {hook} {version}\n\nThe {mode} container hook for self-hosted GitHub Actions runners.\n\n\
          Install: unpack this folder into the runner image (e.g. /home/runner/{hook}) and set\n\n\
