@@ -2,7 +2,6 @@
 //! own reason when the engine refused something.
 
 use crate::body::BodyError;
-use crate::dockerignore::IgnoreError;
 use crate::options::OptionsError;
 
 /// Errors of the docker hook (failures of the hook itself; a failed step is an exit code).
@@ -54,17 +53,9 @@ pub enum Error {
         /// The builder's reason.
         reason: String,
     },
-    /// The build context could not be read.
-    #[error("cannot read the build context {path}: {source}")]
-    Context {
-        /// The file or directory.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// `.dockerignore` is invalid.
+    /// The build context could not be packed (unreadable file, invalid `.dockerignore`).
     #[error(transparent)]
-    DockerIgnore(#[from] IgnoreError),
+    Context(#[from] buildctx::Error),
     /// A container did not become healthy (or stopped) in time.
     #[error("{what} did not become healthy: {reason}")]
     Unhealthy {

@@ -1,13 +1,13 @@
 //! Images: pulls (with credentials, retries and a compact progress log) and Dockerfile builds
 //! (context packed by [`crate::context`], output streamed to the log).
 
-use crate::context::BuildContext;
 use crate::error::{Error, one_line, reason};
 use crate::names::{Owner, ROLE_LABEL, RUNNER_LABEL};
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::{BuildInfo, CreateImageInfo};
 use bollard::query_parameters::{BuildImageOptions, CreateImageOptionsBuilder};
+use buildctx::BuildContext;
 use futures::StreamExt;
 use hooklib::Registry;
 use std::collections::{BTreeMap, HashMap};
@@ -196,7 +196,7 @@ pub(crate) async fn build(
     owner: &Owner,
     platform: Option<&str>,
 ) -> Result<String, Error> {
-    let tag = context.tag();
+    let tag = format!("container-hooks-action:{}", context.short_digest());
     if exists(docker, &tag).await? {
         tracing::info!(
             "the action's image {tag} is up to date (context unchanged); not rebuilding"

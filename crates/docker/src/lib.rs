@@ -8,8 +8,6 @@
 //! `hook`) is thin.
 
 mod body;
-mod context;
-mod dockerignore;
 mod engine;
 mod error;
 mod exec;

@@ -3,7 +3,6 @@
 
 use super::{State, exit_code};
 use crate::body::{BodyInput, container_body, path_from_env, script_exec};
-use crate::context;
 use crate::engine::connect;
 use crate::error::{Error, engine};
 use crate::exec;
@@ -76,7 +75,7 @@ pub(super) async fn run_container_step(
             let dockerfile = args.dockerfile.clone().unwrap_or_default();
             let _group = Group::open(format!("Building {dockerfile}"));
             let path = PathBuf::from(&dockerfile);
-            let packed = tokio::task::spawn_blocking(move || context::pack(&path))
+            let packed = tokio::task::spawn_blocking(move || buildctx::pack(&path))
                 .await
                 .map_err(|e| Error::Build {
                     dockerfile: dockerfile.clone(),

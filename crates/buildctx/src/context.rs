@@ -2,15 +2,14 @@
 //! filtered by `.dockerignore`, written deterministically (sorted, fixed times and owners) so
 //! its hash names the image and an unchanged action is not rebuilt.
 
-use crate::dockerignore::DockerIgnore;
-use crate::error::Error;
+use crate::dockerignore::{DockerIgnore, IgnoreError};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 
 /// A packed build context.
 #[derive(Debug)]
-pub(crate) struct BuildContext {
+pub struct BuildContext {
     /// The tar archive.
     pub tar: Vec<u8>,
     /// Hex SHA-256 of the archive and the Dockerfile's name.
@@ -22,10 +21,26 @@ pub(crate) struct BuildContext {
 }
 
 impl BuildContext {
-    /// The image tag for this context.
-    pub(crate) fn tag(&self) -> String {
-        format!("container-hooks-action:{}", &self.digest[..16])
+    /// The first 16 hex digits of the digest: enough to name an image tag.
+    pub fn short_digest(&self) -> &str {
+        &self.digest[..16]
     }
+}
+
+/// The build context could not be packed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory of the context could not be read.
+    #[error("cannot read the build context {path}: {source}")]
+    Context {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `.dockerignore` is invalid.
+    #[error(transparent)]
+    DockerIgnore(#[from] IgnoreError),
 }
 
 struct HashingWriter {
@@ -52,7 +67,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Packs the directory of `dockerfile` (an absolute host path) as a build context.
-pub(crate) fn pack(dockerfile: &Path) -> Result<BuildContext, Error> {
+pub fn pack(dockerfile: &Path) -> Result<BuildContext, Error> {
     let dir = dockerfile.parent().unwrap_or(Path::new("/"));
     let name = dockerfile
         .file_name()
@@ -197,8 +212,7 @@ mod tests {
         std::fs::write(dir.path().join("a"), "2").unwrap();
         let two = pack(&df).unwrap();
         assert_ne!(two.digest, one.digest);
-        assert!(two.tag().starts_with("container-hooks-action:"));
-        assert_eq!(two.tag().len(), "container-hooks-action:".len() + 16);
+        assert_eq!(two.short_digest(), &two.digest[..16]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ struct Pattern {
 
 /// Compiled `.dockerignore` patterns.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct DockerIgnore {
+pub struct DockerIgnore {
     patterns: Vec<Pattern>,
 }
 
@@ -94,7 +94,7 @@ fn compile(pattern: &str) -> Result<Regex, String> {
 
 impl DockerIgnore {
     /// Parses the text of a `.dockerignore` file.
-    pub(crate) fn parse(text: &str) -> Result<Self, IgnoreError> {
+    pub fn parse(text: &str) -> Result<Self, IgnoreError> {
         let mut patterns = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let raw = if i == 0 {
@@ -138,7 +138,7 @@ impl DockerIgnore {
 
     /// Adds an exception for `path` when it would be excluded (the Dockerfile and
     /// `.dockerignore` are always sent, as the docker CLI does).
-    pub(crate) fn keep(&mut self, path: &str) {
+    pub fn keep(&mut self, path: &str) {
         if self.is_excluded(path) {
             let text = clean(path);
             if let Ok(regex) = compile(&text) {
@@ -153,7 +153,7 @@ impl DockerIgnore {
 
     /// Whether `path` (relative to the context, `/`-separated) is excluded: the last pattern
     /// that matches the path or one of its parent directories decides.
-    pub(crate) fn is_excluded(&self, path: &str) -> bool {
+    pub fn is_excluded(&self, path: &str) -> bool {
         let parents: Vec<&str> = {
             let mut v = Vec::new();
             let mut end = 0;
@@ -180,7 +180,7 @@ impl DockerIgnore {
 
     /// Whether an excluded directory must still be walked because an exception pattern may
     /// re-include something inside it (Docker checks whether an exception starts with it).
-    pub(crate) fn must_descend(&self, dir: &str) -> bool {
+    pub fn must_descend(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
         self.patterns
             .iter()

@@ -1,0 +1,13 @@
+//! The build context of a Dockerfile container action, shared by the docker hook (which hands it
+//! to the engine) and the Kubernetes hook (which streams it to a Kaniko builder):
+//!
+//! - [`DockerIgnore`]: `.dockerignore` with Docker's own rules;
+//! - [`pack`]: the Dockerfile's directory as a deterministic tar (sorted, fixed times and
+//!   owners) filtered by `.dockerignore`, with a SHA-256 [`BuildContext::digest`] of its content
+//!   and the Dockerfile's name, so an unchanged action keeps its image name and is not rebuilt.
+
+mod context;
+mod dockerignore;
+
+pub use context::{BuildContext, Error, pack};
+pub use dockerignore::{DockerIgnore, IgnoreError};
