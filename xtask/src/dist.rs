@@ -32,7 +32,11 @@ pub fn run() -> anyhow::Result<Vec<PathBuf>> {
         fs::copy(Path::new("target/release").join(hook), dir.join(hook))?;
         write_launcher(&dir, hook)?;
         fs::copy("LICENSE", dir.join("LICENSE"))?;
-        fs::write(dir.join("README.md"), readme(hook, version))?;
+        let glibc = glibc_requirement(&dir.join(hook));
+        fs::write(
+            dir.join("README.md"),
+            readme(hook, version, glibc.as_deref()),
+        )?;
         let name = format!("{hook}-{version}-{target}.tar.gz");
         let archive = dist.join(&name);
         archive_dir(&dir, hook, &archive)?;
@@ -74,7 +78,29 @@ fn host_target() -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("rustc -vV printed no host triple"))
 }
 
-fn readme(hook: &str, version: &str) -> String {
+/// The newest `GLIBC_x.y` symbol version the binary needs (via `objdump -T`), if it can be read.
+fn glibc_requirement(binary: &Path) -> Option<String> {
+    let out = std::process::Command::new("objdump")
+        .arg("-T")
+        .arg(binary)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = |v: &str| -> Vec<u32> { v.split('.').filter_map(|n| n.parse().ok()).collect() };
+    text.split_whitespace()
+        .filter_map(|w| {
+            w.strip_prefix("(GLIBC_")
+                .or_else(|| w.strip_prefix("GLIBC_"))
+        })
+        .map(|v| v.trim_end_matches(')').to_owned())
+        .max_by_key(|v| version(v))
+}
+
+fn readme(hook: &str, version: &str, glibc: Option<&str>) -> String {
+    let glibc = glibc.map_or_else(
+        || "a glibc-based Linux".to_owned(),
+        |v| format!("glibc {v} or newer (Ubuntu 22.04+, Debian 12+, RHEL 9+; the actions-runner image qualifies)"),
+    );
     let mode = if hook == "k8s-hook" {
         "Kubernetes"
     } else {
@@ -85,7 +111,7 @@ fn readme(hook: &str, version: &str) -> String {
          Install: unpack this folder into the runner image (e.g. /home/runner/{hook}) and set\n\n\
          ```\nACTIONS_RUNNER_CONTAINER_HOOKS=/home/runner/{hook}/index.sh\n```\n\n\
          The runner only accepts hook paths ending in .sh, .js or .ps1; index.sh execs the\n\
-         `{hook}` binary next to it. The binary is linked against glibc (see docs/ for the\n\
-         minimum version). `{hook} --help` lists its options.\n"
+         `{hook}` binary next to it. The binary is x86_64 Linux and needs {glibc}.\n\
+         `{hook} --help` lists its options; the project's docs/ describe every setting.\n"
     )
 }
