@@ -1,0 +1,98 @@
+//! Why a Dockerfile action could not be built: one line each, saying what to do.
+
+use super::attach::AttachError;
+use super::registry::RegistryError;
+use crate::retry::ApiError;
+use crate::wait::WaitError;
+use std::time::Duration;
+
+/// A Dockerfile build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No registry configured.
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    /// The context could not be packed.
+    #[error(transparent)]
+    Context(#[from] buildctx::Error),
+    /// The registry secret is missing or unusable.
+    #[error(
+        "the registry secret {name} (ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME) in namespace {namespace} {reason}"
+    )]
+    Secret {
+        /// The secret.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The registry refused our credentials.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The builder pod did not start.
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    /// The context could not be sent.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// The builder exited non-zero.
+    #[error(
+        "the {builder} build of {destination} failed: container {container} of pod {pod} exited with code {code} ({reason}){last}; the pod is kept for inspection until cleanup_job"
+    )]
+    Failed {
+        /// `Kaniko` or `BuildKit`.
+        builder: &'static str,
+        /// What was built.
+        destination: String,
+        /// The builder pod.
+        pod: String,
+        /// The container.
+        container: String,
+        /// Its exit code.
+        code: i32,
+        /// Its terminated reason.
+        reason: String,
+        /// `: <last log line>` or nothing.
+        last: String,
+    },
+    /// The build took too long.
+    #[error(
+        "the build of {destination} in pod {pod} did not finish within {timeout:?} (ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_TIMEOUT_SECONDS); the pod is kept for inspection until cleanup_job"
+    )]
+    Timeout {
+        /// What was built.
+        destination: String,
+        /// The builder pod.
+        pod: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The builder succeeded but reported no digest.
+    #[error(
+        "the builder pod {pod} finished but its termination message holds no image digest ({message:?}): is --digest-file=/dev/termination-log honoured by the builder image?"
+    )]
+    NoDigest {
+        /// The builder pod.
+        pod: String,
+        /// What it said.
+        message: String,
+    },
+    /// Reading the builder's log failed.
+    #[error("reading the log of builder pod {pod}: {reason}")]
+    Log {
+        /// The builder pod.
+        pod: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<BuildError> for crate::Error {
+    fn from(e: BuildError) -> Self {
+        Self::Dockerfile(Box::new(e))
+    }
+}
