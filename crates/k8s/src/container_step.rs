@@ -30,7 +30,9 @@ pub async fn run_container_step(
     state: State,
 ) -> Result<StepOutcome<State>, Error> {
     if let Some(dockerfile) = args.dockerfile.as_deref().filter(|_| args.image.is_none()) {
-        return Err(Error::Dockerfile(dockerfile.to_owned()));
+        return crate::build::run_dockerfile_step(hook, dockerfile, &args, &state)
+            .await
+            .map(StepOutcome::exited);
     }
     let image = args
         .image

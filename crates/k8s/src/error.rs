@@ -45,11 +45,9 @@ pub enum Error {
     /// A command needs the job pod and the state has none.
     #[error("{0} needs the job pod created by prepare_job, but the state names none")]
     NoJobPod(&'static str),
-    /// A Dockerfile action (built by the Kaniko integration, not this hook).
-    #[error(
-        "building Dockerfile actions is not supported by this version of the Kubernetes hook ({0})"
-    )]
-    Dockerfile(String),
+    /// A Dockerfile action could not be built (see `build`).
+    #[error(transparent)]
+    Dockerfile(Box<crate::build::BuildError>),
     /// A file on the runner.
     #[error("{what} {path}: {source}")]
     Io {

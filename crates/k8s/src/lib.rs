@@ -6,6 +6,7 @@
 //! its own pod; `cleanup_job` deletes everything labelled with the runner pod. See
 //! `docs/k8s.md`.
 
+mod build;
 mod cleanup;
 mod client;
 mod container_step;
@@ -34,6 +35,7 @@ mod assess_tests;
 #[cfg(test)]
 mod snapshot_tests;
 
+pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
 

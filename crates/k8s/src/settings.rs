@@ -40,6 +40,8 @@ pub struct Settings {
     pub runner_workspace: Option<PathBuf>,
     /// `RUNNER_TEMP` (host path, `_work/_temp`).
     pub runner_temp: Option<PathBuf>,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_*`: Dockerfile-action builds (registry, builder).
+    pub build: crate::build::BuildSettings,
 }
 
 /// Where the cluster's address and credentials come from.
@@ -187,6 +189,7 @@ impl Settings {
             github_workspace: path("GITHUB_WORKSPACE"),
             runner_workspace: path("RUNNER_WORKSPACE"),
             runner_temp: path("RUNNER_TEMP"),
+            build: crate::build::BuildSettings::from_lookup(&lookup)?,
         })
     }
 
@@ -206,6 +209,7 @@ impl Settings {
             github_workspace: None,
             runner_workspace: None,
             runner_temp: None,
+            build: crate::build::BuildSettings::default(),
         }
     }
 
