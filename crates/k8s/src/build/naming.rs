@@ -187,7 +187,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pod_names_are_labels(runner in "[a-z0-9]([a-z0-9.-]{0,100}[a-z0-9])?", id in "[0-9a-f]{8}") {
+        fn pod_names_are_labels(
+            runner in "[a-z0-9]([a-z0-9-]{0,100}[a-z0-9])?|[a-z0-9]{1,5}(\\.[a-z0-9]{1,20}){0,6}",
+            id in "[0-9a-f]{8}",
+        ) {
             for b in [Builder::Kaniko, Builder::BuildKit] {
                 let name = builder_pod(&runner, b, &id);
                 prop_assert!(name.len() <= MAX_NAME_LEN);
