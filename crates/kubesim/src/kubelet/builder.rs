@@ -1,0 +1,550 @@
+//! Emulated builder pods: when a container's image is a configured Kaniko or BuildKit image,
+//! the kubelet does not run that image (it is not available offline, and Kaniko needs a real
+//! root filesystem); this runtime wrapper performs the build the way the builder would, from
+//! what the container really received:
+//!
+//! - its arguments (parsed and checked like the builder does: unknown or unsupported flags fail
+//!   the container with the builder's message and exit code 1);
+//! - its stdin (the gzipped tar of `--context=tar://stdin`, sent through `attach`; `stdinOnce`
+//!   closes it when the first attach session ends);
+//! - its volumes, seen through the pod's binds: the docker config projected from the registry
+//!   secret (`/kaniko/.docker/config.json`), an emptyDir holding a context, the termination
+//!   log the digest is written to.
+//!
+//! The build and the push go through the Docker Engine; the build output is the container's
+//! log; the container ends with exit code 0, or 1 (reason `Error`) like the builder. Every
+//! other image goes to the wrapped runtime untouched.
+
+mod buildkit;
+mod engine;
+mod fs;
+mod kaniko;
+mod logbuf;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::ContainerCreateBody;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::sync::{OnceCell, watch};
+
+use super::runtime::{Chan, ContainerRuntime, ExecRequest, ExitInfo, IoSession, RuntimeError};
+use crate::store::{Kind, Store};
+use fs::Mounts;
+use logbuf::LogBuf;
+
+/// Default Kaniko images the kubelet emulates (keep the first in step with the k8s hook's
+/// default builder image).
+pub const DEFAULT_KANIKO_IMAGES: [&str; 2] = ["docker.io/martizih/kaniko:v1.27.6", "gcr.io/kaniko-project/executor:v1.24.0"];
+/// Default BuildKit images the kubelet emulates.
+pub const DEFAULT_BUILDKIT_IMAGES: [&str; 1] = ["docker.io/moby/buildkit:v0.29.0-rootless"];
+/// The largest context read from stdin.
+const STDIN_LIMIT: u64 = 2 << 30;
+
+/// Which images are builders (configured in `SimConfig::builders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuilderImages {
+    /// Images run as an emulated Kaniko executor.
+    #[serde(default = "default_kaniko")]
+    pub kaniko: Vec<String>,
+    /// Images run as emulated BuildKit rootless (`buildctl-daemonless.sh`, and `tar` in init
+    /// containers).
+    #[serde(default = "default_buildkit")]
+    pub buildkit: Vec<String>,
+}
+
+fn default_kaniko() -> Vec<String> {
+    DEFAULT_KANIKO_IMAGES.iter().map(|s| s.to_string()).collect()
+}
+fn default_buildkit() -> Vec<String> {
+    DEFAULT_BUILDKIT_IMAGES.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for BuilderImages {
+    fn default() -> Self {
+        Self {
+            kaniko: default_kaniko(),
+            buildkit: default_buildkit(),
+        }
+    }
+}
+
+/// `docker.io/library/x` = `library/x` = `x`.
+fn normalize_image(image: &str) -> String {
+    let i = image
+        .strip_prefix("docker.io/")
+        .or_else(|| image.strip_prefix("index.docker.io/"))
+        .unwrap_or(image);
+    i.strip_prefix("library/").unwrap_or(i).to_string()
+}
+
+/// The emulated builders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderKind {
+    /// Kaniko executor.
+    Kaniko,
+    /// BuildKit rootless.
+    BuildKit,
+}
+
+impl BuilderImages {
+    /// Whether `image` is an emulated builder, and which.
+    pub fn kind_of(&self, image: &str) -> Option<BuilderKind> {
+        let n = normalize_image(image);
+        if self.kaniko.iter().any(|k| normalize_image(k) == n) {
+            Some(BuilderKind::Kaniko)
+        } else if self.buildkit.iter().any(|k| normalize_image(k) == n) {
+            Some(BuilderKind::BuildKit)
+        } else {
+            None
+        }
+    }
+}
+
+/// What an emulated builder process has to work with.
+pub(crate) struct Process {
+    /// entrypoint + args as the container would exec them (None entrypoint = the image's)
+    pub command: Option<Vec<String>>,
+    /// the container's args
+    pub args: Vec<String>,
+    /// the container's environment
+    pub env: HashMap<String, String>,
+    /// `uid[:gid]` it runs as
+    pub user: Option<String>,
+    /// its volumes
+    pub mounts: Mounts,
+    /// its stdin (EOF when closed)
+    pub stdin: DuplexStream,
+    /// its output
+    pub log: Arc<LogBuf>,
+    /// the engine
+    pub docker: Docker,
+    /// its pod and container spec, from the store
+    pub pod: Option<Pod>,
+    /// this container's spec
+    pub container: Option<Container>,
+    /// the container's own filesystem (paths no volume covers)
+    pub scratch: PathBuf,
+}
+
+impl Process {
+    /// Reads stdin to its end.
+    pub async fn read_stdin(&mut self) -> Result<Vec<u8>, String> {
+        let mut data = Vec::new();
+        (&mut self.stdin)
+            .take(STDIN_LIMIT)
+            .read_to_end(&mut data)
+            .await
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        Ok(data)
+    }
+
+    /// Where a container path lives on the host (its volume, else its own filesystem).
+    pub fn host_path(&self, path: &str) -> Result<PathBuf, String> {
+        match self.mounts.resolve(path) {
+            Some((p, _)) => Ok(p),
+            None => {
+                let clean = fs::normalize(path).ok_or_else(|| format!("invalid path {path:?}"))?;
+                Ok(self.scratch.join(clean.trim_start_matches('/')))
+            }
+        }
+    }
+
+    /// Writes a file at a container path.
+    pub fn write_file(&self, path: &str, data: &[u8]) -> Result<(), String> {
+        if let Some((_, true)) = self.mounts.resolve(path) {
+            return Err(format!("open {path}: read-only file system"));
+        }
+        let p = self.host_path(path)?;
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{path}: {e}"))?;
+        }
+        std::fs::write(&p, data).map_err(|e| format!("open {path}: {e}"))
+    }
+
+    /// Credentials from the docker config at `path` (none when the file does not exist).
+    pub fn docker_credentials(&self, path: &str) -> Result<HashMap<String, DockerCredentials>, String> {
+        match std::fs::read(self.host_path(path)?) {
+            Ok(doc) => engine::docker_config_credentials(&doc),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+            Err(e) => Err(format!("{path}: {e}")),
+        }
+    }
+}
+
+struct Virtual {
+    kind: BuilderKind,
+    image: String,
+    body: ContainerCreateBody,
+    log: Arc<LogBuf>,
+    /// the writer end of stdin, handed to the first attach (stdinOnce)
+    stdin_writer: Mutex<Option<DuplexStream>>,
+    stdin_reader: Mutex<Option<DuplexStream>>,
+    exit: watch::Sender<Option<ExitInfo>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    scratch: tempfile::TempDir,
+}
+
+impl Virtual {
+    fn end(&self, code: i64) {
+        self.log.finish();
+        self.exit.send_if_modified(|e| {
+            if e.is_none() {
+                *e = Some(ExitInfo {
+                    code,
+                    oom_killed: false,
+                    started_at: None,
+                    finished_at: None,
+                });
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// A runtime running configured builder images as emulated builders and everything else on
+/// the wrapped runtime.
+pub struct BuilderRuntime {
+    inner: Arc<dyn ContainerRuntime>,
+    store: Arc<Store>,
+    images: BuilderImages,
+    docker: OnceCell<Docker>,
+    virtuals: Mutex<HashMap<String, Arc<Virtual>>>,
+}
+
+impl std::fmt::Debug for BuilderRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuilderRuntime")
+            .field("inner", &self.inner)
+            .field("images", &self.images)
+            .finish()
+    }
+}
+
+/// Wraps `inner` so that builder images are emulated (the kubelet's single hook point).
+pub fn wrap(inner: Arc<dyn ContainerRuntime>, store: Arc<Store>, images: BuilderImages) -> Arc<dyn ContainerRuntime> {
+    Arc::new(BuilderRuntime {
+        inner,
+        store,
+        images,
+        docker: OnceCell::new(),
+        virtuals: Mutex::new(HashMap::new()),
+    })
+}
+
+impl BuilderRuntime {
+    fn get(&self, id: &str) -> Option<Arc<Virtual>> {
+        self.virtuals.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    async fn docker(&self) -> Result<Docker, RuntimeError> {
+        self.docker
+            .get_or_try_init(|| async {
+                Docker::connect_with_local_defaults()?
+                    .with_timeout(std::time::Duration::from_secs(24 * 3600))
+                    .negotiate_version()
+                    .await
+            })
+            .await
+            .cloned()
+            .map_err(RuntimeError::from)
+    }
+
+    /// The pod and container spec behind a create body (kubelet labels).
+    fn spec_of(&self, body: &ContainerCreateBody) -> (Option<Pod>, Option<Container>) {
+        let labels = body.labels.clone().unwrap_or_default();
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        let (ns, name, uid, cname) = (
+            get("io.kubernetes.pod.namespace"),
+            get("io.kubernetes.pod.name"),
+            get("io.kubernetes.pod.uid"),
+            get("io.kubernetes.container.name"),
+        );
+        let pod: Option<Pod> = self
+            .store
+            .get(Kind::Pod, &ns, &name)
+            .filter(|p| p["metadata"]["uid"].as_str() == Some(uid.as_str()))
+            .and_then(|p| serde_json::from_value(p).ok());
+        let container = pod.as_ref().and_then(|p| p.spec.as_ref()).and_then(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+                .find(|c| c.name == cname)
+                .cloned()
+        });
+        (pod, container)
+    }
+
+    fn terminate(&self, v: &Virtual, code: i64) {
+        if let Some(t) = v.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+        v.end(code);
+    }
+}
+
+fn new_id() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+#[async_trait]
+impl ContainerRuntime for BuilderRuntime {
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        if self.images.kind_of(image).is_some() {
+            return Ok(true);
+        }
+        self.inner.image_present(image).await
+    }
+
+    async fn pull(&self, image: &str, creds: Option<DockerCredentials>) -> Result<(), RuntimeError> {
+        if self.images.kind_of(image).is_some() {
+            return Ok(());
+        }
+        self.inner.pull(image, creds).await
+    }
+
+    async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String, RuntimeError> {
+        let image = body.image.clone().unwrap_or_default();
+        let Some(kind) = self.images.kind_of(&image) else {
+            return self.inner.create(name, body).await;
+        };
+        let (writer, reader) = tokio::io::duplex(256 * 1024);
+        let with_stdin = body.open_stdin == Some(true);
+        let scratch = tempfile::Builder::new()
+            .prefix("kubesim-builder-")
+            .tempdir()
+            .map_err(|e| RuntimeError::Other(format!("creating the builder's filesystem: {e}")))?;
+        let v = Virtual {
+            kind,
+            image,
+            body,
+            log: Arc::new(LogBuf::default()),
+            // No stdin: the process reads EOF at once.
+            stdin_writer: Mutex::new(with_stdin.then_some(writer)),
+            stdin_reader: Mutex::new(Some(reader)),
+            exit: watch::channel(None).0,
+            task: Mutex::new(None),
+            scratch,
+        };
+        let id = new_id();
+        self.virtuals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), Arc::new(v));
+        tracing::debug!(name, id, "emulated builder container created");
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        let Some(v) = self.get(id) else { return self.inner.start(id).await };
+        let docker = self.docker().await?;
+        let (pod, container) = self.spec_of(&v.body);
+        let stdin = v
+            .stdin_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| RuntimeError::Other("container already started".into()))?;
+        let env = v
+            .body
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| e.split_once('=').map(|(k, val)| (k.to_string(), val.to_string())))
+            .collect();
+        let process = Process {
+            command: v.body.entrypoint.clone().filter(|c| !c.is_empty()),
+            args: v.body.cmd.clone().unwrap_or_default(),
+            env,
+            user: v.body.user.clone(),
+            mounts: Mounts::from_binds(&v.body.host_config.as_ref().and_then(|h| h.binds.clone()).unwrap_or_default()),
+            stdin,
+            log: v.log.clone(),
+            docker,
+            pod,
+            container,
+            scratch: v.scratch.path().to_owned(),
+        };
+        let me = v.clone();
+        let task = tokio::spawn(async move {
+            let code = match me.kind {
+                BuilderKind::Kaniko => kaniko::run(process).await,
+                BuilderKind::BuildKit => buildkit::run(process).await,
+            };
+            me.end(code);
+        });
+        *v.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    async fn wait(&self, id: &str) -> Result<ExitInfo, RuntimeError> {
+        let Some(v) = self.get(id) else { return self.inner.wait(id).await };
+        let mut rx = v.exit.subscribe();
+        let info = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| RuntimeError::Other("the builder vanished".into()))?;
+        Ok(info.clone().unwrap_or(ExitInfo {
+            code: 137,
+            oom_killed: false,
+            started_at: None,
+            finished_at: None,
+        }))
+    }
+
+    async fn ip(&self, id: &str) -> Result<Option<String>, RuntimeError> {
+        if self.get(id).is_some() {
+            return Ok(None);
+        }
+        self.inner.ip(id).await
+    }
+
+    async fn image_id(&self, id: &str) -> Result<String, RuntimeError> {
+        match self.get(id) {
+            Some(v) => Ok(format!("kubesim-emulated://{}", v.image)),
+            None => self.inner.image_id(id).await,
+        }
+    }
+
+    async fn stop(&self, id: &str, grace: i64) -> Result<(), RuntimeError> {
+        match self.get(id) {
+            // SIGTERM ends the builder at once (143); a zero grace is SIGKILL (137).
+            Some(v) => {
+                self.terminate(&v, if grace == 0 { 137 } else { 143 });
+                Ok(())
+            }
+            None => self.inner.stop(id, grace).await,
+        }
+    }
+
+    async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
+        match self.get(id) {
+            Some(v) => {
+                self.terminate(&v, if signal.ends_with("KILL") || signal == "9" { 137 } else { 143 });
+                Ok(())
+            }
+            None => self.inner.kill(id, signal).await,
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let v = self.virtuals.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        match v {
+            Some(v) => {
+                self.terminate(&v, 137);
+                Ok(())
+            }
+            None => self.inner.remove(id).await,
+        }
+    }
+
+    async fn exec(&self, id: &str, req: ExecRequest) -> Result<IoSession, RuntimeError> {
+        match self.get(id) {
+            Some(v) => Err(RuntimeError::Other(format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: {:?}: kubesim emulates {} and cannot exec in it",
+                req.command.first().cloned().unwrap_or_default(),
+                v.image
+            ))),
+            None => self.inner.exec(id, req).await,
+        }
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, RuntimeError> {
+        self.inner.exec_exit_code(exec_id).await
+    }
+
+    async fn attach(&self, id: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<IoSession, RuntimeError> {
+        let Some(v) = self.get(id) else {
+            return self.inner.attach(id, stdin, stdout, stderr).await;
+        };
+        let input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = match stdin {
+            // stdinOnce: only the first session gets the stream; closing it is EOF.
+            true => match v.stdin_writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(w) => Box::pin(w),
+                None => Box::pin(tokio::io::sink()),
+            },
+            false => Box::pin(tokio::io::sink()),
+        };
+        let log = v.log.clone();
+        let exit = v.exit.subscribe();
+        // Output from now on; the stream ends with the container.
+        let output: BoxStream<'static, Result<(Chan, Bytes), RuntimeError>> = if stdout || stderr {
+            log.from(log.written(), true).map(|r| r.map(|b| (Chan::Stdout, b))).boxed()
+        } else {
+            futures::stream::unfold(exit, |mut rx| async move {
+                let _ = rx.wait_for(Option::is_some).await;
+                None
+            })
+            .boxed()
+        };
+        Ok(IoSession {
+            output,
+            input,
+            exec_id: None,
+        })
+    }
+
+    async fn resize(&self, id: &str, exec_id: Option<&str>, width: u16, height: u16) -> Result<(), RuntimeError> {
+        if self.get(id).is_some() {
+            return Ok(());
+        }
+        self.inner.resize(id, exec_id, width, height).await
+    }
+
+    fn logs(&self, id: &str, follow: bool, tail: Option<u64>, timestamps: bool) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+        match self.get(id) {
+            Some(v) => v.log.stream(follow, tail),
+            None => self.inner.logs(id, follow, tail, timestamps),
+        }
+    }
+
+    async fn remove_labelled(&self, label: &str, value: &str) -> Result<usize, RuntimeError> {
+        let gone: Vec<Arc<Virtual>> = {
+            let mut map = self.virtuals.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| v.body.labels.as_ref().and_then(|l| l.get(label)).is_some_and(|x| x == value))
+                .map(|(k, _)| k.clone())
+                .collect();
+            ids.iter().filter_map(|i| map.remove(i)).collect()
+        };
+        for v in &gone {
+            self.terminate(v, 137);
+        }
+        Ok(gone.len() + self.inner.remove_labelled(label, value).await?)
+    }
+
+    async fn list_labelled(&self, label: &str) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
+        self.inner.list_labelled(label).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_images() {
+        let b = BuilderImages::default();
+        assert_eq!(b.kind_of("martizih/kaniko:v1.27.6"), Some(BuilderKind::Kaniko));
+        assert_eq!(b.kind_of("docker.io/martizih/kaniko:v1.27.6"), Some(BuilderKind::Kaniko));
+        assert_eq!(b.kind_of("gcr.io/kaniko-project/executor:v1.24.0"), Some(BuilderKind::Kaniko));
+        assert_eq!(b.kind_of("moby/buildkit:v0.29.0-rootless"), Some(BuilderKind::BuildKit));
+        assert_eq!(b.kind_of("martizih/kaniko:v1.27.5"), None);
+        let c: BuilderImages = serde_yaml_ng::from_str("kaniko: [my/kaniko:1]").unwrap();
+        assert_eq!(c.kind_of("my/kaniko:1"), Some(BuilderKind::Kaniko));
+        assert_eq!(c.buildkit, default_buildkit());
+    }
+}
