@@ -119,6 +119,9 @@ pub struct SimConfig {
     /// Port to listen on (127.0.0.1); 0 = a free one.
     #[serde(default)]
     pub port: u16,
+    /// Images whose containers are emulated builders (Kaniko, BuildKit): see `kubelet::builder`.
+    #[serde(default)]
+    pub builders: crate::kubelet::builder::BuilderImages,
 }
 
 fn default_sandbox() -> String {
@@ -149,6 +152,7 @@ impl Default for SimConfig {
             dynamic_volume_root: None,
             watch_history: default_history(),
             port: 0,
+            builders: Default::default(),
         }
     }
 }

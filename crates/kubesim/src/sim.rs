@@ -124,6 +124,7 @@ impl Simulator {
         }
         let faults = Faults::new(cfg.faults.clone());
         let authz = Authz::new(cfg.deny.clone());
+        let rt = crate::kubelet::builder::wrap(rt, store.clone(), cfg.builders.clone());
         let kubelet = Kubelet::new(
             rt,
             store.clone(),

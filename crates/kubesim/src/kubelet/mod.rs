@@ -1,5 +1,6 @@
 //! The node agent: watches pods in the store and runs them as Docker containers.
 
+pub mod builder;
 pub mod plan;
 mod probes;
 pub mod pull;
