@@ -51,7 +51,11 @@ impl ActionImage {
             .env("DOCKER_BUILDKIT", "0")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Self(tag)
     }
 }
@@ -82,8 +86,18 @@ fn container_steps_with_a_job_container() {
         &[("INPUT_WHO", "octo")],
     );
     assert_eq!(step.run.code, 0, "{:#?}", step.run);
-    assert!(step.run.stdout.contains("entrypoint got: Hello world --flag"), "{:#?}", step.run);
-    assert!(step.run.stdout.contains("# repo"), "the workspace came in: {:#?}", step.run);
+    assert!(
+        step.run
+            .stdout
+            .contains("entrypoint got: Hello world --flag"),
+        "{:#?}",
+        step.run
+    );
+    assert!(
+        step.run.stdout.contains("# repo"),
+        "the workspace came in: {:#?}",
+        step.run
+    );
     assert!(step.run.stdout.contains("event-ok"));
     assert!(step.run.stdout.contains("cwd=/github/workspace"));
     assert_eq!(step.output, "who=octo\n");
@@ -132,10 +146,20 @@ fn container_step_without_a_job_container_uses_the_runners_workspace() {
 #[test]
 fn an_image_that_cannot_be_pulled_fails_the_step_with_the_reason() {
     let runner = Runner::new("cstep-bad");
-    let step = runner.container_step(None, "127.0.0.1:5555/hooktest/does-not-exist:1", None, &[], &[]);
+    let step = runner.container_step(
+        None,
+        "127.0.0.1:5555/hooktest/does-not-exist:1",
+        None,
+        &[],
+        &[],
+    );
     assert_eq!(step.run.code, 1, "{:#?}", step.run);
     let errors = step.run.errors();
     assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    assert!(errors[0].contains("cannot start: ErrImagePull"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("cannot start: ErrImagePull"),
+        "{}",
+        errors[0]
+    );
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }

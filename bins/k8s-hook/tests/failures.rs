@@ -32,7 +32,10 @@ fn rbac_denial_lists_every_missing_permission() {
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{run:#?}");
     assert!(
-        errors[0].contains(&format!("permissions in namespace {}: watch pods, delete pods, create pods/exec", runner.ns)),
+        errors[0].contains(&format!(
+            "permissions in namespace {}: watch pods, delete pods, create pods/exec",
+            runner.ns
+        )),
         "{}",
         errors[0]
     );
@@ -50,9 +53,21 @@ fn an_image_that_cannot_be_pulled_fails_fast_with_its_reason() {
     assert_eq!(run.code, 1, "{run:#?}");
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{run:#?}");
-    assert!(errors[0].contains("container no-such-image cannot start: ErrImagePull"), "{}", errors[0]);
-    assert!(!errors[0].contains("within"), "not a timeout: {}", errors[0]);
-    assert_eq!(runner.labelled(), (vec![], vec![]), "the failed job pod was deleted");
+    assert!(
+        errors[0].contains("container no-such-image cannot start: ErrImagePull"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        !errors[0].contains("within"),
+        "not a timeout: {}",
+        errors[0]
+    );
+    assert_eq!(
+        runner.labelled(),
+        (vec![], vec![]),
+        "the failed job pod was deleted"
+    );
 
     // An injected pull failure (an untagged image is always pulled).
     sim().faults().add_pull_failure(PullFailure {
@@ -62,7 +77,10 @@ fn an_image_that_cannot_be_pulled_fails_fast_with_its_reason() {
     let untagged = format!("{}/hooktest/alpine-like", env.registry);
     let (run, _) = runner.prepare(Some(container(&untagged)), vec![]);
     assert_eq!(run.code, 1, "{run:#?}");
-    assert!(run.errors()[0].contains("container job cannot start: ErrImagePull"), "{run:#?}");
+    assert!(
+        run.errors()[0].contains("container job cannot start: ErrImagePull"),
+        "{run:#?}"
+    );
     // cleanup_job after a failed prepare_job (null state) succeeds.
     runner.call("cleanup_job", json!({}), None).ok();
 }
@@ -95,7 +113,12 @@ fn bursts_of_500_and_429_are_survived() {
     let run = run.ok();
     assert!(run.errors().is_empty());
     let step = runner.script(&state, "echo survived\n", &[]);
-    assert_eq!((step.run.code, step.run.stdout.as_str()), (0, "survived\n"), "{:#?}", step.run);
+    assert_eq!(
+        (step.run.code, step.run.stdout.as_str()),
+        (0, "survived\n"),
+        "{:#?}",
+        step.run
+    );
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
     assert_eq!(runner.labelled(), (vec![], vec![]));
     let left: Vec<_> = faults
@@ -104,7 +127,10 @@ fn bursts_of_500_and_429_are_survived() {
         .into_iter()
         .filter(|f| f.namespace.as_deref() == Some(runner.ns.as_str()))
         .collect();
-    assert!(left.is_empty(), "every injected failure was met and retried: {left:?}");
+    assert!(
+        left.is_empty(),
+        "every injected failure was met and retried: {left:?}"
+    );
 }
 
 #[test]
@@ -125,11 +151,18 @@ fn a_dropped_exec_connection_fails_the_step() {
         "i=0; while [ $i -lt 20000 ]; do echo \"line $i of a long step output\"; i=$((i+1)); done\nexit 0\n",
         &[],
     );
-    assert_eq!(step.run.code, 1, "never a success without a status: {:#?}", step.run.stderr);
+    assert_eq!(
+        step.run.code, 1,
+        "never a success without a status: {:#?}",
+        step.run.stderr
+    );
     let errors = step.run.errors();
     assert_eq!(errors.len(), 1, "{}", step.run.stderr);
     assert!(errors[0].contains("result is unknown"), "{}", errors[0]);
-    assert!(step.run.stdout.starts_with("line 0 of"), "output before the drop was streamed");
+    assert!(
+        step.run.stdout.starts_with("line 0 of"),
+        "output before the drop was streamed"
+    );
     assert!(step.run.stdout.len() <= 100_000);
 }
 
@@ -146,17 +179,35 @@ fn a_slow_start_within_the_timeout_succeeds_and_beyond_it_fails() {
         pod: Some("*-workflow".into()),
         millis: 3000,
     });
-    runner.extra_env.push(("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".into(), "30".into()));
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".into(),
+        "30".into(),
+    ));
     let (run, state) = runner.prepare(Some(busybox_job()), vec![]);
     let run = run.ok();
-    assert!(run.stderr.contains("waiting for a node (Unschedulable)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("waiting for a node (Unschedulable)"),
+        "{}",
+        run.stderr
+    );
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
 
-    runner.extra_env.push(("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".into(), "1".into()));
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".into(),
+        "1".into(),
+    ));
     let (run, _) = runner.prepare(Some(busybox_job()), vec![]);
     assert_eq!(run.code, 1, "{run:#?}");
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{run:#?}");
-    assert!(errors[0].contains("was not ready within 1s"), "{}", errors[0]);
-    assert_eq!(runner.labelled(), (vec![], vec![]), "the late pod was deleted");
+    assert!(
+        errors[0].contains("was not ready within 1s"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        runner.labelled(),
+        (vec![], vec![]),
+        "the late pod was deleted"
+    );
 }

@@ -19,7 +19,8 @@ fn prepare_steps_and_cleanup() {
     redis["entryPoint"] = json!("sh");
     redis["entryPointArgs"] = json!(["-c", "\"touch /tmp/up; exec sleep 600\""]);
     redis["portMappings"] = json!(["6379:6379"]);
-    redis["createOptions"] = json!("--health-cmd \"test -f /tmp/up\" --health-interval 1s --cpus 1");
+    redis["createOptions"] =
+        json!("--health-cmd \"test -f /tmp/up\" --health-interval 1s --cpus 1");
     let mut sleeper = container(&env.image(Image::Healthy));
     sleeper["environmentVariables"] = json!({"SERVICE_VAR": "x"});
     let (run, state) = runner.prepare(Some(job), vec![redis, sleeper]);
@@ -29,7 +30,10 @@ fn prepare_steps_and_cleanup() {
     assert_eq!(state["jobPod"], json!("runner-life-workflow"), "{resp}");
     assert_eq!(resp["isAlpine"], json!(false));
     assert_eq!(resp["context"]["services"].as_array().unwrap().len(), 2);
-    assert_eq!(resp["context"]["services"][0]["ports"], json!({"6379": "6379"}));
+    assert_eq!(
+        resp["context"]["services"][0]["ports"],
+        json!({"6379": "6379"})
+    );
     assert_eq!(resp["context"]["services"][1]["ports"], json!({}));
     assert!(
         run.warnings().iter().any(|w| w.contains("--cpus 1")),
@@ -54,7 +58,11 @@ fn prepare_steps_and_cleanup() {
     );
     assert_eq!(step.run.code, 0, "{:#?}", step.run);
     eprintln!("STEP {:?}\n{}", step.run.elapsed, step.run.stderr);
-    assert!(step.run.stdout.contains("hello octo from /__w/repo/repo"), "{:#?}", step.run);
+    assert!(
+        step.run.stdout.contains("hello octo from /__w/repo/repo"),
+        "{:#?}",
+        step.run
+    );
     assert!(step.run.stdout.contains("# repo"));
     assert!(step.run.stderr.contains("to-stderr"));
     assert_eq!(step.output, "result=42\n");

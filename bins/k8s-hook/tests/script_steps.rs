@@ -39,8 +39,16 @@ fn values_arrive_literally_and_path_is_prepended() {
     let lines: Vec<&str> = step.run.stdout.lines().collect();
     assert_eq!(lines[0], tricky);
     assert_eq!(lines[1], "[]");
-    assert!(lines[2].starts_with("/opt/first:/__w/repo/repo/bin:"), "{}", lines[2]);
-    assert!(lines[2].len() > "/opt/first:/__w/repo/repo/bin:".len(), "the image's PATH follows: {}", lines[2]);
+    assert!(
+        lines[2].starts_with("/opt/first:/__w/repo/repo/bin:"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[2].len() > "/opt/first:/__w/repo/repo/bin:".len(),
+        "the image's PATH follows: {}",
+        lines[2]
+    );
     assert_eq!(lines[3], "/__w/repo/repo/sub dir");
     assert_eq!(lines[4], "mytool ran with a b");
     // Without the prepend, the tool is not found.
@@ -56,7 +64,11 @@ fn exit_codes_pass_through() {
         let step = runner.script(&state, &format!("echo before\nexit {code}\n"), &[]);
         assert_eq!(step.run.code, code, "{:#?}", step.run);
         assert_eq!(step.run.stdout, "before\n");
-        assert!(step.run.errors().is_empty(), "a failed step is not a hook failure: {:#?}", step.run);
+        assert!(
+            step.run.errors().is_empty(),
+            "a failed step is not a hook failure: {:#?}",
+            step.run
+        );
     }
     let step = runner.script(&state, "no-such-command\n", &[]);
     assert_eq!(step.run.code, 127, "{:#?}", step.run);

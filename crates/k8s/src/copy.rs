@@ -175,20 +175,26 @@ pub async fn from_pod(
     let mut err = Sink::capture(4096);
     let result = exec::run(client, heartbeat, &cmd, None, &mut out, &mut err).await;
     drop(out);
-    let entries = match unpacked.await {
+    let unpacked = match unpacked.await {
         Ok(r) => r,
         Err(e) => Err(std::io::Error::other(e)),
     };
-    let code = result?;
-    if code != 0 {
-        return Err(CopyError::Remote {
-            what: what.to_owned(),
-            pod: format!("{}/{}", from.pod, from.container),
-            code,
-            stderr: err.text(),
-        });
-    }
-    let entries = entries.map_err(|e| CopyError::Local(what.to_owned(), e))?;
+    let local = |e| CopyError::Local(what.to_owned(), e);
+    let entries = match (result, unpacked) {
+        (Ok(0), Ok(n)) => n,
+        (Ok(0), Err(e)) => return Err(local(e)),
+        (Ok(code), _) => {
+            return Err(CopyError::Remote {
+                what: what.to_owned(),
+                pod: format!("{}/{}", from.pod, from.container),
+                code,
+                stderr: err.text(),
+            });
+        }
+        // The unpacker stopped reading: its error is the cause.
+        (Err(ExecError::Output(..)), Err(e)) => return Err(local(e)),
+        (Err(e), _) => return Err(e.into()),
+    };
     Ok(CopyReport {
         entries,
         elapsed: start.elapsed(),
@@ -240,7 +246,11 @@ pub async fn between(
             &mut unpack_err
         ),
     );
-    let (pack_code, unpack_code) = (packed?, unpacked?);
+    let (pack_code, unpack_code) = match (packed, unpacked) {
+        (Ok(p), Ok(u)) => (p, u),
+        // The unpacking side stopped reading: its error is the cause.
+        (_, Err(e)) | (Err(e), _) => return Err(e.into()),
+    };
     for (code, ep, err) in [(pack_code, from, &pack_err), (unpack_code, to, &unpack_err)] {
         if code != 0 {
             return Err(CopyError::Remote {

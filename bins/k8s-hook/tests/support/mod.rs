@@ -126,9 +126,21 @@ impl Runner {
 
     /// A runner in namespace `ns` of `sim`.
     pub fn on(sim: &Sim, test: &str, ns: String) -> Self {
+        Self::with_dir(sim, test, ns, Self::new_dir())
+    }
+
+    /// A fresh folder for a runner (its `_work` is `<dir>/_work`).
+    pub fn new_dir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("k8shook-")
+            .tempdir()
+            .unwrap()
+    }
+
+    /// A runner in namespace `ns` of `sim` whose `_work` is `<dir>/_work`.
+    pub fn with_dir(sim: &Sim, test: &str, ns: String, dir: tempfile::TempDir) -> Self {
         let name = format!("runner-{test}");
         rt().block_on(sim.create_runner_pod(&ns, &name)).unwrap();
-        let dir = tempfile::Builder::new().prefix("k8shook-").tempdir().unwrap();
         for sub in [
             "_work/repo/repo",
             "_work/_temp/_runner_hook_responses",
@@ -173,13 +185,31 @@ impl Runner {
         let env = testenv();
         let mut vars = vec![
             ("ACTIONS_RUNNER_POD_NAME".to_owned(), self.name.clone()),
-            ("ACTIONS_RUNNER_KUBERNETES_NAMESPACE".to_owned(), self.ns.clone()),
-            ("KUBECONFIG".to_owned(), self.kubeconfig.display().to_string()),
-            ("ACTIONS_RUNNER_IMAGE".to_owned(), env.image(testenv::Image::Runner)),
-            ("GITHUB_WORKSPACE".to_owned(), self.workspace().display().to_string()),
-            ("RUNNER_WORKSPACE".to_owned(), self.work().join("repo").display().to_string()),
+            (
+                "ACTIONS_RUNNER_KUBERNETES_NAMESPACE".to_owned(),
+                self.ns.clone(),
+            ),
+            (
+                "KUBECONFIG".to_owned(),
+                self.kubeconfig.display().to_string(),
+            ),
+            (
+                "ACTIONS_RUNNER_IMAGE".to_owned(),
+                env.image(testenv::Image::Runner),
+            ),
+            (
+                "GITHUB_WORKSPACE".to_owned(),
+                self.workspace().display().to_string(),
+            ),
+            (
+                "RUNNER_WORKSPACE".to_owned(),
+                self.work().join("repo").display().to_string(),
+            ),
             ("RUNNER_TEMP".to_owned(), self.temp().display().to_string()),
-            ("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".to_owned(), "120".to_owned()),
+            (
+                "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".to_owned(),
+                "120".to_owned(),
+            ),
         ];
         for (k, v) in &self.extra_env {
             vars.retain(|(x, _)| x != k);
@@ -296,7 +326,8 @@ impl Runner {
             Some(state),
         );
         let _ = std::fs::remove_file(self.temp().join(format!("{id}.sh")));
-        let read = |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
+        let read =
+            |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
         StepRun {
             output: read("set_output"),
             env: read("set_env"),
@@ -322,8 +353,14 @@ impl Runner {
             std::fs::write(fc.join(format!("{f}_{id}")), "").unwrap();
         }
         let mut vars = serde_json::Map::new();
-        vars.insert("GITHUB_OUTPUT".into(), json!(format!("/github/file_commands/set_output_{id}")));
-        vars.insert("GITHUB_ENV".into(), json!(format!("/github/file_commands/set_env_{id}")));
+        vars.insert(
+            "GITHUB_OUTPUT".into(),
+            json!(format!("/github/file_commands/set_output_{id}")),
+        );
+        vars.insert(
+            "GITHUB_ENV".into(),
+            json!(format!("/github/file_commands/set_env_{id}")),
+        );
         vars.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
         for (k, v) in env {
             vars.insert((*k).into(), json!(v));
@@ -334,7 +371,8 @@ impl Runner {
         spec["workingDirectory"] = json!("/github/workspace");
         spec["environmentVariables"] = Value::Object(vars);
         let run = self.call("run_container_step", spec, state);
-        let read = |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
+        let read =
+            |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
         StepRun {
             output: read("set_output"),
             env: read("set_env"),
@@ -347,7 +385,9 @@ impl Runner {
     /// Pods of the namespace.
     pub fn pods(&self) -> Vec<Pod> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        rt().block_on(api.list(&ListParams::default())).unwrap().items
+        rt().block_on(api.list(&ListParams::default()))
+            .unwrap()
+            .items
     }
 
     /// Pods and secrets labelled with this runner (excluding the runner pod itself).
