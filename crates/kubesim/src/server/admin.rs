@@ -60,6 +60,22 @@ pub(super) async fn handle(state: &AppState, path: &str, req: Request) -> Result
             state.faults.set(cfg);
             Ok(json_response(StatusCode::OK, &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?))
         }
+        ("faults", Method::POST) => {
+            let add: FaultConfig = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            state.faults.update(|cfg| {
+                cfg.pod_start_delays.extend(add.pod_start_delays);
+                cfg.pull_failures.extend(add.pull_failures);
+                cfg.unschedulable.extend(add.unschedulable);
+                cfg.request_errors.extend(add.request_errors);
+                cfg.stream_drops.extend(add.stream_drops);
+            });
+            Ok(json_response(StatusCode::OK, &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?))
+        }
+        ("deny", Method::POST) => {
+            let rule: DenyRule = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            state.authz.deny(rule);
+            Ok(json_response(StatusCode::OK, &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?))
+        }
         ("deny", Method::GET) => Ok(json_response(StatusCode::OK, &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?)),
         ("deny", Method::PUT) => {
             let rules: Vec<DenyRule> = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;

@@ -38,7 +38,8 @@ impl Mounts {
                 } else {
                     clean.strip_prefix(target.as_str())?.strip_prefix('/')?
                 };
-                Some((target.len(), host.join(rest), *ro))
+                let path = if rest.is_empty() { host.clone() } else { host.join(rest) };
+                Some((target.len(), path, *ro))
             })
             .max_by_key(|(len, _, _)| *len)
             .map(|(_, p, ro)| (p, ro))
