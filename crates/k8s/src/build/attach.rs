@@ -86,19 +86,18 @@ pub async fn send_stdin(
         while let Some(msg) = rx.next().await {
             match msg {
                 Ok(Message::Binary(b)) if b.first() == Some(&STATUS) && b.len() > 1 => {
-                    let status: Status = serde_json::from_slice(&b[1..])
-                        .map_err(|e| broke(&format!("unreadable status: {e}")))?;
-                    if status.status.as_deref() != Some("Success") {
-                        return Err(broke(&status.message.unwrap_or_default()));
-                    }
-                    return Ok(true);
+                    return match serde_json::from_slice::<Status>(&b[1..]) {
+                        Ok(s) if s.status.as_deref() == Some("Success") => Ended::Closed,
+                        Ok(s) => Ended::Failed(s.message.unwrap_or_default()),
+                        Err(e) => Ended::Broken(format!("unreadable status: {e}")),
+                    };
                 }
-                Ok(Message::Close(_)) => return Ok(true),
+                Ok(Message::Close(_)) => return Ended::Closed,
                 Ok(_) => {}
-                Err(e) => return Err(broke(&e)),
+                Err(e) => return Ended::Broken(e.to_string()),
             }
         }
-        Ok(true)
+        Ended::Closed
     };
     let send = async {
         for chunk in data.chunks(FRAME) {
@@ -121,16 +120,29 @@ pub async fn send_stdin(
     let mut watch = std::pin::pin!(watch);
     tokio::select! {
         r = send => r?,
-        r = &mut watch => {
-            r?;
-            return Err(broke(&"the server ended the session before the context was sent"));
+        ended = &mut watch => {
+            return Err(broke(&match ended {
+                Ended::Failed(m) | Ended::Broken(m) => m,
+                Ended::Closed => "the server ended the session before the context was sent".into(),
+            }));
         }
     }
-    // Wait briefly for the server's side of the close; the data is already on its way.
+    // Wait briefly for the server's side of the close. The data is sent: only a failure the
+    // server reports counts, not how the connection goes down.
     match tokio::time::timeout(CLOSE_WAIT, watch).await {
-        Ok(Err(e)) => Err(e),
+        Ok(Ended::Failed(m)) => Err(broke(&m)),
         _ => Ok(()),
     }
+}
+
+/// How the server side of an attach session ended.
+enum Ended {
+    /// Closed, or a `Success` status.
+    Closed,
+    /// A failure status.
+    Failed(String),
+    /// The connection broke.
+    Broken(String),
 }
 
 #[cfg(test)]

@@ -152,8 +152,10 @@ pub async fn build(cluster: &Cluster, plan: Plan<'_>) -> Result<String, BuildErr
             )
             .await
             {
-                Ok((p, Some(code))) if code != 0 => {
-                    tail.extend(last_log(cluster, name, main).await);
+                Ok((p, Some(code))) => {
+                    if code != 0 {
+                        tail.extend(last_log(cluster, name, main).await);
+                    }
                     Ok(p)
                 }
                 _ => Err(BuildError::Attach(e)),

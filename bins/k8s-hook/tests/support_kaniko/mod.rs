@@ -1,0 +1,269 @@
+//! Helpers of the Kaniko end-to-end tests: actions written into the runner's `_actions`, the
+//! registry secret, Dockerfile steps as the runner sends them, and a direct look at the
+//! password-protected test registry.
+
+#![allow(dead_code)]
+
+use crate::support::{Run, Runner, StepRun, container, rt, testenv};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// The repository path below the registry hosts.
+pub const REPO_PREFIX: &str = "kanikotest";
+/// The registry secret's name.
+pub const SECRET: &str = "regcred";
+
+/// Base64 (through k8s-openapi's `ByteString`, which serializes as base64).
+pub fn b64(text: &str) -> String {
+    match serde_json::to_value(ByteString(text.as_bytes().to_vec())).unwrap() {
+        Value::String(s) => s,
+        other => panic!("{other}"),
+    }
+}
+
+/// The push host (what the builder uses) and the pull host (what the kubelet uses): two
+/// addresses of one registry.
+pub fn push_host() -> String {
+    format!("{}/{REPO_PREFIX}", testenv().auth_registry)
+}
+
+pub fn pull_host() -> String {
+    format!(
+        "{}/{REPO_PREFIX}",
+        testenv().auth_registry.replace("127.0.0.1", "localhost")
+    )
+}
+
+/// The runner's environment for Kaniko builds into the password-protected registry.
+pub fn configure(runner: &mut Runner) {
+    for (k, v) in [
+        (
+            "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST_PUSH",
+            push_host(),
+        ),
+        (
+            "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST_PULL",
+            pull_host(),
+        ),
+        (
+            "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME",
+            SECRET.to_owned(),
+        ),
+    ] {
+        runner.extra_env.push((k.to_owned(), v));
+    }
+}
+
+/// Creates the dockerconfigjson secret with `password` for both addresses of the registry.
+pub fn create_secret(runner: &Runner, password: &str) {
+    let env = testenv();
+    let pull_registry = env.auth_registry.replace("127.0.0.1", "localhost");
+    create_secret_for(runner, password, &[&env.auth_registry, &pull_registry]);
+}
+
+/// Creates the dockerconfigjson secret with `password` for these registry addresses.
+pub fn create_secret_for(runner: &Runner, password: &str, registries: &[&str]) {
+    let env = testenv();
+    let auth = b64(&format!("{}:{password}", env.auth_user));
+    let auths: serde_json::Map<String, Value> = registries
+        .iter()
+        .map(|r| ((*r).to_owned(), json!({"auth": auth})))
+        .collect();
+    let doc = json!({ "auths": auths });
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(SECRET.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_owned(),
+            ByteString(doc.to_string().into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    let api: Api<Secret> = Api::namespaced(runner.client.clone(), &runner.ns);
+    rt().block_on(api.create(&PostParams::default(), &secret))
+        .unwrap();
+}
+
+/// An action checked out by the runner: `_work/_actions/<owner>/<repo>/<ref>/`.
+pub struct Action {
+    pub dir: PathBuf,
+}
+
+impl Action {
+    /// A Dockerfile action whose entrypoint echoes its args, sets an output, lists its build
+    /// context and exits with `$EXIT_CODE`. `nonce` makes its content (and so its tag) unique
+    /// to this test run.
+    pub fn write(runner: &Runner, owner: &str, repo: &str, git_ref: &str, greeting: &str) -> Self {
+        let dir = runner
+            .work()
+            .join("_actions")
+            .join(owner)
+            .join(repo)
+            .join(git_ref);
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = testenv();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!(
+                "FROM {}\nCOPY . /ctx\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOINT [\"/entrypoint.sh\"]\n",
+                env.auth_image(testenv::Image::Busybox)
+            ),
+        )
+        .unwrap();
+        let a = Self { dir };
+        a.set_entrypoint(greeting);
+        std::fs::write(a.dir.join("nonce"), uuid::Uuid::new_v4().to_string()).unwrap();
+        std::fs::write(a.dir.join(".dockerignore"), "ignored-*\n").unwrap();
+        std::fs::write(
+            a.dir.join("ignored-secret.txt"),
+            "must not be in the image\n",
+        )
+        .unwrap();
+        a
+    }
+
+    /// Rewrites the entrypoint with another greeting (a changed action).
+    pub fn set_entrypoint(&self, greeting: &str) {
+        let script = format!(
+            "#!/bin/sh\n\
+             echo \"{greeting}: $*\"\n\
+             echo \"who=$INPUT_WHO\" >> \"$GITHUB_OUTPUT\"\n\
+             echo \"context: $(ls -A /ctx | tr '\\n' ' ')\"\n\
+             exit \"${{EXIT_CODE:-0}}\"\n"
+        );
+        let p = self.dir.join("entrypoint.sh");
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+
+    pub fn dockerfile(&self) -> PathBuf {
+        self.dir.join("Dockerfile")
+    }
+}
+
+/// A Dockerfile action step as the runner sends it (`image: null`, `dockerfile: <path>`).
+pub fn dockerfile_step(
+    runner: &Runner,
+    state: Option<&Value>,
+    action: &Action,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> StepRun {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let fc = runner.temp().join("_runner_file_commands");
+    std::fs::write(fc.join(format!("set_output_{id}")), "").unwrap();
+    let mut vars = serde_json::Map::new();
+    vars.insert(
+        "GITHUB_OUTPUT".into(),
+        json!(format!("/github/file_commands/set_output_{id}")),
+    );
+    vars.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
+    for (k, v) in env {
+        vars.insert((*k).into(), json!(v));
+    }
+    let mut spec = container("");
+    spec["image"] = Value::Null;
+    spec["dockerfile"] = json!(action.dockerfile());
+    spec["entryPointArgs"] = json!(args);
+    spec["workingDirectory"] = json!("/github/workspace");
+    spec["environmentVariables"] = Value::Object(vars);
+    let run = runner.call("run_container_step", spec, state);
+    StepRun {
+        output: std::fs::read_to_string(fc.join(format!("set_output_{id}"))).unwrap_or_default(),
+        env: String::new(),
+        path: String::new(),
+        summary: String::new(),
+        run,
+    }
+}
+
+/// The `<push host>/<name>:<tag>` the hook announced for the build.
+pub fn announced_image(run: &Run) -> String {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Dockerfile action ") && l.contains(", image "))
+        .unwrap_or_else(|| panic!("no image announced: {run:#?}"));
+    line.rsplit(", image ").next().unwrap().trim().to_owned()
+}
+
+/// The image the step pod ran (from the hook's "Starting container step pod" line).
+pub fn step_image(run: &Run) -> String {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("Starting container step pod"))
+        .unwrap_or_else(|| panic!("no step pod: {run:#?}"));
+    line.rsplit_once('(')
+        .unwrap()
+        .1
+        .trim_end_matches(')')
+        .to_owned()
+}
+
+/// HEAD of a manifest in the password-protected registry: the HTTP status and the digest.
+pub fn manifest(reference: &str) -> (u16, Option<String>) {
+    let env = testenv();
+    let rest = reference
+        .strip_prefix(&format!("{}/", env.auth_registry))
+        .unwrap();
+    let (repo, tag) = rest.rsplit_once(':').unwrap();
+    let auth = b64(&format!("{}:{}", env.auth_user, env.auth_password));
+    let mut s = std::net::TcpStream::connect(&env.auth_registry).unwrap();
+    write!(
+        s,
+        "HEAD /v2/{repo}/manifests/{tag} HTTP/1.0\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n\r\n",
+        env.auth_registry
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let digest = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("docker-content-digest")
+            .then(|| v.trim().to_owned())
+    });
+    (status, digest)
+}
+
+/// Names of this runner's builder pods.
+pub fn builder_pods(runner: &Runner) -> Vec<String> {
+    runner
+        .labelled()
+        .0
+        .into_iter()
+        .filter(|p| p.contains("-kaniko-") || p.contains("-buildkit-"))
+        .collect()
+}
+
+/// Removes the images the step pods pulled (`<pull host>/<name>@<digest>`) when dropped.
+#[derive(Default)]
+pub struct PulledImages(pub std::cell::RefCell<Vec<String>>);
+
+impl PulledImages {
+    /// Remembers the image a run's step pod pulled.
+    pub fn note(&self, run: &Run) {
+        if run.stderr.contains("Starting container step pod") {
+            self.0.borrow_mut().push(step_image(run));
+        }
+    }
+}
+
+impl Drop for PulledImages {
+    fn drop(&mut self) {
+        for image in self.0.borrow().iter() {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", image])
+                .output();
+        }
+    }
+}
