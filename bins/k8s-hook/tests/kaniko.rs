@@ -400,3 +400,33 @@ fn the_step_pod_pulls_with_the_secrets_entry_for_the_pull_host() {
     assert!(errors[0].contains(&pull_host()), "{}", errors[0]);
     assert!(s.run.stderr.contains("built and pushed"), "{:#?}", s.run);
 }
+
+#[test]
+fn a_build_over_the_timeout_fails_and_keeps_the_pod_until_cleanup() {
+    let pulled = PulledImages::default();
+    let mut runner = runner("kaniko-timeout");
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_TIMEOUT_SECONDS".into(),
+        "2".into(),
+    ));
+    let action = Action::write(&runner, "acme", "slow", "v1", "x");
+    let df = action.dockerfile();
+    let text = std::fs::read_to_string(&df).unwrap();
+    std::fs::write(
+        &df,
+        text.replace("COPY . /ctx", "COPY . /ctx\nRUN sleep 60"),
+    )
+    .unwrap();
+    let s = step(&pulled, &runner, None, &action, &[], &[]);
+    assert_eq!(s.run.code, 1, "{:#?}", s.run);
+    let errors = s.run.errors();
+    assert!(
+        errors[0].contains("did not finish within 2s")
+            && errors[0].contains("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_TIMEOUT_SECONDS"),
+        "{:#?}",
+        s.run
+    );
+    assert_eq!(builder_pods(&runner).len(), 1, "kept for inspection");
+    runner.call("cleanup_job", json!({}), None).ok();
+    assert!(builder_pods(&runner).is_empty());
+}

@@ -260,10 +260,19 @@ impl PulledImages {
 
 impl Drop for PulledImages {
     fn drop(&mut self) {
+        // The step pods' containers go away asynchronously: retry while the image is in use.
         for image in self.0.borrow().iter() {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", image])
-                .output();
+            for _ in 0..40 {
+                let out = std::process::Command::new("docker")
+                    .args(["rmi", image])
+                    .output();
+                match out {
+                    Ok(o) if o.status.success() => break,
+                    Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No such image") => break,
+                    Err(_) => break,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(250)),
+                }
+            }
         }
     }
 }

@@ -135,9 +135,16 @@ pub(crate) struct Process {
     pub container: Option<Container>,
     /// the container's own filesystem (paths no volume covers)
     pub scratch: PathBuf,
+    /// local image tags the process creates (removed when it ends, however it ends)
+    pub tags: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
+    /// Notes a local tag before creating it.
+    pub fn note_tag(&self, tag: &str) {
+        self.tags.lock().unwrap_or_else(|p| p.into_inner()).push(tag.to_string());
+    }
+
     /// Reads stdin to its end.
     pub async fn read_stdin(&mut self) -> Result<Vec<u8>, String> {
         let mut data = Vec::new();
@@ -191,7 +198,10 @@ struct Virtual {
     stdin_writer: Mutex<Option<DuplexStream>>,
     stdin_reader: Mutex<Option<DuplexStream>>,
     exit: watch::Sender<Option<ExitInfo>>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// set when the process started
+    started: std::sync::atomic::AtomicBool,
+    /// a stop or kill: the exit code it ends with
+    cancel: watch::Sender<Option<i64>>,
     scratch: tempfile::TempDir,
 }
 
@@ -287,11 +297,19 @@ impl BuilderRuntime {
         (pod, container)
     }
 
+    /// Stops the process: it is cancelled (its image tags are removed) and ends with `code`.
     fn terminate(&self, v: &Virtual, code: i64) {
-        if let Some(t) = v.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            t.abort();
+        v.cancel.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(code);
+                true
+            } else {
+                false
+            }
+        });
+        if !v.started.load(std::sync::atomic::Ordering::SeqCst) {
+            v.end(code);
         }
-        v.end(code);
     }
 }
 
@@ -335,7 +353,8 @@ impl ContainerRuntime for BuilderRuntime {
             stdin_writer: Mutex::new(with_stdin.then_some(writer)),
             stdin_reader: Mutex::new(Some(reader)),
             exit: watch::channel(None).0,
-            task: Mutex::new(None),
+            started: std::sync::atomic::AtomicBool::new(false),
+            cancel: watch::channel(None).0,
             scratch,
         };
         let id = new_id();
@@ -376,16 +395,31 @@ impl ContainerRuntime for BuilderRuntime {
             pod,
             container,
             scratch: v.scratch.path().to_owned(),
+            tags: Arc::new(Mutex::new(Vec::new())),
         };
         let me = v.clone();
-        let task = tokio::spawn(async move {
-            let code = match me.kind {
-                BuilderKind::Kaniko => kaniko::run(process).await,
-                BuilderKind::BuildKit => buildkit::run(process).await,
+        let tags = process.tags.clone();
+        let docker = process.docker.clone();
+        let mut cancel = v.cancel.subscribe();
+        v.started.store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::spawn(async move {
+            let run = async {
+                match me.kind {
+                    BuilderKind::Kaniko => kaniko::run(process).await,
+                    BuilderKind::BuildKit => buildkit::run(process).await,
+                }
             };
+            let code = tokio::select! {
+                code = run => code,
+                c = cancel.wait_for(Option::is_some) => c.ok().and_then(|c| *c).unwrap_or(137),
+            };
+            // Whatever the process tagged in the engine goes (a cancelled build included).
+            let tags: Vec<String> = tags.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+            for t in tags {
+                engine::untag(&docker, &t).await;
+            }
             me.end(code);
         });
-        *v.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(())
     }
 

@@ -277,6 +277,8 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
             .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
             .collect()
     };
+    p.note_tag(&local);
+    p.note_tag(name);
     let req = engine::BuildRequest {
         context: tar,
         dockerfile: EXTRA.into(),

@@ -265,6 +265,9 @@ pub async fn run(mut p: Process) -> i64 {
         .first()
         .cloned()
         .unwrap_or_else(|| format!("kubesim-kaniko/{}:build", uuid::Uuid::new_v4().simple()));
+    for t in destinations.iter().chain(std::iter::once(&local)) {
+        p.note_tag(t);
+    }
     let req = engine::BuildRequest {
         context: tar,
         dockerfile: rel,
