@@ -137,6 +137,41 @@ fn default_history() -> usize {
     10_000
 }
 
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// unreadable
+    #[error("reading {path}: {source}")]
+    Read {
+        /// the file
+        path: PathBuf,
+        /// why
+        source: std::io::Error,
+    },
+    /// not a SimConfig
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// the file
+        path: PathBuf,
+        /// why
+        source: serde_yaml_ng::Error,
+    },
+}
+
+impl SimConfig {
+    /// Read a YAML (or JSON) config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {

@@ -181,7 +181,13 @@ impl Faults {
     }
 
     /// Whether this request must fail now (consumes one count).
-    pub fn check_request(&self, verb: &str, resource: &str, sub: &str, ns: &str) -> Option<ApiError> {
+    pub fn check_request(
+        &self,
+        verb: &str,
+        resource: &str,
+        sub: &str,
+        ns: &str,
+    ) -> Option<ApiError> {
         let mut cfg = self.lock();
         let idx = cfg.request_errors.iter().position(|f| {
             f.count > 0
@@ -219,7 +225,9 @@ impl Faults {
             .lock()
             .pod_start_delays
             .iter()
-            .filter(|d| scope_ok(&d.namespace, ns) && d.pod.as_deref().is_none_or(|p| glob_match(p, pod)))
+            .filter(|d| {
+                scope_ok(&d.namespace, ns) && d.pod.as_deref().is_none_or(|p| glob_match(p, pod))
+            })
             .map(|d| d.millis)
             .max()
             .unwrap_or(0);
@@ -232,7 +240,9 @@ impl Faults {
             .lock()
             .unschedulable
             .iter()
-            .filter(|d| scope_ok(&d.namespace, ns) && d.pod.as_deref().is_none_or(|p| glob_match(p, pod)))
+            .filter(|d| {
+                scope_ok(&d.namespace, ns) && d.pod.as_deref().is_none_or(|p| glob_match(p, pod))
+            })
             .map(|d| d.seconds)
             .max()
             .unwrap_or(0);

@@ -12,14 +12,27 @@ use crate::store::{EventType, Kind, Store};
 /// Drop `owner_uid` from every object's ownerReferences (propagationPolicy Orphan).
 pub fn orphan_dependents(store: &Store, owner_uid: &str) {
     for (kind, obj) in store.all() {
-        let refs = obj["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+        let refs = obj["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if !refs.iter().any(|r| r["uid"] == owner_uid) {
             continue;
         }
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let _ = store.update(kind, &ns, &name, |o| {
-            let kept: Vec<Value> = refs.iter().filter(|r| r["uid"] != owner_uid).cloned().collect();
+            let kept: Vec<Value> = refs
+                .iter()
+                .filter(|r| r["uid"] != owner_uid)
+                .cloned()
+                .collect();
             if kept.is_empty() {
                 if let Some(m) = o["metadata"].as_object_mut() {
                     m.remove("ownerReferences");
@@ -36,7 +49,9 @@ fn kind_of_ref(r: &Value) -> Option<Kind> {
     if r["apiVersion"].as_str() != Some("v1") {
         return None;
     }
-    Kind::ALL.into_iter().find(|k| Some(k.name()) == r["kind"].as_str())
+    Kind::ALL
+        .into_iter()
+        .find(|k| Some(k.name()) == r["kind"].as_str())
 }
 
 /// Objects all of whose (resolvable) owners are gone.
@@ -57,14 +72,22 @@ pub fn dangling(store: &Store) -> Vec<(Kind, String, String)> {
     let mut out = Vec::new();
     for (kind, o) in &all {
         let m = &o["metadata"];
-        let Some(refs) = m["ownerReferences"].as_array() else { continue };
+        let Some(refs) = m["ownerReferences"].as_array() else {
+            continue;
+        };
         if refs.is_empty() || !m["deletionTimestamp"].is_null() {
             continue;
         }
         let ns = m["namespace"].as_str().unwrap_or_default().to_string();
         let all_gone = refs.iter().all(|r| {
-            let Some(k) = kind_of_ref(r) else { return false };
-            let owner_ns = if k.namespaced() { ns.clone() } else { String::new() };
+            let Some(k) = kind_of_ref(r) else {
+                return false;
+            };
+            let owner_ns = if k.namespaced() {
+                ns.clone()
+            } else {
+                String::new()
+            };
             !present.contains(&(
                 k,
                 owner_ns,
@@ -73,7 +96,11 @@ pub fn dangling(store: &Store) -> Vec<(Kind, String, String)> {
             ))
         });
         if all_gone {
-            out.push((*kind, ns, m["name"].as_str().unwrap_or_default().to_string()));
+            out.push((
+                *kind,
+                ns,
+                m["name"].as_str().unwrap_or_default().to_string(),
+            ));
         }
     }
     out
@@ -117,18 +144,31 @@ pub async fn run(state: AppState) {
 
 /// Namespace termination: delete everything in it, then the namespace.
 pub async fn finish_namespace(state: AppState, ns: String) {
-    for kind in [Kind::Pod, Kind::Secret, Kind::ConfigMap, Kind::PersistentVolumeClaim] {
+    for kind in [
+        Kind::Pod,
+        Kind::Secret,
+        Kind::ConfigMap,
+        Kind::PersistentVolumeClaim,
+    ] {
         let (items, _) = state.store.list(kind, Some(&ns));
         for o in items {
-            let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let _ = delete_object(&state, kind, &ns, &name, &Default::default());
         }
     }
     for _ in 0..3000 {
-        let left: usize = [Kind::Pod, Kind::Secret, Kind::ConfigMap, Kind::PersistentVolumeClaim]
-            .iter()
-            .map(|k| state.store.list(*k, Some(&ns)).0.len())
-            .sum();
+        let left: usize = [
+            Kind::Pod,
+            Kind::Secret,
+            Kind::ConfigMap,
+            Kind::PersistentVolumeClaim,
+        ]
+        .iter()
+        .map(|k| state.store.list(*k, Some(&ns)).0.len())
+        .sum();
         if left == 0 {
             break;
         }
@@ -145,13 +185,24 @@ mod tests {
     #[test]
     fn dangling_only_when_all_owners_gone() {
         let s = Store::new(100);
-        s.create(Kind::Namespace, "", json!({"metadata": {"name": "a"}})).unwrap();
-        let owner = s.create(Kind::Secret, "a", json!({"metadata": {"name": "o"}})).unwrap();
+        s.create(Kind::Namespace, "", json!({"metadata": {"name": "a"}}))
+            .unwrap();
+        let owner = s
+            .create(Kind::Secret, "a", json!({"metadata": {"name": "o"}}))
+            .unwrap();
         let uid = owner["metadata"]["uid"].as_str().unwrap();
         let r = json!({"apiVersion": "v1", "kind": "Secret", "name": "o", "uid": uid});
-        s.create(Kind::Secret, "a", json!({"metadata": {"name": "d", "ownerReferences": [r]}})).unwrap();
+        s.create(
+            Kind::Secret,
+            "a",
+            json!({"metadata": {"name": "d", "ownerReferences": [r]}}),
+        )
+        .unwrap();
         assert!(dangling(&s).is_empty());
         s.remove(Kind::Secret, "a", "o");
-        assert_eq!(dangling(&s), vec![(Kind::Secret, "a".to_string(), "d".to_string())]);
+        assert_eq!(
+            dangling(&s),
+            vec![(Kind::Secret, "a".to_string(), "d".to_string())]
+        );
     }
 }

@@ -85,7 +85,16 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
     if let Some(o) = v.as_object_mut() {
         // server-set fields are ignored on create
         if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-            for f in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"] {
+            for f in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "selfLink",
+                "managedFields",
+            ] {
                 m.remove(f);
             }
         }
@@ -103,7 +112,11 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             let out = encode(&ns)?;
             let mut errs = Vec::new();
             object_meta(&out, NameRule::Label, &mut errs);
-            if errs.is_empty() { Ok(out) } else { Err(invalid(kind, &out, &errs)) }
+            if errs.is_empty() {
+                Ok(out)
+            } else {
+                Err(invalid(kind, &out, &errs))
+            }
         }
         Kind::Pod => {
             let mut pod: Pod = decode(kind, &v)?;
@@ -111,7 +124,11 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             default_pod(&mut pod);
             let out = encode(&pod)?;
             let errs = validate_pod(&pod, &out);
-            if errs.is_empty() { Ok(out) } else { Err(invalid(kind, &out, &errs)) }
+            if errs.is_empty() {
+                Ok(out)
+            } else {
+                Err(invalid(kind, &out, &errs))
+            }
         }
         Kind::Secret => {
             fold_string_data(&mut v);
@@ -119,19 +136,32 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             s.type_.get_or_insert_with(|| "Opaque".into());
             let out = encode(&s)?;
             let errs = secret_errors(&s, &out);
-            if errs.is_empty() { Ok(out) } else { Err(invalid(kind, &out, &errs)) }
+            if errs.is_empty() {
+                Ok(out)
+            } else {
+                Err(invalid(kind, &out, &errs))
+            }
         }
         Kind::ConfigMap => {
             let c: ConfigMap = decode(kind, &v)?;
             let out = encode(&c)?;
             let mut errs = Vec::new();
             object_meta(&out, NameRule::Subdomain, &mut errs);
-            for k in c.data.iter().flat_map(|d| d.keys()).chain(c.binary_data.iter().flat_map(|d| d.keys())) {
+            for k in c
+                .data
+                .iter()
+                .flat_map(|d| d.keys())
+                .chain(c.binary_data.iter().flat_map(|d| d.keys()))
+            {
                 if let Some(m) = config_key(k) {
                     errs.push(FieldError::invalid(format!("data[{k}]"), k, &m));
                 }
             }
-            if errs.is_empty() { Ok(out) } else { Err(invalid(kind, &out, &errs)) }
+            if errs.is_empty() {
+                Ok(out)
+            } else {
+                Err(invalid(kind, &out, &errs))
+            }
         }
         Kind::PersistentVolumeClaim => {
             let mut c: PersistentVolumeClaim = decode(kind, &v)?;
@@ -139,7 +169,10 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
             let mut errs = Vec::new();
             if spec.access_modes.as_ref().is_none_or(Vec::is_empty) {
-                errs.push(FieldError::required("spec.accessModes", "at least 1 access mode is required"));
+                errs.push(FieldError::required(
+                    "spec.accessModes",
+                    "at least 1 access mode is required",
+                ));
             }
             let has_storage = spec
                 .resources
@@ -155,7 +188,11 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             });
             let out = encode(&c)?;
             object_meta(&out, NameRule::Subdomain, &mut errs);
-            if errs.is_empty() { Ok(out) } else { Err(invalid(kind, &out, &errs)) }
+            if errs.is_empty() {
+                Ok(out)
+            } else {
+                Err(invalid(kind, &out, &errs))
+            }
         }
     }
 }
@@ -163,7 +200,12 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
 /// Validate a full replacement (`PUT`, or a patch result) of `old` by `new`; returns the object to
 /// store. `status_only` = the `/status` subresource (only status changes are kept); otherwise status
 /// changes are dropped for kinds with a status subresource.
-pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool) -> Result<Value, ApiError> {
+pub fn prepare_update(
+    kind: Kind,
+    old: &Value,
+    mut new: Value,
+    status_only: bool,
+) -> Result<Value, ApiError> {
     let name = old["metadata"]["name"].as_str().unwrap_or_default();
     if let Some(n) = new["metadata"]["name"].as_str()
         && n != name
@@ -174,7 +216,10 @@ pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool
     }
     if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
         && !rv.is_empty()
-        && rv != old["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+        && rv
+            != old["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
     {
         return Err(ApiError::conflict(
             "",
@@ -183,7 +228,10 @@ pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool
             "the object has been modified; please apply your changes to the latest version and try again",
         ));
     }
-    let has_status = matches!(kind, Kind::Pod | Kind::Namespace | Kind::PersistentVolumeClaim);
+    let has_status = matches!(
+        kind,
+        Kind::Pod | Kind::Namespace | Kind::PersistentVolumeClaim
+    );
     if status_only {
         let mut out = old.clone();
         out["status"] = new["status"].take();
@@ -194,7 +242,12 @@ pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool
     }
     new["metadata"]["name"] = json!(name);
     // keep server-managed metadata
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         new["metadata"][f] = old["metadata"][f].clone();
         if new["metadata"][f].is_null()
             && let Some(m) = new["metadata"].as_object_mut()
@@ -222,14 +275,24 @@ pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool
             b.type_.get_or_insert_with(|| "Opaque".into());
             new = encode(&b)?;
             if a.type_ != b.type_ {
-                errs.push(FieldError::invalid("type", b.type_.as_deref().unwrap_or(""), "field is immutable"));
+                errs.push(FieldError::invalid(
+                    "type",
+                    b.type_.as_deref().unwrap_or(""),
+                    "field is immutable",
+                ));
             }
             if a.immutable == Some(true) {
                 if b.immutable != Some(true) {
-                    errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+                    errs.push(FieldError::forbidden(
+                        "immutable",
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
                 if a.data != b.data {
-                    errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
+                    errs.push(FieldError::forbidden(
+                        "data",
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
             }
             errs.extend(secret_errors(&b, &new));
@@ -239,10 +302,16 @@ pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool
             let b: ConfigMap = decode(kind, &new)?;
             if a.immutable == Some(true) {
                 if b.immutable != Some(true) {
-                    errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+                    errs.push(FieldError::forbidden(
+                        "immutable",
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
                 if a.data != b.data || a.binary_data != b.binary_data {
-                    errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
+                    errs.push(FieldError::forbidden(
+                        "data",
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
             }
             new = encode(&b)?;
@@ -253,7 +322,11 @@ pub fn prepare_update(kind: Kind, old: &Value, mut new: Value, status_only: bool
             }
         }
     }
-    if errs.is_empty() { Ok(new) } else { Err(invalid(kind, old, &errs)) }
+    if errs.is_empty() {
+        Ok(new)
+    } else {
+        Err(invalid(kind, old, &errs))
+    }
 }
 
 #[cfg(test)]
@@ -290,12 +363,19 @@ mod tests {
             json!({"metadata": {"name": "s"}, "type": "kubernetes.io/dockerconfigjson", "data": {}}),
         )
         .unwrap_err();
-        assert_eq!(e.status["details"]["causes"][0]["field"], "data[.dockerconfigjson]");
+        assert_eq!(
+            e.status["details"]["causes"][0]["field"],
+            "data[.dockerconfigjson]"
+        );
     }
 
     #[test]
     fn bad_pod_body_is_400() {
-        let e = prepare_create(Kind::Pod, json!({"metadata": {"name": "p"}, "spec": {"containers": "x"}})).unwrap_err();
+        let e = prepare_create(
+            Kind::Pod,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": "x"}}),
+        )
+        .unwrap_err();
         assert_eq!(e.code, 400);
     }
 }

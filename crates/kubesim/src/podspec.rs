@@ -107,13 +107,16 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
         };
         ["cpu", "memory"].iter().all(|k| {
             l.contains_key(*k)
-                && r
-                    .requests
+                && r.requests
                     .as_ref()
                     .is_none_or(|req| req.get(*k).is_none_or(|v| Some(v) == l.get(*k)))
         })
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 fn validate_container(
@@ -189,10 +192,17 @@ pub fn validate_pod(pod: &Pod, value: &serde_json::Value) -> Vec<FieldError> {
     let mut volumes = HashSet::new();
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         for m in dns1123_label(&v.name) {
-            errs.push(FieldError::invalid(format!("spec.volumes[{i}].name"), &v.name, &m));
+            errs.push(FieldError::invalid(
+                format!("spec.volumes[{i}].name"),
+                &v.name,
+                &m,
+            ));
         }
         if !volumes.insert(v.name.clone()) {
-            errs.push(FieldError::duplicate(format!("spec.volumes[{i}].name"), &v.name));
+            errs.push(FieldError::duplicate(
+                format!("spec.volumes[{i}].name"),
+                &v.name,
+            ));
         }
     }
     if spec.containers.is_empty() {
@@ -200,10 +210,22 @@ pub fn validate_pod(pod: &Pod, value: &serde_json::Value) -> Vec<FieldError> {
     }
     let mut names = HashSet::new();
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        validate_container(c, &format!("spec.initContainers[{i}]"), &mut names, &volumes, &mut errs);
+        validate_container(
+            c,
+            &format!("spec.initContainers[{i}]"),
+            &mut names,
+            &volumes,
+            &mut errs,
+        );
     }
     for (i, c) in spec.containers.iter().enumerate() {
-        validate_container(c, &format!("spec.containers[{i}]"), &mut names, &volumes, &mut errs);
+        validate_container(
+            c,
+            &format!("spec.containers[{i}]"),
+            &mut names,
+            &volumes,
+            &mut errs,
+        );
     }
     if let Some(rp) = spec.restart_policy.as_deref()
         && !matches!(rp, "Always" | "OnFailure" | "Never")
@@ -217,7 +239,10 @@ pub fn validate_pod(pod: &Pod, value: &serde_json::Value) -> Vec<FieldError> {
     if spec.termination_grace_period_seconds.is_some_and(|g| g < 0) {
         errs.push(FieldError::invalid(
             "spec.terminationGracePeriodSeconds",
-            &spec.termination_grace_period_seconds.unwrap_or_default().to_string(),
+            &spec
+                .termination_grace_period_seconds
+                .unwrap_or_default()
+                .to_string(),
             "must be greater than or equal to 0",
         ));
     }
@@ -294,7 +319,9 @@ mod tests {
 
     #[test]
     fn defaults_snapshot() {
-        let (_, v) = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}));
+        let (_, v) = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+        );
         insta::assert_json_snapshot!(v);
     }
 }

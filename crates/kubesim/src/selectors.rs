@@ -208,7 +208,11 @@ mod tests {
             ("!b", false),
             ("!c", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("a in 1").is_err());
     }
@@ -216,8 +220,16 @@ mod tests {
     #[test]
     fn field_selector_ops() {
         let o = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse("metadata.name=p", Kind::Pod).unwrap().matches(&o));
-        assert!(!FieldSelector::parse("status.phase!=Running", Kind::Pod).unwrap().matches(&o));
+        assert!(
+            FieldSelector::parse("metadata.name=p", Kind::Pod)
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("status.phase!=Running", Kind::Pod)
+                .unwrap()
+                .matches(&o)
+        );
         let e = FieldSelector::parse("spec.foo=1", Kind::Pod).unwrap_err();
         assert_eq!(e.status["message"], "field label not supported: spec.foo");
     }

@@ -24,7 +24,9 @@ pub enum SimError {
     #[error("cannot use the Docker engine: {0}")]
     Docker(#[from] RuntimeError),
     /// sandbox image missing
-    #[error("the sandbox image {0:?} is not in the local Docker engine (build it first, e.g. `cargo xtask testenv up`)")]
+    #[error(
+        "the sandbox image {0:?} is not in the local Docker engine (build it first, e.g. `cargo xtask testenv up`)"
+    )]
     SandboxImage(String),
     /// TLS material
     #[error(transparent)]
@@ -71,7 +73,9 @@ pub struct Simulator {
 
 /// Remove Docker containers left by kubesim processes that no longer exist.
 pub async fn sweep_stale(rt: &dyn ContainerRuntime) -> usize {
-    let Ok(list) = rt.list_labelled("kubesim.pid").await else { return 0 };
+    let Ok(list) = rt.list_labelled("kubesim.pid").await else {
+        return 0;
+    };
     let mut n = 0;
     for (id, labels) in list {
         let alive = labels
@@ -94,7 +98,10 @@ impl Simulator {
     }
 
     /// Start with a given container runtime (e.g. a wrapper handling special images).
-    pub async fn start_with_runtime(cfg: SimConfig, rt: Arc<dyn ContainerRuntime>) -> Result<Self, SimError> {
+    pub async fn start_with_runtime(
+        cfg: SimConfig,
+        rt: Arc<dyn ContainerRuntime>,
+    ) -> Result<Self, SimError> {
         if !rt.image_present(&cfg.sandbox_image).await? {
             return Err(SimError::SandboxImage(cfg.sandbox_image.clone()));
         }
@@ -113,12 +120,25 @@ impl Simulator {
                 (d.keep(), true)
             }
         };
-        std::fs::create_dir_all(&state_dir).map_err(io_err(format!("creating {}", state_dir.display())))?;
+        std::fs::create_dir_all(&state_dir)
+            .map_err(io_err(format!("creating {}", state_dir.display())))?;
         let store = Store::new(cfg.watch_history);
-        for ns in [cfg.default_namespace.as_str(), "default", "kube-system", "kube-public", "kube-node-lease"] {
+        for ns in [
+            cfg.default_namespace.as_str(),
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+        ] {
             if store.get(Kind::Namespace, "", ns).is_none() {
-                let v = crate::objects::prepare_create(Kind::Namespace, json!({"metadata": {"name": ns}}))
-                    .map_err(|e| SimError::Io { what: format!("namespace {ns}"), source: std::io::Error::other(e.to_string()) })?;
+                let v = crate::objects::prepare_create(
+                    Kind::Namespace,
+                    json!({"metadata": {"name": ns}}),
+                )
+                .map_err(|e| SimError::Io {
+                    what: format!("namespace {ns}"),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
                 let _ = store.create(Kind::Namespace, "", v);
             }
         }
@@ -133,15 +153,29 @@ impl Simulator {
                 sandbox_image: cfg.sandbox_image.clone(),
                 state_dir: state_dir.clone(),
                 volumes: cfg.volumes.clone(),
-                dynamic_volume_root: cfg.dynamic_volume_root.clone().unwrap_or_else(|| state_dir.join("pv")),
-                labels: Labels { instance: instance.clone(), pid: std::process::id() },
+                dynamic_volume_root: cfg
+                    .dynamic_volume_root
+                    .clone()
+                    .unwrap_or_else(|| state_dir.join("pv")),
+                labels: Labels {
+                    instance: instance.clone(),
+                    pid: std::process::id(),
+                },
             },
         );
         let tls = crate::tls::generate()?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port)).map_err(io_err("binding 127.0.0.1"))?;
-        listener.set_nonblocking(true).map_err(io_err("configuring the listener"))?;
-        let addr = listener.local_addr().map_err(io_err("reading the listener address"))?;
-        let token = cfg.token.clone().unwrap_or_else(|| format!("kubesim-{}", uuid::Uuid::new_v4().simple()));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))
+            .map_err(io_err("binding 127.0.0.1"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("configuring the listener"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io_err("reading the listener address"))?;
+        let token = cfg
+            .token
+            .clone()
+            .unwrap_or_else(|| format!("kubesim-{}", uuid::Uuid::new_v4().simple()));
         let state = AppState {
             store: store.clone(),
             faults: faults.clone(),
@@ -152,9 +186,12 @@ impl Simulator {
             address: addr.to_string().into(),
         };
         let handle = Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config.clone()))
-            .handle(handle.clone())
-            .serve(router(state.clone()).into_make_service());
+        let server = axum_server::from_tcp_rustls(
+            listener,
+            RustlsConfig::from_config(tls.server_config.clone()),
+        )
+        .handle(handle.clone())
+        .serve(router(state.clone()).into_make_service());
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(kubelet.clone().run()));
         tasks.push(tokio::spawn(crate::gc::run(state)));
@@ -170,8 +207,12 @@ impl Simulator {
             token,
             namespace: cfg.default_namespace.clone(),
         };
-        let kubeconfig_path = cfg.kubeconfig_path.clone().unwrap_or_else(|| state_dir.join("kubeconfig"));
-        std::fs::write(&kubeconfig_path, render(&kubeconfig)).map_err(io_err(format!("writing {}", kubeconfig_path.display())))?;
+        let kubeconfig_path = cfg
+            .kubeconfig_path
+            .clone()
+            .unwrap_or_else(|| state_dir.join("kubeconfig"));
+        std::fs::write(&kubeconfig_path, render(&kubeconfig))
+            .map_err(io_err(format!("writing {}", kubeconfig_path.display())))?;
         tracing::info!(server = %server_url, kubeconfig = %kubeconfig_path.display(), instance, "kubesim is up");
         Ok(Self {
             server: server_url,

@@ -211,7 +211,10 @@ impl ApiError {
         let message = if name.is_empty() {
             format!("{} is forbidden: {reason}", qualified(group, resource))
         } else {
-            format!("{} {name:?} is forbidden: {reason}", qualified(group, resource))
+            format!(
+                "{} {name:?} is forbidden: {reason}",
+                qualified(group, resource)
+            )
         };
         failure(
             403,
@@ -252,7 +255,9 @@ impl ApiError {
         failure(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {ct}"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {ct}"
+            ),
             None,
         )
     }
@@ -292,7 +297,11 @@ impl ApiError {
     }
 
     fn strip_empty_group(mut self) -> Self {
-        if let Some(d) = self.status.get_mut("details").and_then(Value::as_object_mut) {
+        if let Some(d) = self
+            .status
+            .get_mut("details")
+            .and_then(Value::as_object_mut)
+        {
             if d.get("group").and_then(Value::as_str) == Some("") {
                 d.remove("group");
             }
@@ -359,7 +368,10 @@ mod tests {
             e.status["message"],
             "Pod \"Bad\" is invalid: [metadata.name: Invalid value: \"Bad\": must be lowercase, spec.containers: Required value]"
         );
-        assert_eq!(e.status["details"]["causes"][1]["reason"], "FieldValueRequired");
+        assert_eq!(
+            e.status["details"]["causes"][1]["reason"],
+            "FieldValueRequired"
+        );
     }
 
     #[test]

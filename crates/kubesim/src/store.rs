@@ -139,12 +139,14 @@ pub fn now_ts() -> k8s_openapi::jiff::Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    k8s_openapi::jiff::Timestamp::from_second(secs)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// A timestamp as the apiserver writes it (RFC 3339, seconds).
 pub fn time_value(t: k8s_openapi::jiff::Timestamp) -> Value {
-    serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)).unwrap_or(Value::Null)
+    serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t))
+        .unwrap_or(Value::Null)
 }
 
 /// Current time as the apiserver writes timestamps (RFC 3339, seconds).
@@ -181,7 +183,14 @@ impl Store {
         self.lock().rv
     }
 
-    fn emit(&self, inner: &mut Inner, etype: EventType, kind: Kind, obj: &Value, prev: Option<Value>) {
+    fn emit(
+        &self,
+        inner: &mut Inner,
+        etype: EventType,
+        kind: Kind,
+        obj: &Value,
+        prev: Option<Value>,
+    ) {
         let ev = Arc::new(Event {
             rv: inner.rv,
             kind,
@@ -262,7 +271,13 @@ impl Store {
     /// Mutate an object in place. `f` may refuse with an error; nothing changes then. A no-op
     /// change (the object is equal afterwards) does not bump the resourceVersion, as in the
     /// apiserver.
-    pub fn update<F>(&self, kind: Kind, namespace: &str, name: &str, f: F) -> Result<Value, ApiError>
+    pub fn update<F>(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        f: F,
+    ) -> Result<Value, ApiError>
     where
         F: FnOnce(&mut Value) -> Result<(), ApiError>,
     {
@@ -330,7 +345,12 @@ impl Store {
             return Err(inner.compacted);
         }
         let rx = self.tx.subscribe();
-        let past = inner.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        let past = inner
+            .history
+            .iter()
+            .filter(|e| e.rv > rv)
+            .cloned()
+            .collect();
         Ok((past, rx))
     }
 
@@ -374,18 +394,29 @@ mod tests {
             .create(Kind::Pod, "nope", json!({"metadata": {"name": "p"}}))
             .unwrap_err();
         assert_eq!(e.status["message"], "namespaces \"nope\" not found");
-        let rv1: u64 = p["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        let rv1: u64 = p["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let q = s
             .update(Kind::Pod, "a", "p", |o| {
                 o["metadata"]["labels"] = json!({"x": "y"});
                 Ok(())
             })
             .unwrap();
-        let rv2: u64 = q["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        let rv2: u64 = q["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(rv2 > rv1);
         // no-op update keeps rv
         let r = s.update(Kind::Pod, "a", "p", |_| Ok(())).unwrap();
-        assert_eq!(r["metadata"]["resourceVersion"], q["metadata"]["resourceVersion"]);
+        assert_eq!(
+            r["metadata"]["resourceVersion"],
+            q["metadata"]["resourceVersion"]
+        );
     }
 
     #[test]
@@ -393,8 +424,12 @@ mod tests {
         let s = Store::new(3);
         ns(&s, "a");
         for i in 0..10 {
-            s.create(Kind::Secret, "a", json!({"metadata": {"name": format!("s{i}")}}))
-                .unwrap();
+            s.create(
+                Kind::Secret,
+                "a",
+                json!({"metadata": {"name": format!("s{i}")}}),
+            )
+            .unwrap();
         }
         assert!(s.subscribe_from(2).is_err());
         let (past, _) = s.subscribe_from(s.current_rv() - 2).unwrap();

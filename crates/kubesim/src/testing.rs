@@ -53,10 +53,15 @@ impl Sim {
         std::thread::Builder::new()
             .name("kubesim".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow::anyhow!("building the kubesim runtime: {e}")));
+                        let _ = ready_tx
+                            .send(Err(anyhow::anyhow!("building the kubesim runtime: {e}")));
                         return;
                     }
                 };
@@ -144,16 +149,22 @@ impl Sim {
 
     /// Create a namespace with a unique name.
     pub fn create_namespace(&self) -> anyhow::Result<String> {
-        let name = format!("kubesim-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let name = format!(
+            "kubesim-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
         self.create_namespace_named(&name)?;
         Ok(name)
     }
 
     /// Create a namespace with this name.
     pub fn create_namespace_named(&self, name: &str) -> anyhow::Result<()> {
-        let v = crate::objects::prepare_create(Kind::Namespace, json!({"metadata": {"name": name}}))
+        let v =
+            crate::objects::prepare_create(Kind::Namespace, json!({"metadata": {"name": name}}))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.store
+            .create(Kind::Namespace, "", v)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.store.create(Kind::Namespace, "", v).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
 
@@ -161,7 +172,10 @@ impl Sim {
     pub fn create_pod(&self, ns: &str, pod: &Pod) -> anyhow::Result<Pod> {
         let v = serde_json::to_value(pod)?;
         let v = crate::objects::prepare_create(Kind::Pod, v).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let created = self.store.create(Kind::Pod, ns, v).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let created = self
+            .store
+            .create(Kind::Pod, ns, v)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(serde_json::from_value(created)?)
     }
 
@@ -189,7 +203,10 @@ impl Sim {
             (phase == "Running").then_some(Ok(()))
         })
         .await?;
-        let v = self.store.get(Kind::Pod, ns, name).context("runner pod vanished")?;
+        let v = self
+            .store
+            .get(Kind::Pod, ns, name)
+            .context("runner pod vanished")?;
         Ok(serde_json::from_value(v)?)
     }
 
@@ -211,15 +228,34 @@ impl Sim {
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(_) => {}
-                Err(_) => bail!("timed out waiting for pod {ns}/{name}; last status: {}", cur["status"]),
+                Err(_) => bail!(
+                    "timed out waiting for pod {ns}/{name}; last status: {}",
+                    cur["status"]
+                ),
             }
         }
     }
 
+    /// Bind the PersistentVolumeClaim `ns/claim` (created later, e.g. by the hook) to `dir`.
+    pub fn set_claim_dir(&self, ns: &str, claim: &str, dir: &Path) {
+        self.kubelet
+            .set_claim_dir(&format!("{ns}/{claim}"), dir.to_path_buf());
+    }
+
     /// Kill a pod's container (OOMKilled) or evict the pod.
-    pub async fn kill_container(&self, ns: &str, pod: &str, container: Option<&str>, mode: KillMode) -> anyhow::Result<()> {
+    pub async fn kill_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        mode: KillMode,
+    ) -> anyhow::Result<()> {
         let kl = self.kubelet.clone();
-        let (ns, pod, c) = (ns.to_string(), pod.to_string(), container.map(str::to_string));
+        let (ns, pod, c) = (
+            ns.to_string(),
+            pod.to_string(),
+            container.map(str::to_string),
+        );
         self.handle
             .spawn(async move { kl.kill(&ns, &pod, c.as_deref(), mode).await })
             .await?

@@ -13,7 +13,8 @@ const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric charact
 fn is_label_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -45,8 +46,7 @@ pub fn dns1123_subdomain(s: &str) -> Vec<String> {
 fn is_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()

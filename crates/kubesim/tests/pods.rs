@@ -17,7 +17,11 @@ use common::*;
 /// Run a command, returning (stdout, stderr, exit code as kube reports it).
 async fn exec(pods: &Api<Pod>, name: &str, cmd: &[&str]) -> (String, String, Option<i32>) {
     let mut p = pods
-        .exec(name, cmd.to_vec(), &AttachParams::default().stdout(true).stderr(true))
+        .exec(
+            name,
+            cmd.to_vec(),
+            &AttachParams::default().stdout(true).stderr(true),
+        )
         .await
         .unwrap();
     let mut so = p.stdout().unwrap();
@@ -48,14 +52,28 @@ async fn exec_output_and_exit_codes() {
     create(&ctx, &sh_pod("ex", "sleep 1000")).await;
     wait_phase(&ctx, "ex", &["Running"]).await;
     let (out, err, code) = exec(&pods, "ex", &["sh", "-c", "echo hello; echo oops >&2"]).await;
-    assert_eq!((out.as_str(), err.as_str(), code), ("hello\n", "oops\n", Some(0)));
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        ("hello\n", "oops\n", Some(0))
+    );
     for want in [0, 1, 42, 255] {
         let (_, _, code) = exec(&pods, "ex", &["sh", "-c", &format!("exit {want}")]).await;
         assert_eq!(code, Some(want));
     }
     // exec into a missing container -> 400
-    let e = pods.exec("ex", vec!["true"], &AttachParams::default().container("nope")).await.err().unwrap();
-    assert!(e.to_string().contains("400") || e.to_string().to_lowercase().contains("bad request"), "{e}");
+    let e = pods
+        .exec(
+            "ex",
+            vec!["true"],
+            &AttachParams::default().container("nope"),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("400") || e.to_string().to_lowercase().contains("bad request"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +83,14 @@ async fn exec_stdin_100mb_round_trip() {
     create(&ctx, &sh_pod("big", "sleep 1000")).await;
     wait_phase(&ctx, "big", &["Running"]).await;
     let mut p = pods
-        .exec("big", vec!["cat"], &AttachParams::default().stdin(true).stdout(true).stderr(false))
+        .exec(
+            "big",
+            vec!["cat"],
+            &AttachParams::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(false),
+        )
         .await
         .unwrap();
     let mut stdin = p.stdin().unwrap();
@@ -116,7 +141,16 @@ async fn attach_stdin_and_logs_follow() {
     .unwrap();
     create(&ctx, &pod).await;
     wait_phase(&ctx, "att", &["Running"]).await;
-    let mut p = pods.attach("att", &AttachParams::default().stdin(true).stdout(true).stderr(false)).await.unwrap();
+    let mut p = pods
+        .attach(
+            "att",
+            &AttachParams::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(false),
+        )
+        .await
+        .unwrap();
     let mut stdin = p.stdin().unwrap();
     let mut stdout = p.stdout().unwrap();
     let status = p.take_status().unwrap();
@@ -126,16 +160,32 @@ async fn attach_stdin_and_logs_follow() {
     let mut out = String::new();
     let (r, st) = tokio::join!(stdout.read_to_string(&mut out), status);
     r.unwrap();
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["12345", "done"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["12345", "done"]
+    );
     assert_eq!(st.unwrap().status.as_deref(), Some("Success"));
     let done = wait_phase(&ctx, "att", &["Succeeded"]).await;
-    assert_eq!(done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(
+        done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
 
     // logs follow streams until the container ends
-    create(&ctx, &sh_pod("logs", "for i in 1 2 3; do echo line$i; sleep 0.3; done")).await;
+    create(
+        &ctx,
+        &sh_pod("logs", "for i in 1 2 3; do echo line$i; sleep 0.3; done"),
+    )
+    .await;
     wait_phase(&ctx, "logs", &["Running", "Succeeded"]).await;
     let lines: Vec<String> = pods
-        .log_stream("logs", &LogParams { follow: true, ..Default::default() })
+        .log_stream(
+            "logs",
+            &LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap()
         .lines()
@@ -150,7 +200,10 @@ async fn empty_dir_secret_volume_readiness_and_termination() {
     let ctx = setup().await;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "vol"}, "stringData": {"a": "alpha", "b": "beta"}})).unwrap();
+    let s: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "vol"}, "stringData": {"a": "alpha", "b": "beta"}}),
+    )
+    .unwrap();
     secrets.create(&PostParams::default(), &s).await.unwrap();
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "vols"}, "spec": {"restartPolicy": "Never",
         "terminationGracePeriodSeconds": 1,
@@ -166,32 +219,75 @@ async fn empty_dir_secret_volume_readiness_and_termination() {
     .unwrap();
     create(&ctx, &pod).await;
     let running = wait_phase(&ctx, "vols", &["Running"]).await;
-    assert_eq!(running["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(
+        running["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
     let (out, _, _) = exec(&pods, "vols", &["sh", "-c", "cat /data/x; cat /etc/sec/dir/a.txt; echo; stat -c %a /etc/sec/dir/a.txt; ls /etc/sec; echo $TOKEN"]).await;
     assert_eq!(out, "from-init\nalpha\n600\ndir\nbeta\n");
     // not ready until the probe passes
     let p = pods.get("vols").await.unwrap();
-    let ready = |p: &Pod| p.status.as_ref().unwrap().conditions.as_ref().unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    };
     assert!(!ready(&p));
     exec(&pods, "vols", &["touch", "/tmp/ready"]).await;
     ctx.sim
         .wait_for_pod(&ctx.ns, "vols", Duration::from_secs(20), |p| {
-            let conds = p["status"]["conditions"].as_array().cloned().unwrap_or_default();
-            conds.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(Ok(()))
+            let conds = p["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            conds
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                .then_some(Ok(()))
         })
         .await
         .unwrap();
-    assert!(pods.get("vols").await.unwrap().status.unwrap().container_statuses.unwrap()[0].ready);
+    assert!(
+        pods.get("vols")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .container_statuses
+            .unwrap()[0]
+            .ready
+    );
     // graceful delete: the object stays with a deletionTimestamp, then goes
     let r = pods.delete("vols", &DeleteParams::default()).await.unwrap();
     assert!(r.left().unwrap().metadata.deletion_timestamp.is_some());
-    ctx.sim.wait_for_pod(&ctx.ns, "vols", Duration::from_secs(30), |p| p.is_null().then_some(Ok(()))).await.unwrap();
+    ctx.sim
+        .wait_for_pod(&ctx.ns, "vols", Duration::from_secs(30), |p| {
+            p.is_null().then_some(Ok(()))
+        })
+        .await
+        .unwrap();
 
     // termination message + exit code of a failed pod
-    create(&ctx, &sh_pod("fail", "echo bad-digest > /dev/termination-log; exit 3")).await;
+    create(
+        &ctx,
+        &sh_pod("fail", "echo bad-digest > /dev/termination-log; exit 3"),
+    )
+    .await;
     let done = wait_phase(&ctx, "fail", &["Failed"]).await;
     let t = &done["status"]["containerStatuses"][0]["state"]["terminated"];
-    assert_eq!((t["exitCode"].as_i64(), t["reason"].as_str(), t["message"].as_str()), (Some(3), Some("Error"), Some("bad-digest\n")));
+    assert_eq!(
+        (
+            t["exitCode"].as_i64(),
+            t["reason"].as_str(),
+            t["message"].as_str()
+        ),
+        (Some(3), Some("Error"), Some("bad-digest\n"))
+    );
 }
 
 fn dockerconfig(registry: &str, user: &str, pw: &str) -> Secret {
@@ -206,8 +302,20 @@ async fn pulls_with_and_without_credentials() {
     let ctx = setup().await;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let env = &ctx.env;
-    secrets.create(&PostParams::default(), &dockerconfig(&env.auth_registry, &env.auth_user, &env.auth_password)).await.unwrap();
-    secrets.create(&PostParams::default(), &dockerconfig(&env.auth_registry, &env.auth_user, "")).await.unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &dockerconfig(&env.auth_registry, &env.auth_user, &env.auth_password),
+        )
+        .await
+        .unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &dockerconfig(&env.auth_registry, &env.auth_user, ""),
+        )
+        .await
+        .unwrap();
     // a tag unique to this run so the engine must really pull
     let image = env.auth_image(testenv::Image::Busybox);
     let pod_with = |name: &str, secret: Option<&str>| -> Pod {
@@ -225,11 +333,48 @@ async fn pulls_with_and_without_credentials() {
     for name in ["bad", "none"] {
         ctx.sim
             .wait_for_pod(&ctx.ns, name, Duration::from_secs(30), |p| {
-                let r = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str().unwrap_or("");
+                let r = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    .as_str()
+                    .unwrap_or("");
                 (r == "ErrImagePull" || r == "ImagePullBackOff").then_some(Ok(()))
             })
             .await
             .unwrap();
-        assert_eq!(wait_phase(&ctx, name, &["Pending"]).await["status"]["phase"], "Pending");
+        assert_eq!(
+            wait_phase(&ctx, name, &["Pending"]).await["status"]["phase"],
+            "Pending"
+        );
     }
+}
+
+#[tokio::test]
+async fn pvc_bound_to_a_host_directory() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let ctx = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("from-host"), b"hi").unwrap();
+    ctx.sim.set_claim_dir(&ctx.ns, "work", dir.path());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "work"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+    .unwrap();
+    pvcs.create(&PostParams::default(), &claim).await.unwrap();
+    assert_eq!(
+        pvcs.get("work")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Bound")
+    );
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "pvc"}, "spec": {"restartPolicy": "Never",
+        "volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "work"}}],
+        "containers": [{"name": "main", "image": busybox(), "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "cat /w/from-host > /w/from-pod"], "volumeMounts": [{"name": "w", "mountPath": "/w"}]}]}}))
+    .unwrap();
+    create(&ctx, &pod).await;
+    wait_phase(&ctx, "pvc", &["Succeeded"]).await;
+    assert_eq!(std::fs::read(dir.path().join("from-pod")).unwrap(), b"hi");
 }

@@ -28,7 +28,10 @@ struct Args {
 async fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "kubesim=info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "kubesim=info".into()),
+        )
         .init();
     if let Err(e) = run(Args::parse()).await {
         eprintln!("kubesim: {e:#}");
@@ -38,10 +41,7 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg: SimConfig = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-        }
+        Some(p) => SimConfig::from_file(p)?,
         None => SimConfig::default(),
     };
     if let Some(k) = args.kubeconfig {
@@ -55,7 +55,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let sim = Simulator::start(cfg).await?;
     println!("{}", sim.kubeconfig_path.display());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     let removed = sim.shutdown().await;
     eprintln!("kubesim: stopped, removed {removed} containers");
     Ok(())

@@ -44,7 +44,10 @@ use logbuf::LogBuf;
 
 /// Default Kaniko images the kubelet emulates (keep the first in step with the k8s hook's
 /// default builder image).
-pub const DEFAULT_KANIKO_IMAGES: [&str; 2] = ["docker.io/martizih/kaniko:v1.27.6", "gcr.io/kaniko-project/executor:v1.24.0"];
+pub const DEFAULT_KANIKO_IMAGES: [&str; 2] = [
+    "docker.io/martizih/kaniko:v1.27.6",
+    "gcr.io/kaniko-project/executor:v1.24.0",
+];
 /// Default BuildKit images the kubelet emulates.
 pub const DEFAULT_BUILDKIT_IMAGES: [&str; 1] = ["docker.io/moby/buildkit:v0.29.0-rootless"];
 /// The largest context read from stdin.
@@ -64,10 +67,16 @@ pub struct BuilderImages {
 }
 
 fn default_kaniko() -> Vec<String> {
-    DEFAULT_KANIKO_IMAGES.iter().map(|s| s.to_string()).collect()
+    DEFAULT_KANIKO_IMAGES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 fn default_buildkit() -> Vec<String> {
-    DEFAULT_BUILDKIT_IMAGES.iter().map(|s| s.to_string()).collect()
+    DEFAULT_BUILDKIT_IMAGES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 impl Default for BuilderImages {
@@ -142,7 +151,10 @@ pub(crate) struct Process {
 impl Process {
     /// Notes a local tag before creating it.
     pub fn note_tag(&self, tag: &str) {
-        self.tags.lock().unwrap_or_else(|p| p.into_inner()).push(tag.to_string());
+        self.tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tag.to_string());
     }
 
     /// Reads stdin to its end.
@@ -180,7 +192,10 @@ impl Process {
     }
 
     /// Credentials from the docker config at `path` (none when the file does not exist).
-    pub fn docker_credentials(&self, path: &str) -> Result<HashMap<String, DockerCredentials>, String> {
+    pub fn docker_credentials(
+        &self,
+        path: &str,
+    ) -> Result<HashMap<String, DockerCredentials>, String> {
         match std::fs::read(self.host_path(path)?) {
             Ok(doc) => engine::docker_config_credentials(&doc),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
@@ -244,7 +259,11 @@ impl std::fmt::Debug for BuilderRuntime {
 }
 
 /// Wraps `inner` so that builder images are emulated (the kubelet's single hook point).
-pub fn wrap(inner: Arc<dyn ContainerRuntime>, store: Arc<Store>, images: BuilderImages) -> Arc<dyn ContainerRuntime> {
+pub fn wrap(
+    inner: Arc<dyn ContainerRuntime>,
+    store: Arc<Store>,
+    images: BuilderImages,
+) -> Arc<dyn ContainerRuntime> {
     Arc::new(BuilderRuntime {
         inner,
         store,
@@ -256,7 +275,11 @@ pub fn wrap(inner: Arc<dyn ContainerRuntime>, store: Arc<Store>, images: Builder
 
 impl BuilderRuntime {
     fn get(&self, id: &str) -> Option<Arc<Virtual>> {
-        self.virtuals.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.virtuals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     async fn docker(&self) -> Result<Docker, RuntimeError> {
@@ -314,7 +337,11 @@ impl BuilderRuntime {
 }
 
 fn new_id() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 #[async_trait]
@@ -326,7 +353,11 @@ impl ContainerRuntime for BuilderRuntime {
         self.inner.image_present(image).await
     }
 
-    async fn pull(&self, image: &str, creds: Option<DockerCredentials>) -> Result<(), RuntimeError> {
+    async fn pull(
+        &self,
+        image: &str,
+        creds: Option<DockerCredentials>,
+    ) -> Result<(), RuntimeError> {
         if self.images.kind_of(image).is_some() {
             return Ok(());
         }
@@ -367,7 +398,9 @@ impl ContainerRuntime for BuilderRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
-        let Some(v) = self.get(id) else { return self.inner.start(id).await };
+        let Some(v) = self.get(id) else {
+            return self.inner.start(id).await;
+        };
         let docker = self.docker().await?;
         let (pod, container) = self.spec_of(&v.body);
         let stdin = v
@@ -381,14 +414,23 @@ impl ContainerRuntime for BuilderRuntime {
             .env
             .iter()
             .flatten()
-            .filter_map(|e| e.split_once('=').map(|(k, val)| (k.to_string(), val.to_string())))
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, val)| (k.to_string(), val.to_string()))
+            })
             .collect();
         let process = Process {
             command: v.body.entrypoint.clone().filter(|c| !c.is_empty()),
             args: v.body.cmd.clone().unwrap_or_default(),
             env,
             user: v.body.user.clone(),
-            mounts: Mounts::from_binds(&v.body.host_config.as_ref().and_then(|h| h.binds.clone()).unwrap_or_default()),
+            mounts: Mounts::from_binds(
+                &v.body
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.binds.clone())
+                    .unwrap_or_default(),
+            ),
             stdin,
             log: v.log.clone(),
             docker,
@@ -414,7 +456,11 @@ impl ContainerRuntime for BuilderRuntime {
                 c = cancel.wait_for(Option::is_some) => c.ok().and_then(|c| *c).unwrap_or(137),
             };
             // Whatever the process tagged in the engine goes (a cancelled build included).
-            let tags: Vec<String> = tags.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+            let tags: Vec<String> = tags
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+                .collect();
             for t in tags {
                 engine::untag(&docker, &t).await;
             }
@@ -424,7 +470,9 @@ impl ContainerRuntime for BuilderRuntime {
     }
 
     async fn wait(&self, id: &str) -> Result<ExitInfo, RuntimeError> {
-        let Some(v) = self.get(id) else { return self.inner.wait(id).await };
+        let Some(v) = self.get(id) else {
+            return self.inner.wait(id).await;
+        };
         let mut rx = v.exit.subscribe();
         let info = rx
             .wait_for(Option::is_some)
@@ -466,7 +514,14 @@ impl ContainerRuntime for BuilderRuntime {
     async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
         match self.get(id) {
             Some(v) => {
-                self.terminate(&v, if signal.ends_with("KILL") || signal == "9" { 137 } else { 143 });
+                self.terminate(
+                    &v,
+                    if signal.ends_with("KILL") || signal == "9" {
+                        137
+                    } else {
+                        143
+                    },
+                );
                 Ok(())
             }
             None => self.inner.kill(id, signal).await,
@@ -474,7 +529,11 @@ impl ContainerRuntime for BuilderRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let v = self.virtuals.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let v = self
+            .virtuals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         match v {
             Some(v) => {
                 self.terminate(&v, 137);
@@ -499,13 +558,24 @@ impl ContainerRuntime for BuilderRuntime {
         self.inner.exec_exit_code(exec_id).await
     }
 
-    async fn attach(&self, id: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<IoSession, RuntimeError> {
+    async fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<IoSession, RuntimeError> {
         let Some(v) = self.get(id) else {
             return self.inner.attach(id, stdin, stdout, stderr).await;
         };
         let input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = match stdin {
             // stdinOnce: only the first session gets the stream; closing it is EOF.
-            true => match v.stdin_writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            true => match v
+                .stdin_writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
                 Some(w) => Box::pin(w),
                 None => Box::pin(tokio::io::sink()),
             },
@@ -515,7 +585,9 @@ impl ContainerRuntime for BuilderRuntime {
         let exit = v.exit.subscribe();
         // Output from now on; the stream ends with the container.
         let output: BoxStream<'static, Result<(Chan, Bytes), RuntimeError>> = if stdout || stderr {
-            log.from(log.written(), true).map(|r| r.map(|b| (Chan::Stdout, b))).boxed()
+            log.from(log.written(), true)
+                .map(|r| r.map(|b| (Chan::Stdout, b)))
+                .boxed()
         } else {
             futures::stream::unfold(exit, |mut rx| async move {
                 let _ = rx.wait_for(Option::is_some).await;
@@ -530,14 +602,26 @@ impl ContainerRuntime for BuilderRuntime {
         })
     }
 
-    async fn resize(&self, id: &str, exec_id: Option<&str>, width: u16, height: u16) -> Result<(), RuntimeError> {
+    async fn resize(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError> {
         if self.get(id).is_some() {
             return Ok(());
         }
         self.inner.resize(id, exec_id, width, height).await
     }
 
-    fn logs(&self, id: &str, follow: bool, tail: Option<u64>, timestamps: bool) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u64>,
+        timestamps: bool,
+    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         match self.get(id) {
             Some(v) => v.log.stream(follow, tail),
             None => self.inner.logs(id, follow, tail, timestamps),
@@ -549,7 +633,13 @@ impl ContainerRuntime for BuilderRuntime {
             let mut map = self.virtuals.lock().unwrap_or_else(|p| p.into_inner());
             let ids: Vec<String> = map
                 .iter()
-                .filter(|(_, v)| v.body.labels.as_ref().and_then(|l| l.get(label)).is_some_and(|x| x == value))
+                .filter(|(_, v)| {
+                    v.body
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(label))
+                        .is_some_and(|x| x == value)
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             ids.iter().filter_map(|i| map.remove(i)).collect()
@@ -560,7 +650,10 @@ impl ContainerRuntime for BuilderRuntime {
         Ok(gone.len() + self.inner.remove_labelled(label, value).await?)
     }
 
-    async fn list_labelled(&self, label: &str) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
+    async fn list_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
         self.inner.list_labelled(label).await
     }
 }
@@ -572,10 +665,22 @@ mod tests {
     #[test]
     fn builder_images() {
         let b = BuilderImages::default();
-        assert_eq!(b.kind_of("martizih/kaniko:v1.27.6"), Some(BuilderKind::Kaniko));
-        assert_eq!(b.kind_of("docker.io/martizih/kaniko:v1.27.6"), Some(BuilderKind::Kaniko));
-        assert_eq!(b.kind_of("gcr.io/kaniko-project/executor:v1.24.0"), Some(BuilderKind::Kaniko));
-        assert_eq!(b.kind_of("moby/buildkit:v0.29.0-rootless"), Some(BuilderKind::BuildKit));
+        assert_eq!(
+            b.kind_of("martizih/kaniko:v1.27.6"),
+            Some(BuilderKind::Kaniko)
+        );
+        assert_eq!(
+            b.kind_of("docker.io/martizih/kaniko:v1.27.6"),
+            Some(BuilderKind::Kaniko)
+        );
+        assert_eq!(
+            b.kind_of("gcr.io/kaniko-project/executor:v1.24.0"),
+            Some(BuilderKind::Kaniko)
+        );
+        assert_eq!(
+            b.kind_of("moby/buildkit:v0.29.0-rootless"),
+            Some(BuilderKind::BuildKit)
+        );
         assert_eq!(b.kind_of("martizih/kaniko:v1.27.5"), None);
         let c: BuilderImages = serde_yaml_ng::from_str("kaniko: [my/kaniko:1]").unwrap();
         assert_eq!(c.kind_of("my/kaniko:1"), Some(BuilderKind::Kaniko));

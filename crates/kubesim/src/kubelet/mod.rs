@@ -51,6 +51,7 @@ pub struct Kubelet {
     cfg: KubeletConfig,
     workers: Mutex<HashMap<String, WorkerHandle>>,
     claims: Mutex<HashMap<(String, String), PathBuf>>,
+    claim_dirs: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -60,19 +61,28 @@ impl std::fmt::Debug for Kubelet {
 }
 
 fn uid_of(o: &Value) -> String {
-    o["metadata"]["uid"].as_str().unwrap_or_default().to_string()
+    o["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Kubelet {
     /// A kubelet on a runtime.
-    pub fn new(runtime: Arc<dyn ContainerRuntime>, store: Arc<Store>, faults: Faults, cfg: KubeletConfig) -> Arc<Self> {
+    pub fn new(
+        runtime: Arc<dyn ContainerRuntime>,
+        store: Arc<Store>,
+        faults: Faults,
+        cfg: KubeletConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             runtime,
             store,
             faults,
-            cfg,
             workers: Mutex::new(HashMap::new()),
             claims: Mutex::new(HashMap::new()),
+            claim_dirs: Mutex::new(cfg.volumes.clone()),
+            cfg,
         })
     }
 
@@ -83,7 +93,10 @@ impl Kubelet {
 
     /// Whether a worker still owns the pod with this uid.
     pub fn is_managing(&self, uid: &str) -> bool {
-        self.workers.lock().unwrap_or_else(|p| p.into_inner()).contains_key(uid)
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(uid)
     }
 
     fn spawn_worker(self: &Arc<Self>, pod: &Value) {
@@ -92,19 +105,35 @@ impl Kubelet {
         if workers.contains_key(&uid) {
             return;
         }
-        let Ok(p) = serde_json::from_value(pod.clone()) else { return };
+        let Ok(p) = serde_json::from_value(pod.clone()) else {
+            return;
+        };
         let (tx, rx) = watch::channel(None);
         let w = Arc::new(Worker::new(self.clone(), p));
-        workers.insert(uid, WorkerHandle { stop: tx, worker: w.clone() });
+        workers.insert(
+            uid,
+            WorkerHandle {
+                stop: tx,
+                worker: w.clone(),
+            },
+        );
         tokio::spawn(w.run(rx));
     }
 
     pub(crate) fn forget(&self, uid: &str) {
-        self.workers.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 
     fn stop_worker(&self, uid: &str, stop: Stop) {
-        if let Some(h) = self.workers.lock().unwrap_or_else(|p| p.into_inner()).get(uid) {
+        if let Some(h) = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+        {
             h.stop.send_if_modified(|cur| match cur {
                 Some(c) if c.grace <= stop.grace && (c.force || !stop.force) => false,
                 _ => {
@@ -125,11 +154,25 @@ impl Kubelet {
                     match ev.etype {
                         EventType::Added => self.spawn_worker(&ev.object),
                         EventType::Modified => {
-                            if let Some(g) = ev.object["metadata"]["deletionGracePeriodSeconds"].as_i64() {
-                                self.stop_worker(&uid, Stop { grace: g, force: false });
+                            if let Some(g) =
+                                ev.object["metadata"]["deletionGracePeriodSeconds"].as_i64()
+                            {
+                                self.stop_worker(
+                                    &uid,
+                                    Stop {
+                                        grace: g,
+                                        force: false,
+                                    },
+                                );
                             }
                         }
-                        EventType::Deleted => self.stop_worker(&uid, Stop { grace: 0, force: true }),
+                        EventType::Deleted => self.stop_worker(
+                            &uid,
+                            Stop {
+                                grace: 0,
+                                force: true,
+                            },
+                        ),
                     }
                 }
                 Ok(_) => {}
@@ -145,33 +188,74 @@ impl Kubelet {
         for p in live.values() {
             self.spawn_worker(p);
             if let Some(g) = p["metadata"]["deletionGracePeriodSeconds"].as_i64() {
-                self.stop_worker(&uid_of(p), Stop { grace: g, force: false });
+                self.stop_worker(
+                    &uid_of(p),
+                    Stop {
+                        grace: g,
+                        force: false,
+                    },
+                );
             }
         }
-        let known: Vec<String> = self.workers.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let known: Vec<String> = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         for uid in known.iter().filter(|u| !live.contains_key(*u)) {
-            self.stop_worker(uid, Stop { grace: 0, force: true });
+            self.stop_worker(
+                uid,
+                Stop {
+                    grace: 0,
+                    force: true,
+                },
+            );
         }
     }
 
     /// Bind a new PVC to its host directory (status Bound).
     pub fn bind_claim(&self, pvc: &Value) {
-        let ns = pvc["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-        let name = pvc["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let dir = volumes::claim_host_dir(&self.cfg.volumes, &self.cfg.dynamic_volume_root, &ns, &name);
+        let ns = pvc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = pvc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let dir = {
+            let map = self.claim_dirs.lock().unwrap_or_else(|p| p.into_inner());
+            volumes::claim_host_dir(&map, &self.cfg.dynamic_volume_root, &ns, &name)
+        };
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), "cannot create the claim's directory: {e}");
             return;
         }
-        self.claims.lock().unwrap_or_else(|p| p.into_inner()).insert((ns.clone(), name.clone()), dir);
+        self.claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((ns.clone(), name.clone()), dir);
         let uid = uid_of(pvc);
-        let _ = self.store.update(Kind::PersistentVolumeClaim, &ns, &name, |o| {
-            o["spec"]["volumeName"] = json!(format!("pvc-{uid}"));
-            o["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
-            o["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] = json!("yes");
-            o["status"] = volumes::bound_status(o);
-            Ok(())
-        });
+        let _ = self
+            .store
+            .update(Kind::PersistentVolumeClaim, &ns, &name, |o| {
+                o["spec"]["volumeName"] = json!(format!("pvc-{uid}"));
+                o["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+                o["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] = json!("yes");
+                o["status"] = volumes::bound_status(o);
+                Ok(())
+            });
+    }
+
+    /// Choose the host directory a claim (`namespace/name`, or `name` for any namespace) binds
+    /// to when it is created later.
+    pub fn set_claim_dir(&self, claim: &str, dir: PathBuf) {
+        self.claim_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(claim.to_string(), dir);
     }
 
     pub(crate) fn claim_dir(&self, ns: &str, name: &str) -> Option<PathBuf> {
@@ -185,7 +269,13 @@ impl Kubelet {
 
     /// Resolve the Docker container behind `pod`/`container` for exec, attach or logs, with the
     /// apiserver's errors. `need_running` for exec/attach.
-    pub fn container_target(&self, ns: &str, pod: &str, container: Option<&str>, need_running: bool) -> Result<String, ApiError> {
+    pub fn container_target(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        need_running: bool,
+    ) -> Result<String, ApiError> {
         let p = self.store.get_or_404(Kind::Pod, ns, pod)?;
         let names: Vec<String> = p["spec"]["containers"]
             .as_array()
@@ -226,7 +316,12 @@ impl Kubelet {
             .as_array()
             .into_iter()
             .flatten()
-            .chain(p["status"]["initContainerStatuses"].as_array().into_iter().flatten());
+            .chain(
+                p["status"]["initContainerStatuses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten(),
+            );
         let st = statuses.into_iter().find(|s| s["name"] == cname.as_str());
         let waiting = |st: Option<&Value>| {
             st.and_then(|s| s["state"]["waiting"]["reason"].as_str().map(str::to_string))
@@ -239,14 +334,22 @@ impl Kubelet {
             )));
         };
         if need_running && st["state"]["running"].is_null() {
-            return Err(ApiError::bad_request(format!("unable to upgrade connection: container not found ({cname:?})")));
+            return Err(ApiError::bad_request(format!(
+                "unable to upgrade connection: container not found ({cname:?})"
+            )));
         }
         let id = st["containerID"].as_str().unwrap_or_default();
         Ok(id.strip_prefix("docker://").unwrap_or(id).to_string())
     }
 
     /// Kill a container (OOMKilled) or evict the pod (every container).
-    pub async fn kill(&self, ns: &str, pod: &str, container: Option<&str>, mode: KillMode) -> Result<(), ApiError> {
+    pub async fn kill(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        mode: KillMode,
+    ) -> Result<(), ApiError> {
         let p = self.store.get_or_404(Kind::Pod, ns, pod)?;
         let w = self
             .workers
@@ -254,7 +357,9 @@ impl Kubelet {
             .unwrap_or_else(|e| e.into_inner())
             .get(&uid_of(&p))
             .map(|h| h.worker.clone())
-            .ok_or_else(|| ApiError::bad_request(format!("pod {pod} is not running on this node")))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("pod {pod} is not running on this node"))
+            })?;
         w.kill(container, mode).await
     }
 

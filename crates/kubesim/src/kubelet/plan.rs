@@ -34,10 +34,22 @@ fn base_labels(l: &Labels, pod: &Pod, container: &str) -> HashMap<String, String
     HashMap::from([
         ("kubesim.instance".to_string(), l.instance.clone()),
         ("kubesim.pid".to_string(), l.pid.to_string()),
-        ("io.kubernetes.pod.name".to_string(), m.name.clone().unwrap_or_default()),
-        ("io.kubernetes.pod.namespace".to_string(), m.namespace.clone().unwrap_or_default()),
-        ("io.kubernetes.pod.uid".to_string(), m.uid.clone().unwrap_or_default()),
-        ("io.kubernetes.container.name".to_string(), container.to_string()),
+        (
+            "io.kubernetes.pod.name".to_string(),
+            m.name.clone().unwrap_or_default(),
+        ),
+        (
+            "io.kubernetes.pod.namespace".to_string(),
+            m.namespace.clone().unwrap_or_default(),
+        ),
+        (
+            "io.kubernetes.pod.uid".to_string(),
+            m.uid.clone().unwrap_or_default(),
+        ),
+        (
+            "io.kubernetes.container.name".to_string(),
+            container.to_string(),
+        ),
     ])
 }
 
@@ -69,9 +81,20 @@ pub fn sandbox_body(l: &Labels, pod: &Pod, image: &str) -> ContainerCreateBody {
 pub fn parse_quantity(q: &str) -> Option<f64> {
     let q = q.trim();
     let suffixes: [(&str, f64); 14] = [
-        ("Ki", 1024f64), ("Mi", 1024f64.powi(2)), ("Gi", 1024f64.powi(3)), ("Ti", 1024f64.powi(4)),
-        ("Pi", 1024f64.powi(5)), ("Ei", 1024f64.powi(6)), ("n", 1e-9), ("u", 1e-6), ("m", 1e-3),
-        ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15),
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
     ];
     for (s, mul) in suffixes {
         if let Some(n) = q.strip_suffix(s) {
@@ -98,7 +121,12 @@ pub struct ContainerInputs {
 }
 
 /// The Docker create body of one pod container (pure).
-pub fn container_body(l: &Labels, pod: &Pod, c: &Container, inp: &ContainerInputs) -> ContainerCreateBody {
+pub fn container_body(
+    l: &Labels,
+    pod: &Pod,
+    c: &Container,
+    inp: &ContainerInputs,
+) -> ContainerCreateBody {
     let spec = pod.spec.clone().unwrap_or_default();
     let psc = spec.security_context.clone().unwrap_or_default();
     let csc = c.security_context.clone().unwrap_or_default();
@@ -110,16 +138,34 @@ pub fn container_body(l: &Labels, pod: &Pod, c: &Container, inp: &ContainerInput
         (None, Some(g)) => Some(format!("0:{g}")),
         (None, None) => None,
     };
-    let mut groups: Vec<String> = psc.supplemental_groups.iter().flatten().map(|g| g.to_string()).collect();
+    let mut groups: Vec<String> = psc
+        .supplemental_groups
+        .iter()
+        .flatten()
+        .map(|g| g.to_string())
+        .collect();
     if let Some(fs) = psc.fs_group {
         groups.push(fs.to_string());
     }
-    let limits = c.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
-    let memory = limits.get("memory").and_then(|q| parse_quantity(&q.0)).map(|v| v as i64);
-    let nano_cpus = limits.get("cpu").and_then(|q| parse_quantity(&q.0)).map(|v| (v * 1e9) as i64);
+    let limits = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.clone())
+        .unwrap_or_default();
+    let memory = limits
+        .get("memory")
+        .and_then(|q| parse_quantity(&q.0))
+        .map(|v| v as i64);
+    let nano_cpus = limits
+        .get("cpu")
+        .and_then(|q| parse_quantity(&q.0))
+        .map(|v| (v * 1e9) as i64);
     let mut binds = inp.binds.clone();
     if let Some(t) = &inp.termination_file {
-        let path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+        let path = c
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
         binds.push(format!("{t}:{path}"));
     }
     let caps = csc.capabilities.clone().unwrap_or_default();
@@ -128,9 +174,13 @@ pub fn container_body(l: &Labels, pod: &Pod, c: &Container, inp: &ContainerInput
     let vars: HashMap<String, String> = inp
         .env
         .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
-    let expand_all = |v: Option<Vec<String>>| v.map(|v| v.iter().map(|a| expand(a, &vars)).collect::<Vec<_>>());
+    let expand_all =
+        |v: Option<Vec<String>>| v.map(|v| v.iter().map(|a| expand(a, &vars)).collect::<Vec<_>>());
     ContainerCreateBody {
         image: c.image.clone(),
         entrypoint: expand_all(nonempty(&c.command)),
@@ -201,11 +251,19 @@ pub fn expand(s: &str, vars: &HashMap<String, String>) -> String {
 }
 
 /// Resolve a container's env (`envFrom` first, then `env`). Err = CreateContainerConfigError message.
-pub fn resolve_env(pod: &Pod, c: &Container, pod_ip: &str, src: &dyn EnvSources) -> Result<Vec<String>, String> {
+pub fn resolve_env(
+    pod: &Pod,
+    c: &Container,
+    pod_ip: &str,
+    src: &dyn EnvSources,
+) -> Result<Vec<String>, String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut vars: Vec<(String, String)> = Vec::new();
     let mut map: HashMap<String, String> = HashMap::new();
-    let set = |vars: &mut Vec<(String, String)>, map: &mut HashMap<String, String>, k: String, v: String| {
+    let set = |vars: &mut Vec<(String, String)>,
+               map: &mut HashMap<String, String>,
+               k: String,
+               v: String| {
         if let Some(e) = vars.iter_mut().find(|(n, _)| *n == k) {
             e.1 = v.clone();
         } else {
@@ -221,7 +279,12 @@ pub fn resolve_env(pod: &Pod, c: &Container, pod_ip: &str, src: &dyn EnvSources)
                     let mut keys: Vec<_> = d.into_iter().collect();
                     keys.sort();
                     for (k, v) in keys {
-                        set(&mut vars, &mut map, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+                        set(
+                            &mut vars,
+                            &mut map,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        );
                     }
                 }
                 None if r.optional == Some(true) => {}
@@ -251,7 +314,12 @@ pub fn resolve_env(pod: &Pod, c: &Container, pod_ip: &str, src: &dyn EnvSources)
                     Some(d) => match d.get(&r.key) {
                         Some(v) => String::from_utf8_lossy(v).into_owned(),
                         None if r.optional == Some(true) => continue,
-                        None => return Err(format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name)),
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in Secret {ns}/{}",
+                                r.key, r.name
+                            ));
+                        }
                     },
                     None if r.optional == Some(true) => continue,
                     None => return Err(format!("secret {:?} not found", r.name)),
@@ -261,7 +329,12 @@ pub fn resolve_env(pod: &Pod, c: &Container, pod_ip: &str, src: &dyn EnvSources)
                     Some(d) => match d.get(&r.key) {
                         Some(v) => v.clone(),
                         None if r.optional == Some(true) => continue,
-                        None => return Err(format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name)),
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in ConfigMap {ns}/{}",
+                                r.key, r.name
+                            ));
+                        }
                     },
                     None if r.optional == Some(true) => continue,
                     None => return Err(format!("configmap {:?} not found", r.name)),
@@ -273,14 +346,30 @@ pub fn resolve_env(pod: &Pod, c: &Container, pod_ip: &str, src: &dyn EnvSources)
                     "metadata.namespace" => ns.clone(),
                     "metadata.uid" => m.uid.clone().unwrap_or_default(),
                     "spec.nodeName" => NODE_NAME.to_string(),
-                    "spec.serviceAccountName" => pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+                    "spec.serviceAccountName" => pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.service_account_name.clone())
+                        .unwrap_or_default(),
                     "status.podIP" | "status.podIPs" => pod_ip.to_string(),
                     "status.hostIP" | "status.hostIPs" => "127.0.0.1".to_string(),
                     p => {
-                        if let Some(k) = p.strip_prefix("metadata.labels['").and_then(|k| k.strip_suffix("']")) {
-                            m.labels.as_ref().and_then(|l| l.get(k).cloned()).unwrap_or_default()
-                        } else if let Some(k) = p.strip_prefix("metadata.annotations['").and_then(|k| k.strip_suffix("']")) {
-                            m.annotations.as_ref().and_then(|l| l.get(k).cloned()).unwrap_or_default()
+                        if let Some(k) = p
+                            .strip_prefix("metadata.labels['")
+                            .and_then(|k| k.strip_suffix("']"))
+                        {
+                            m.labels
+                                .as_ref()
+                                .and_then(|l| l.get(k).cloned())
+                                .unwrap_or_default()
+                        } else if let Some(k) = p
+                            .strip_prefix("metadata.annotations['")
+                            .and_then(|k| k.strip_suffix("']"))
+                        {
+                            m.annotations
+                                .as_ref()
+                                .and_then(|l| l.get(k).cloned())
+                                .unwrap_or_default()
                         } else {
                             return Err(format!("unsupported fieldRef {p}"));
                         }
@@ -304,7 +393,9 @@ pub fn secret_data(obj: &Value) -> HashMap<String, Vec<u8>> {
         .map(|m| {
             m.iter()
                 .filter_map(|(k, v)| {
-                    let b = base64::engine::general_purpose::STANDARD.decode(v.as_str()?).ok()?;
+                    let b = base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str()?)
+                        .ok()?;
                     Some((k.clone(), b))
                 })
                 .collect()
@@ -346,8 +437,18 @@ mod tests {
         let env = resolve_env(&p, c, "10.0.0.2", &Src).unwrap();
         assert_eq!(env, ["A=x", "B=x-$(A)", "T=t0p", "P=p"]);
         let mut c2 = c.clone();
-        c2.env.as_mut().unwrap()[2].value_from.as_mut().unwrap().secret_key_ref.as_mut().unwrap().name = "missing".into();
-        assert_eq!(resolve_env(&p, &c2, "", &Src).unwrap_err(), "secret \"missing\" not found");
+        c2.env.as_mut().unwrap()[2]
+            .value_from
+            .as_mut()
+            .unwrap()
+            .secret_key_ref
+            .as_mut()
+            .unwrap()
+            .name = "missing".into();
+        assert_eq!(
+            resolve_env(&p, &c2, "", &Src).unwrap_err(),
+            "secret \"missing\" not found"
+        );
     }
 
     #[test]
@@ -362,13 +463,21 @@ mod tests {
     fn container_body_snapshot() {
         let p = pod();
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let l = Labels { instance: "[instance]".into(), pid: 1 };
-        let body = container_body(&l, &p, c, &ContainerInputs {
-            env: vec!["A=x".into()],
-            binds: vec!["/host/v:/data".into()],
-            sandbox_id: "sandbox123".into(),
-            termination_file: Some("/host/term".into()),
-        });
+        let l = Labels {
+            instance: "[instance]".into(),
+            pid: 1,
+        };
+        let body = container_body(
+            &l,
+            &p,
+            c,
+            &ContainerInputs {
+                env: vec!["A=x".into()],
+                binds: vec!["/host/v:/data".into()],
+                sandbox_id: "sandbox123".into(),
+                termination_file: Some("/host/term".into()),
+            },
+        );
         insta::with_settings!({sort_maps => true}, {
             insta::assert_json_snapshot!("container_body", body);
             insta::assert_json_snapshot!("sandbox_body", sandbox_body(&l, &p, "hooktest/busybox:1"));

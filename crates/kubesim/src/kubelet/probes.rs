@@ -17,7 +17,13 @@ impl Worker {
         };
         let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
         let run = async {
-            let req = ExecRequest { command: cmd, stdin: false, stdout: true, stderr: true, tty: false };
+            let req = ExecRequest {
+                command: cmd,
+                stdin: false,
+                stdout: true,
+                stderr: true,
+                tty: false,
+            };
             let mut s = self.kl.runtime.exec(id, req).await.ok()?;
             while s.output.next().await.is_some() {}
             let exec_id = s.exec_id.clone()?;
@@ -31,7 +37,10 @@ impl Worker {
         let c = self.pod.spec.clone().unwrap_or_default().containers[i].clone();
         let slot = Slot::App(i);
         if let Some(p) = &c.startup_probe {
-            tokio::time::sleep(Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64)).await;
+            tokio::time::sleep(Duration::from_secs(
+                p.initial_delay_seconds.unwrap_or(0).max(0) as u64,
+            ))
+            .await;
             let period = Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64);
             let mut failures = 0;
             loop {
@@ -52,7 +61,10 @@ impl Worker {
             let me = self.clone();
             let id2 = id.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(lp.initial_delay_seconds.unwrap_or(0).max(0) as u64)).await;
+                tokio::time::sleep(Duration::from_secs(
+                    lp.initial_delay_seconds.unwrap_or(0).max(0) as u64,
+                ))
+                .await;
                 let period = Duration::from_secs(lp.period_seconds.unwrap_or(10).max(1) as u64);
                 let mut failures = 0;
                 loop {
@@ -75,7 +87,10 @@ impl Worker {
             return;
         };
         self.flush();
-        tokio::time::sleep(Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64)).await;
+        tokio::time::sleep(Duration::from_secs(
+            p.initial_delay_seconds.unwrap_or(0).max(0) as u64,
+        ))
+        .await;
         let period = Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64);
         let (mut ok_run, mut fail_run) = (0, 0);
         loop {

@@ -7,13 +7,17 @@ use serde_json::Value;
 /// Registry host of an image reference (`docker.io` for Docker Hub names).
 pub fn registry_of(image: &str) -> String {
     match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first.to_string(),
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first.to_string()
+        }
         _ => "docker.io".to_string(),
     }
 }
 
 fn normalize(key: &str) -> String {
-    let k = key.trim_start_matches("https://").trim_start_matches("http://");
+    let k = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     let host = k.split('/').next().unwrap_or(k);
     match host {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
@@ -28,13 +32,17 @@ pub fn credentials_for(image: &str, secrets: &[Value]) -> Vec<DockerCredentials>
     for s in secrets {
         let data = super::plan::secret_data(s);
         let auths: Value = if let Some(b) = data.get(".dockerconfigjson") {
-            serde_json::from_slice::<Value>(b).map(|v| v["auths"].clone()).unwrap_or(Value::Null)
+            serde_json::from_slice::<Value>(b)
+                .map(|v| v["auths"].clone())
+                .unwrap_or(Value::Null)
         } else if let Some(b) = data.get(".dockercfg") {
             serde_json::from_slice::<Value>(b).unwrap_or(Value::Null)
         } else {
             continue;
         };
-        let Some(map) = auths.as_object() else { continue };
+        let Some(map) = auths.as_object() else {
+            continue;
+        };
         for (k, v) in map {
             if normalize(k) != reg {
                 continue;

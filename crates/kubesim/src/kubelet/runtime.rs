@@ -54,7 +54,9 @@ pub struct IoSession {
 
 impl std::fmt::Debug for IoSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IoSession").field("exec_id", &self.exec_id).finish()
+        f.debug_struct("IoSession")
+            .field("exec_id", &self.exec_id)
+            .finish()
     }
 }
 
@@ -92,7 +94,8 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Whether the image is present locally.
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError>;
     /// Pull an image (with credentials when given).
-    async fn pull(&self, image: &str, creds: Option<DockerCredentials>) -> Result<(), RuntimeError>;
+    async fn pull(&self, image: &str, creds: Option<DockerCredentials>)
+    -> Result<(), RuntimeError>;
     /// Create a container; returns its id.
     async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String, RuntimeError>;
     /// Start it.
@@ -114,15 +117,36 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Exit code of a finished exec session.
     async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, RuntimeError>;
     /// Attach to a running container.
-    async fn attach(&self, id: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<IoSession, RuntimeError>;
+    async fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<IoSession, RuntimeError>;
     /// Resize a tty (container when `exec_id` is None).
-    async fn resize(&self, id: &str, exec_id: Option<&str>, width: u16, height: u16) -> Result<(), RuntimeError>;
+    async fn resize(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError>;
     /// Container output (stdout and stderr interleaved).
-    fn logs(&self, id: &str, follow: bool, tail: Option<u64>, timestamps: bool) -> BoxStream<'static, Result<Bytes, RuntimeError>>;
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u64>,
+        timestamps: bool,
+    ) -> BoxStream<'static, Result<Bytes, RuntimeError>>;
     /// Remove every container labelled with `label=value` (returns how many).
     async fn remove_labelled(&self, label: &str, value: &str) -> Result<usize, RuntimeError>;
     /// Containers with `label` (any value): (id, labels).
-    async fn list_labelled(&self, label: &str) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError>;
+    async fn list_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError>;
 }
 
 /// The Docker Engine runtime.
@@ -153,14 +177,19 @@ fn split_image(image: &str) -> (String, String) {
     }
     let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     match image[last_slash..].rfind(':') {
-        Some(i) => (image[..last_slash + i].to_string(), image[last_slash + i + 1..].to_string()),
+        Some(i) => (
+            image[..last_slash + i].to_string(),
+            image[last_slash + i + 1..].to_string(),
+        ),
         None => (image.to_string(), "latest".to_string()),
     }
 }
 
 fn log_chunk(o: LogOutput) -> Option<(Chan, Bytes)> {
     match o {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => Some((Chan::Stdout, message)),
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            Some((Chan::Stdout, message))
+        }
         LogOutput::StdErr { message } => Some((Chan::Stderr, message)),
         LogOutput::StdIn { .. } => None,
     }
@@ -171,12 +200,18 @@ impl ContainerRuntime for DockerRuntime {
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn pull(&self, image: &str, creds: Option<DockerCredentials>) -> Result<(), RuntimeError> {
+    async fn pull(
+        &self,
+        image: &str,
+        creds: Option<DockerCredentials>,
+    ) -> Result<(), RuntimeError> {
         let (repo, tag) = split_image(image);
         let opts = CreateImageOptions {
             from_image: Some(repo),
@@ -194,7 +229,10 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String, RuntimeError> {
-        let opts = CreateContainerOptions { name: Some(name.to_string()), ..Default::default() };
+        let opts = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
         Ok(self.docker.create_container(Some(opts), body).await?.id)
     }
 
@@ -225,7 +263,10 @@ impl ContainerRuntime for DockerRuntime {
         Ok(info
             .network_settings
             .and_then(|n| n.networks)
-            .and_then(|n| n.into_values().find_map(|e| e.ip_address.filter(|s| !s.is_empty()))))
+            .and_then(|n| {
+                n.into_values()
+                    .find_map(|e| e.ip_address.filter(|s| !s.is_empty()))
+            }))
     }
 
     async fn image_id(&self, id: &str) -> Result<String, RuntimeError> {
@@ -234,21 +275,44 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn stop(&self, id: &str, grace: i64) -> Result<(), RuntimeError> {
-        let opts = StopContainerOptions { t: Some(grace.clamp(0, i32::MAX as i64) as i32), signal: None };
+        let opts = StopContainerOptions {
+            t: Some(grace.clamp(0, i32::MAX as i64) as i32),
+            signal: None,
+        };
         match self.docker.stop_container(id, Some(opts)).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
     async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
-        Ok(self.docker.kill_container(id, Some(KillContainerOptions { signal: signal.to_string() })).await?)
+        Ok(self
+            .docker
+            .kill_container(
+                id,
+                Some(KillContainerOptions {
+                    signal: signal.to_string(),
+                }),
+            )
+            .await?)
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let opts = RemoveContainerOptions { force: true, v: true, link: false };
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
         match self.docker.remove_container(id, Some(opts)).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -268,10 +332,18 @@ impl ContainerRuntime for DockerRuntime {
                 },
             )
             .await?;
-        let opts = StartExecOptions { detach: false, tty: req.tty, output_capacity: Some(64 * 1024) };
+        let opts = StartExecOptions {
+            detach: false,
+            tty: req.tty,
+            output_capacity: Some(64 * 1024),
+        };
         match self.docker.start_exec(&created.id, Some(opts)).await? {
             StartExecResults::Attached { output, input } => Ok(IoSession {
-                output: output.filter_map(|r| async move { r.map(log_chunk).map_err(RuntimeError::from).transpose() }).boxed(),
+                output: output
+                    .filter_map(|r| async move {
+                        r.map(log_chunk).map_err(RuntimeError::from).transpose()
+                    })
+                    .boxed(),
                 input,
                 exec_id: Some(created.id),
             }),
@@ -290,28 +362,80 @@ impl ContainerRuntime for DockerRuntime {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Err(RuntimeError::Other("exec did not report an exit code".into()))
+        Err(RuntimeError::Other(
+            "exec did not report an exit code".into(),
+        ))
     }
 
-    async fn attach(&self, id: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<IoSession, RuntimeError> {
-        let opts = AttachContainerOptions { stdin, stdout, stderr, stream: true, logs: false, detach_keys: None };
+    async fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<IoSession, RuntimeError> {
+        let opts = AttachContainerOptions {
+            stdin,
+            stdout,
+            stderr,
+            stream: true,
+            logs: false,
+            detach_keys: None,
+        };
         let r = self.docker.attach_container(id, Some(opts)).await?;
         Ok(IoSession {
-            output: r.output.filter_map(|r| async move { r.map(log_chunk).map_err(RuntimeError::from).transpose() }).boxed(),
+            output: r
+                .output
+                .filter_map(
+                    |r| async move { r.map(log_chunk).map_err(RuntimeError::from).transpose() },
+                )
+                .boxed(),
             input: r.input,
             exec_id: None,
         })
     }
 
-    async fn resize(&self, id: &str, exec_id: Option<&str>, width: u16, height: u16) -> Result<(), RuntimeError> {
+    async fn resize(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError> {
         match exec_id {
-            Some(e) => self.docker.resize_exec(e, ResizeExecOptions { h: height as i32, w: width as i32 }).await?,
-            None => self.docker.resize_container_tty(id, ResizeContainerTTYOptions { h: height as i32, w: width as i32 }).await?,
+            Some(e) => {
+                self.docker
+                    .resize_exec(
+                        e,
+                        ResizeExecOptions {
+                            h: height as i32,
+                            w: width as i32,
+                        },
+                    )
+                    .await?
+            }
+            None => {
+                self.docker
+                    .resize_container_tty(
+                        id,
+                        ResizeContainerTTYOptions {
+                            h: height as i32,
+                            w: width as i32,
+                        },
+                    )
+                    .await?
+            }
         }
         Ok(())
     }
 
-    fn logs(&self, id: &str, follow: bool, tail: Option<u64>, timestamps: bool) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u64>,
+        timestamps: bool,
+    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         let opts = LogsOptions {
             follow,
             stdout: true,
@@ -322,7 +446,11 @@ impl ContainerRuntime for DockerRuntime {
         };
         self.docker
             .logs(id, Some(opts))
-            .filter_map(|r| async move { r.map(|o| log_chunk(o).map(|(_, b)| b)).map_err(RuntimeError::from).transpose() })
+            .filter_map(|r| async move {
+                r.map(|o| log_chunk(o).map(|(_, b)| b))
+                    .map_err(RuntimeError::from)
+                    .transpose()
+            })
             .boxed()
     }
 
@@ -331,7 +459,11 @@ impl ContainerRuntime for DockerRuntime {
         filters.insert("label".to_string(), vec![format!("{label}={value}")]);
         let list = self
             .docker
-            .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
             .await?;
         let n = list.len();
         for c in list {
@@ -342,14 +474,24 @@ impl ContainerRuntime for DockerRuntime {
         Ok(n)
     }
 
-    async fn list_labelled(&self, label: &str) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
+    async fn list_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![label.to_string()]);
         let list = self
             .docker
-            .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
             .await?;
-        Ok(list.into_iter().filter_map(|c| Some((c.id?, c.labels.unwrap_or_default()))).collect())
+        Ok(list
+            .into_iter()
+            .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+            .collect())
     }
 }
 
@@ -360,8 +502,14 @@ mod tests {
     #[test]
     fn image_split() {
         assert_eq!(split_image("busybox"), ("busybox".into(), "latest".into()));
-        assert_eq!(split_image("127.0.0.1:5555/a/b:1"), ("127.0.0.1:5555/a/b".into(), "1".into()));
-        assert_eq!(split_image("127.0.0.1:5555/a/b"), ("127.0.0.1:5555/a/b".into(), "latest".into()));
+        assert_eq!(
+            split_image("127.0.0.1:5555/a/b:1"),
+            ("127.0.0.1:5555/a/b".into(), "1".into())
+        );
+        assert_eq!(
+            split_image("127.0.0.1:5555/a/b"),
+            ("127.0.0.1:5555/a/b".into(), "latest".into())
+        );
         assert_eq!(split_image("a@sha256:ab"), ("a".into(), "sha256:ab".into()));
     }
 }

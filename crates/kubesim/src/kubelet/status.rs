@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq)]
 pub enum CState {
     /// waiting with reason/message
-    Waiting { reason: String, message: Option<String> },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
     /// running since
     Running { started_at: Value },
     /// exited
@@ -55,7 +58,10 @@ impl CStatus {
             image: image.into(),
             image_id: String::new(),
             container_id: None,
-            state: CState::Waiting { reason: reason.into(), message: None },
+            state: CState::Waiting {
+                reason: reason.into(),
+                message: None,
+            },
             last_state: None,
             ready: false,
             started: false,
@@ -85,7 +91,14 @@ fn render_state(s: &CState) -> Value {
             json!({"waiting": w})
         }
         CState::Running { started_at } => json!({"running": {"startedAt": started_at}}),
-        CState::Terminated { exit_code, reason, message, started_at, finished_at, container_id } => {
+        CState::Terminated {
+            exit_code,
+            reason,
+            message,
+            started_at,
+            finished_at,
+            container_id,
+        } => {
             let mut t = json!({"exitCode": exit_code, "reason": reason, "startedAt": started_at, "finishedAt": finished_at});
             if let Some(m) = message.as_ref().filter(|m| !m.is_empty()) {
                 t["message"] = json!(m);
@@ -147,7 +160,11 @@ impl StatusModel {
     /// Render `status` (also records condition transition times).
     pub fn render(&mut self, now: &Value) -> Value {
         let mut conds = Vec::new();
-        let mut cond = |m: &mut HashMap<String, (bool, Value)>, t: &str, ok: bool, reason: Option<String>, msg: Option<String>| {
+        let mut cond = |m: &mut HashMap<String, (bool, Value)>,
+                        t: &str,
+                        ok: bool,
+                        reason: Option<String>,
+                        msg: Option<String>| {
             let e = m.entry(t.to_string()).or_insert_with(|| (ok, now.clone()));
             if e.0 != ok {
                 *e = (ok, now.clone());
@@ -165,25 +182,74 @@ impl StatusModel {
         if let Some((ok, r, m)) = self.scheduled.clone() {
             if ok {
                 if let Some((reason, message)) = self.disruption.clone() {
-                    cond(&mut self.transitions, "DisruptionTarget", true, Some(reason), Some(message));
+                    cond(
+                        &mut self.transitions,
+                        "DisruptionTarget",
+                        true,
+                        Some(reason),
+                        Some(message),
+                    );
                 }
-                cond(&mut self.transitions, "PodReadyToStartContainers", self.sandbox_ready && !completed, None, None);
-                let pending_init: Vec<&str> = self.init.iter().filter(|c| c.terminated() != Some(0)).map(|c| c.name.as_str()).collect();
+                cond(
+                    &mut self.transitions,
+                    "PodReadyToStartContainers",
+                    self.sandbox_ready && !completed,
+                    None,
+                    None,
+                );
+                let pending_init: Vec<&str> = self
+                    .init
+                    .iter()
+                    .filter(|c| c.terminated() != Some(0))
+                    .map(|c| c.name.as_str())
+                    .collect();
                 if self.initialized || pending_init.is_empty() {
-                    cond(&mut self.transitions, "Initialized", true, completed.then(|| "PodCompleted".to_string()), None);
+                    cond(
+                        &mut self.transitions,
+                        "Initialized",
+                        true,
+                        completed.then(|| "PodCompleted".to_string()),
+                        None,
+                    );
                 } else {
-                    cond(&mut self.transitions, "Initialized", false, Some("ContainersNotInitialized".into()),
-                        Some(format!("containers with incomplete status: [{}]", pending_init.join(" "))));
+                    cond(
+                        &mut self.transitions,
+                        "Initialized",
+                        false,
+                        Some("ContainersNotInitialized".into()),
+                        Some(format!(
+                            "containers with incomplete status: [{}]",
+                            pending_init.join(" ")
+                        )),
+                    );
                 }
-                let unready: Vec<&str> = self.containers.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+                let unready: Vec<&str> = self
+                    .containers
+                    .iter()
+                    .filter(|c| !c.ready)
+                    .map(|c| c.name.as_str())
+                    .collect();
                 let (ok, reason, msg) = if completed {
                     (false, Some("PodCompleted".to_string()), None)
                 } else if unready.is_empty() {
                     (true, None, None)
                 } else {
-                    (false, Some("ContainersNotReady".to_string()), Some(format!("containers with unready status: [{}]", unready.join(" "))))
+                    (
+                        false,
+                        Some("ContainersNotReady".to_string()),
+                        Some(format!(
+                            "containers with unready status: [{}]",
+                            unready.join(" ")
+                        )),
+                    )
                 };
-                cond(&mut self.transitions, "Ready", ok, reason.clone(), msg.clone());
+                cond(
+                    &mut self.transitions,
+                    "Ready",
+                    ok,
+                    reason.clone(),
+                    msg.clone(),
+                );
                 cond(&mut self.transitions, "ContainersReady", ok, reason, msg);
             }
             cond(&mut self.transitions, "PodScheduled", ok, r, m);
@@ -201,10 +267,20 @@ impl StatusModel {
             st["startTime"] = t.clone();
         }
         if !self.init.is_empty() {
-            st["initContainerStatuses"] = Value::Array(self.init.iter().map(|c| render_container(c, true)).collect());
+            st["initContainerStatuses"] = Value::Array(
+                self.init
+                    .iter()
+                    .map(|c| render_container(c, true))
+                    .collect(),
+            );
         }
         if !self.containers.is_empty() {
-            st["containerStatuses"] = Value::Array(self.containers.iter().map(|c| render_container(c, false)).collect());
+            st["containerStatuses"] = Value::Array(
+                self.containers
+                    .iter()
+                    .map(|c| render_container(c, false))
+                    .collect(),
+            );
         }
         if let Some(r) = &self.reason {
             st["reason"] = json!(r);
@@ -220,16 +296,33 @@ impl StatusModel {
         if self.phase == "Failed" && self.reason.is_some() {
             return self.phase.clone();
         }
-        if self.init.iter().any(|c| c.terminated().is_some_and(|c| c != 0)) && restart_policy == "Never" {
+        if self
+            .init
+            .iter()
+            .any(|c| c.terminated().is_some_and(|c| c != 0))
+            && restart_policy == "Never"
+        {
             return "Failed".into();
         }
         if !self.initialized {
             return "Pending".into();
         }
         let running = self.containers.iter().filter(|c| c.running()).count();
-        let waiting = self.containers.iter().filter(|c| matches!(c.state, CState::Waiting { .. })).count();
-        let failed = self.containers.iter().filter(|c| c.terminated().is_some_and(|c| c != 0)).count();
-        let succeeded = self.containers.iter().filter(|c| c.terminated() == Some(0)).count();
+        let waiting = self
+            .containers
+            .iter()
+            .filter(|c| matches!(c.state, CState::Waiting { .. }))
+            .count();
+        let failed = self
+            .containers
+            .iter()
+            .filter(|c| c.terminated().is_some_and(|c| c != 0))
+            .count();
+        let succeeded = self
+            .containers
+            .iter()
+            .filter(|c| c.terminated() == Some(0))
+            .count();
         let n = self.containers.len();
         if waiting > 0 && running == 0 && (failed + succeeded) == 0 {
             return "Pending".into();
@@ -255,12 +348,26 @@ mod tests {
 
     #[test]
     fn phases() {
-        let mut m = StatusModel { phase: "Pending".into(), initialized: true, ..Default::default() };
-        m.containers.push(CStatus::waiting("a", "img", "ContainerCreating"));
+        let mut m = StatusModel {
+            phase: "Pending".into(),
+            initialized: true,
+            ..Default::default()
+        };
+        m.containers
+            .push(CStatus::waiting("a", "img", "ContainerCreating"));
         assert_eq!(m.compute_phase("Never"), "Pending");
-        m.containers[0].state = CState::Running { started_at: json!("t") };
+        m.containers[0].state = CState::Running {
+            started_at: json!("t"),
+        };
         assert_eq!(m.compute_phase("Never"), "Running");
-        m.containers[0].state = CState::Terminated { exit_code: 1, reason: "Error".into(), message: None, started_at: json!("t"), finished_at: json!("t"), container_id: None };
+        m.containers[0].state = CState::Terminated {
+            exit_code: 1,
+            reason: "Error".into(),
+            message: None,
+            started_at: json!("t"),
+            finished_at: json!("t"),
+            container_id: None,
+        };
         assert_eq!(m.compute_phase("Never"), "Failed");
         assert_eq!(m.compute_phase("OnFailure"), "Running");
     }
@@ -277,10 +384,13 @@ mod tests {
             ..Default::default()
         };
         let mut c = CStatus::waiting("app", "busybox:1", "ContainerCreating");
-        c.state = CState::Running { started_at: json!("2025-01-01T00:00:01Z") };
+        c.state = CState::Running {
+            started_at: json!("2025-01-01T00:00:01Z"),
+        };
         c.container_id = Some("docker://abc".into());
         m.containers.push(c);
-        m.containers.push(CStatus::waiting("side", "busybox:1", "ContainerCreating"));
+        m.containers
+            .push(CStatus::waiting("side", "busybox:1", "ContainerCreating"));
         insta::assert_json_snapshot!(m.render(&json!("2025-01-01T00:00:02Z")));
     }
 }

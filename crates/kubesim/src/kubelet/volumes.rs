@@ -46,7 +46,8 @@ fn write_file(dir: &Path, rel: &str, data: &[u8], mode: i32) -> Result<(), Volum
     }
     let mut f = std::fs::File::create(&p).map_err(|e| io(e, &p))?;
     f.write_all(data).map_err(|e| io(e, &p))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode as u32 & 0o7777)).map_err(|e| io(e, &p))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode as u32 & 0o7777))
+        .map_err(|e| io(e, &p))?;
     Ok(())
 }
 
@@ -61,7 +62,10 @@ fn project(
         Some(items) => {
             for it in items {
                 let Some(d) = data.get(&it.key) else {
-                    return Err(VolumeError::Missing(format!("configmap references non-existent config key: {} in {what}", it.key)));
+                    return Err(VolumeError::Missing(format!(
+                        "configmap references non-existent config key: {} in {what}",
+                        it.key
+                    )));
                 };
                 write_file(dir, &it.path, d, it.mode.unwrap_or(default_mode))?;
             }
@@ -76,18 +80,31 @@ fn project(
 }
 
 fn secret_map(store: &Store, ns: &str, name: &str) -> Option<HashMap<String, Vec<u8>>> {
-    store.get(Kind::Secret, ns, name).map(|o| super::plan::secret_data(&o))
+    store
+        .get(Kind::Secret, ns, name)
+        .map(|o| super::plan::secret_data(&o))
 }
 
 fn config_map(store: &Store, ns: &str, name: &str) -> Option<HashMap<String, Vec<u8>>> {
     let o = store.get(Kind::ConfigMap, ns, name)?;
     let mut m: HashMap<String, Vec<u8>> = o["data"]
         .as_object()
-        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().as_bytes().to_vec())).collect())
+        .map(|d| {
+            d.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().unwrap_or_default().as_bytes().to_vec(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(b) = o["binaryData"].as_object() {
         for (k, v) in b {
-            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()) {
+            if let Ok(bytes) =
+                base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default())
+            {
                 m.insert(k.clone(), bytes);
             }
         }
@@ -98,7 +115,11 @@ fn config_map(store: &Store, ns: &str, name: &str) -> Option<HashMap<String, Vec
 fn downward(pod: &Pod, path: &str) -> String {
     let m = &pod.metadata;
     let fmt_map = |x: &Option<std::collections::BTreeMap<String, String>>| {
-        x.iter().flatten().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")
+        x.iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     match path {
         "metadata.name" => m.name.clone().unwrap_or_default(),
@@ -148,7 +169,10 @@ pub fn prepare(
         };
         let hv = if v.empty_dir.is_some() {
             mk(&dir, 0o777)?;
-            HostVolume { path: dir, read_only: false }
+            HostVolume {
+                path: dir,
+                read_only: false,
+            }
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
             let data = match secret_map(store, &ns, &name) {
@@ -157,18 +181,40 @@ pub fn prepare(
                 None => return Err(VolumeError::Missing(format!("secret {name:?} not found"))),
             };
             mk(&dir, 0o755)?;
-            project(&dir, &data, s.items.as_ref(), s.default_mode.unwrap_or(0o644), &name)?;
-            HostVolume { path: dir, read_only: true }
+            project(
+                &dir,
+                &data,
+                s.items.as_ref(),
+                s.default_mode.unwrap_or(0o644),
+                &name,
+            )?;
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
         } else if let Some(c) = &v.config_map {
             let name = c.name.clone();
             let data = match config_map(store, &ns, &name) {
                 Some(d) => d,
                 None if c.optional == Some(true) => HashMap::new(),
-                None => return Err(VolumeError::Missing(format!("configmap {name:?} not found"))),
+                None => {
+                    return Err(VolumeError::Missing(format!(
+                        "configmap {name:?} not found"
+                    )));
+                }
             };
             mk(&dir, 0o755)?;
-            project(&dir, &data, c.items.as_ref(), c.default_mode.unwrap_or(0o644), &name)?;
-            HostVolume { path: dir, read_only: true }
+            project(
+                &dir,
+                &data,
+                c.items.as_ref(),
+                c.default_mode.unwrap_or(0o644),
+                &name,
+            )?;
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
         } else if let Some(p) = &v.projected {
             mk(&dir, 0o755)?;
             let mode = p.default_mode.unwrap_or(0o644);
@@ -177,19 +223,33 @@ pub fn prepare(
                     match secret_map(store, &ns, &s.name) {
                         Some(d) => project(&dir, &d, s.items.as_ref(), mode, &s.name)?,
                         None if s.optional == Some(true) => {}
-                        None => return Err(VolumeError::Missing(format!("secret {:?} not found", s.name))),
+                        None => {
+                            return Err(VolumeError::Missing(format!(
+                                "secret {:?} not found",
+                                s.name
+                            )));
+                        }
                     }
                 }
                 if let Some(c) = &src.config_map {
                     match config_map(store, &ns, &c.name) {
                         Some(d) => project(&dir, &d, c.items.as_ref(), mode, &c.name)?,
                         None if c.optional == Some(true) => {}
-                        None => return Err(VolumeError::Missing(format!("configmap {:?} not found", c.name))),
+                        None => {
+                            return Err(VolumeError::Missing(format!(
+                                "configmap {:?} not found",
+                                c.name
+                            )));
+                        }
                     }
                 }
                 if let Some(d) = &src.downward_api {
                     for it in d.items.iter().flatten() {
-                        let val = it.field_ref.as_ref().map(|f| downward(pod, &f.field_path)).unwrap_or_default();
+                        let val = it
+                            .field_ref
+                            .as_ref()
+                            .map(|f| downward(pod, &f.field_path))
+                            .unwrap_or_default();
                         write_file(&dir, &it.path, val.as_bytes(), it.mode.unwrap_or(mode))?;
                     }
                 }
@@ -197,42 +257,80 @@ pub fn prepare(
                     write_file(&dir, &t.path, b"kubesim-service-account-token", mode)?;
                 }
             }
-            HostVolume { path: dir, read_only: true }
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
         } else if let Some(d) = &v.downward_api {
             mk(&dir, 0o755)?;
             for it in d.items.iter().flatten() {
-                let val = it.field_ref.as_ref().map(|f| downward(pod, &f.field_path)).unwrap_or_default();
-                write_file(&dir, &it.path, val.as_bytes(), it.mode.or(d.default_mode).unwrap_or(0o644))?;
+                let val = it
+                    .field_ref
+                    .as_ref()
+                    .map(|f| downward(pod, &f.field_path))
+                    .unwrap_or_default();
+                write_file(
+                    &dir,
+                    &it.path,
+                    val.as_bytes(),
+                    it.mode.or(d.default_mode).unwrap_or(0o644),
+                )?;
             }
-            HostVolume { path: dir, read_only: true }
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
         } else if let Some(h) = &v.host_path {
             let p = PathBuf::from(&h.path);
             match h.type_.as_deref().unwrap_or("") {
                 "DirectoryOrCreate" => mk(&p, 0o755)?,
                 "Directory" if !p.is_dir() => {
-                    return Err(VolumeError::Missing(format!("hostPath type check failed: {} is not a directory", h.path)));
+                    return Err(VolumeError::Missing(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        h.path
+                    )));
                 }
                 "FileOrCreate" if !p.exists() => {
                     std::fs::File::create(&p).map_err(|e| io(e, &p))?;
                 }
                 "File" if !p.is_file() => {
-                    return Err(VolumeError::Missing(format!("hostPath type check failed: {} is not a file", h.path)));
+                    return Err(VolumeError::Missing(format!(
+                        "hostPath type check failed: {} is not a file",
+                        h.path
+                    )));
                 }
                 _ => {}
             }
-            HostVolume { path: p, read_only: false }
+            HostVolume {
+                path: p,
+                read_only: false,
+            }
         } else if let Some(c) = &v.persistent_volume_claim {
             match claim_dir(&c.claim_name) {
-                Some(p) => HostVolume { path: p, read_only: c.read_only == Some(true) },
-                None => return Err(VolumeError::Missing(format!("persistentvolumeclaim {:?} not found", c.claim_name))),
+                Some(p) => HostVolume {
+                    path: p,
+                    read_only: c.read_only == Some(true),
+                },
+                None => {
+                    return Err(VolumeError::Missing(format!(
+                        "persistentvolumeclaim {:?} not found",
+                        c.claim_name
+                    )));
+                }
             }
         } else {
             // unsupported volume source: an empty directory keeps the pod runnable
             mk(&dir, 0o777)?;
-            HostVolume { path: dir, read_only: false }
+            HostVolume {
+                path: dir,
+                read_only: false,
+            }
         };
         if let Some(g) = fs_group
-            && (v.empty_dir.is_some() || v.secret.is_some() || v.projected.is_some() || v.config_map.is_some())
+            && (v.empty_dir.is_some()
+                || v.secret.is_some()
+                || v.projected.is_some()
+                || v.config_map.is_some())
         {
             apply_fs_group(&hv.path, g as u32);
         }
@@ -245,7 +343,9 @@ pub fn prepare(
 pub fn binds(c: &Container, vols: &HashMap<String, HostVolume>) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
-        let v = vols.get(&m.name).ok_or_else(|| format!("volume {:?} not found", m.name))?;
+        let v = vols
+            .get(&m.name)
+            .ok_or_else(|| format!("volume {:?} not found", m.name))?;
         let mut host = v.path.clone();
         if let Some(sp) = m.sub_path.as_ref().filter(|s| !s.is_empty()) {
             if sp.split('/').any(|s| s == "..") || sp.starts_with('/') {
@@ -257,13 +357,23 @@ pub fn binds(c: &Container, vols: &HashMap<String, HostVolume>) -> Result<Vec<St
             }
         }
         let ro = v.read_only || m.read_only == Some(true);
-        out.push(format!("{}:{}{}", host.display(), m.mount_path, if ro { ":ro" } else { "" }));
+        out.push(format!(
+            "{}:{}{}",
+            host.display(),
+            m.mount_path,
+            if ro { ":ro" } else { "" }
+        ));
     }
     Ok(out)
 }
 
 /// Claim directory for a PVC from the configured map (`ns/name`, then `name`) or the dynamic root.
-pub fn claim_host_dir(static_map: &std::collections::BTreeMap<String, PathBuf>, dynamic_root: &Path, ns: &str, name: &str) -> PathBuf {
+pub fn claim_host_dir(
+    static_map: &std::collections::BTreeMap<String, PathBuf>,
+    dynamic_root: &Path,
+    ns: &str,
+    name: &str,
+) -> PathBuf {
     static_map
         .get(&format!("{ns}/{name}"))
         .or_else(|| static_map.get(name))
@@ -288,8 +398,16 @@ mod tests {
     #[test]
     fn secret_volume_with_items_and_modes() {
         let store = Store::new(10);
-        store.create(Kind::Namespace, "", json!({"metadata": {"name": "n"}})).unwrap();
-        store.create(Kind::Secret, "n", json!({"metadata": {"name": "s"}, "data": {"a": "aGk=", "b": "eW8="}})).unwrap();
+        store
+            .create(Kind::Namespace, "", json!({"metadata": {"name": "n"}}))
+            .unwrap();
+        store
+            .create(
+                Kind::Secret,
+                "n",
+                json!({"metadata": {"name": "s"}, "data": {"a": "aGk=", "b": "eW8="}}),
+            )
+            .unwrap();
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {
             "volumes": [{"name": "v", "secret": {"secretName": "s", "items": [{"key": "a", "path": "sub/a.txt", "mode": 0o600}]}},
                         {"name": "e", "emptyDir": {}}],
@@ -298,14 +416,23 @@ mod tests {
         let vols = prepare(&pod, tmp.path(), &store, &|_| None).unwrap();
         let f = tmp.path().join("volumes/v/sub/a.txt");
         assert_eq!(std::fs::read(&f).unwrap(), b"hi");
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!tmp.path().join("volumes/v/b").exists());
         let b = binds(&pod.spec.as_ref().unwrap().containers[0], &vols).unwrap();
         assert!(b[0].ends_with("volumes/v:/s:ro"), "{b:?}");
         assert!(b[1].ends_with("volumes/e/x:/e"), "{b:?}");
         // missing secret -> retry later
-        let pod2: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {
-            "volumes": [{"name": "v", "secret": {"secretName": "nope"}}], "containers": []}})).unwrap();
-        assert!(matches!(prepare(&pod2, tmp.path(), &store, &|_| None), Err(VolumeError::Missing(_))));
+        let pod2: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {
+            "volumes": [{"name": "v", "secret": {"secretName": "nope"}}], "containers": []}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            prepare(&pod2, tmp.path(), &store, &|_| None),
+            Err(VolumeError::Missing(_))
+        ));
     }
 }

@@ -58,14 +58,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct StoreEnv<'a>(&'a Kubelet, &'a str);
 impl EnvSources for StoreEnv<'_> {
     fn secret(&self, name: &str) -> Option<HashMap<String, Vec<u8>>> {
-        self.0.store.get(Kind::Secret, self.1, name).map(|o| plan::secret_data(&o))
+        self.0
+            .store
+            .get(Kind::Secret, self.1, name)
+            .map(|o| plan::secret_data(&o))
     }
     fn config_map(&self, name: &str) -> Option<HashMap<String, String>> {
         let o = self.0.store.get(Kind::ConfigMap, self.1, name)?;
         Some(
             o["data"]
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         )
     }
@@ -73,7 +80,13 @@ impl EnvSources for StoreEnv<'_> {
 
 fn docker_name(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -89,13 +102,19 @@ impl Worker {
                 .init_containers
                 .iter()
                 .flatten()
-                .map(|c| CStatus::waiting(&c.name, c.image.as_deref().unwrap_or(""), "PodInitializing"))
+                .map(|c| {
+                    CStatus::waiting(&c.name, c.image.as_deref().unwrap_or(""), "PodInitializing")
+                })
                 .collect(),
             containers: spec
                 .containers
                 .iter()
                 .map(|c| {
-                    let reason = if spec.init_containers.as_ref().is_some_and(|i| !i.is_empty()) { "PodInitializing" } else { "ContainerCreating" };
+                    let reason = if spec.init_containers.as_ref().is_some_and(|i| !i.is_empty()) {
+                        "PodInitializing"
+                    } else {
+                        "ContainerCreating"
+                    };
                     CStatus::waiting(&c.name, c.image.as_deref().unwrap_or(""), reason)
                 })
                 .collect(),
@@ -126,7 +145,11 @@ impl Worker {
     }
 
     pub(super) fn restart_policy(&self) -> String {
-        self.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into())
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into())
     }
 
     /// Write the model into the pod's status. False when the pod is gone.
@@ -166,7 +189,12 @@ impl Worker {
     }
 
     fn set_waiting(&self, slot: Slot, reason: &str, message: Option<String>) {
-        self.set_slot(slot, |c| c.state = CState::Waiting { reason: reason.into(), message });
+        self.set_slot(slot, |c| {
+            c.state = CState::Waiting {
+                reason: reason.into(),
+                message,
+            }
+        });
         self.flush();
     }
 
@@ -181,7 +209,10 @@ impl Worker {
             Some(v) => v,
             None => stop.wait_for(Option::is_some).await.ok().and_then(|v| *v),
         };
-        let stop_value = stop_value.unwrap_or(Stop { grace: 0, force: true });
+        let stop_value = stop_value.unwrap_or(Stop {
+            grace: 0,
+            force: true,
+        });
         self.teardown(stop_value).await;
     }
 
@@ -191,7 +222,10 @@ impl Worker {
             .spec
             .as_ref()
             .and_then(|s| s.node_selector.as_ref())
-            .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str())))
+            .is_none_or(|sel| {
+                sel.iter()
+                    .all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()))
+            })
     }
 
     async fn lifecycle(self: Arc<Self>) {
@@ -214,7 +248,8 @@ impl Worker {
             } else {
                 "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
             };
-            lock(&self.model).scheduled = Some((false, Some("Unschedulable".into()), Some(msg.into())));
+            lock(&self.model).scheduled =
+                Some((false, Some("Unschedulable".into()), Some(msg.into())));
             self.flush();
             if !selector_ok {
                 return std::future::pending().await;
@@ -238,7 +273,9 @@ impl Worker {
         }
         // volumes (retried while referenced objects are missing)
         let vols = loop {
-            let res = volumes::prepare(&self.pod, &self.pod_dir, &kl.store, &|c| kl.claim_dir(&self.ns, c));
+            let res = volumes::prepare(&self.pod, &self.pod_dir, &kl.store, &|c| {
+                kl.claim_dir(&self.ns, c)
+            });
             match res {
                 Ok(v) => break v,
                 Err(VolumeError::Missing(m)) | Err(VolumeError::Io(m)) => {
@@ -270,7 +307,9 @@ impl Worker {
         for i in 0..spec.init_containers.as_ref().map_or(0, Vec::len) {
             loop {
                 let slot = Slot::Init(i);
-                let Some(id) = self.start_container(slot, &sandbox, &vols, &ip).await else { return };
+                let Some(id) = self.start_container(slot, &sandbox, &vols, &ip).await else {
+                    return;
+                };
                 let code = self.wait_container(slot, &id).await;
                 if code == 0 {
                     break;
@@ -286,10 +325,18 @@ impl Worker {
         self.flush();
         let mut ids = Vec::new();
         for i in 0..spec.containers.len() {
-            let Some(id) = self.start_container(Slot::App(i), &sandbox, &vols, &ip).await else { return };
+            let Some(id) = self
+                .start_container(Slot::App(i), &sandbox, &vols, &ip)
+                .await
+            else {
+                return;
+            };
             ids.push(id);
         }
-        let sups = ids.into_iter().enumerate().map(|(i, id)| self.clone().supervise(i, id, sandbox.clone(), vols.clone(), ip.clone()));
+        let sups = ids.into_iter().enumerate().map(|(i, id)| {
+            self.clone()
+                .supervise(i, id, sandbox.clone(), vols.clone(), ip.clone())
+        });
         futures::future::join_all(sups).await;
         self.flush();
     }
@@ -311,13 +358,23 @@ impl Worker {
         self.set_waiting(
             slot,
             "CrashLoopBackOff",
-            Some(format!("back-off {secs}s restarting failed container={name} pod={}_{}({})", self.name, self.ns, self.uid)),
+            Some(format!(
+                "back-off {secs}s restarting failed container={name} pod={}_{}({})",
+                self.name, self.ns, self.uid
+            )),
         );
         // kubesim backs off 1 s per restart (max 10 s) instead of 10 s doubling to keep tests quick
         tokio::time::sleep(Duration::from_secs((restarts as u64 + 1).min(10))).await;
     }
 
-    async fn supervise(self: Arc<Self>, i: usize, mut id: String, sandbox: String, vols: HashMap<String, HostVolume>, ip: String) {
+    async fn supervise(
+        self: Arc<Self>,
+        i: usize,
+        mut id: String,
+        sandbox: String,
+        vols: HashMap<String, HostVolume>,
+        ip: String,
+    ) {
         let slot = Slot::App(i);
         loop {
             let probes = tokio::spawn(self.clone().probe_loop(i, id.clone()));
@@ -340,8 +397,17 @@ impl Worker {
     async fn create_sandbox(&self) -> Result<String, String> {
         let kl = &self.kl;
         let body = plan::sandbox_body(&kl.cfg.labels, &self.pod, &kl.cfg.sandbox_image);
-        let name = docker_name(&format!("kubesim_{}_POD_{}_{}", self.name, self.ns, &self.uid[..8.min(self.uid.len())]));
-        let id = kl.runtime.create(&name, body).await.map_err(|e| e.to_string())?;
+        let name = docker_name(&format!(
+            "kubesim_{}_POD_{}_{}",
+            self.name,
+            self.ns,
+            &self.uid[..8.min(self.uid.len())]
+        ));
+        let id = kl
+            .runtime
+            .create(&name, body)
+            .await
+            .map_err(|e| e.to_string())?;
         lock(&self.created).push(id.clone());
         kl.runtime.start(&id).await.map_err(|e| e.to_string())?;
         Ok(id)
@@ -351,7 +417,10 @@ impl Worker {
     async fn ensure_image(&self, slot: Slot, c: &Container) {
         let kl = &self.kl;
         let image = c.image.clone().unwrap_or_default();
-        let policy = c.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
         let mut attempt = 0u32;
         loop {
             let present = kl.runtime.image_present(&image).await.unwrap_or(false);
@@ -359,7 +428,13 @@ impl Worker {
                 if present {
                     return;
                 }
-                self.set_waiting(slot, "ErrImageNeverPull", Some(format!("Container image {image:?} is not present with pull policy of Never")));
+                self.set_waiting(
+                    slot,
+                    "ErrImageNeverPull",
+                    Some(format!(
+                        "Container image {image:?} is not present with pull policy of Never"
+                    )),
+                );
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
@@ -381,7 +456,12 @@ impl Worker {
                 let creds = credentials_for(&image, &secrets);
                 let mut last = None;
                 if creds.is_empty() {
-                    last = kl.runtime.pull(&image, None).await.err().map(|e| e.to_string());
+                    last = kl
+                        .runtime
+                        .pull(&image, None)
+                        .await
+                        .err()
+                        .map(|e| e.to_string());
                 } else {
                     for cr in creds {
                         match kl.runtime.pull(&image, Some(cr)).await {
@@ -397,18 +477,40 @@ impl Worker {
             };
             let Some(err) = err else { return };
             attempt += 1;
-            self.set_waiting(slot, "ErrImagePull", Some(format!("Failed to pull image {image:?}: {err}")));
+            self.set_waiting(
+                slot,
+                "ErrImagePull",
+                Some(format!("Failed to pull image {image:?}: {err}")),
+            );
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            self.set_waiting(slot, "ImagePullBackOff", Some(format!("Back-off pulling image {image:?}: {err}")));
+            self.set_waiting(
+                slot,
+                "ImagePullBackOff",
+                Some(format!("Back-off pulling image {image:?}: {err}")),
+            );
             tokio::time::sleep(Duration::from_secs((1u64 << attempt.min(3)).min(10))).await;
         }
     }
 
     /// Pull, create and start a container; None if the pod went away.
-    async fn start_container(&self, slot: Slot, sandbox: &str, vols: &HashMap<String, HostVolume>, ip: &str) -> Option<String> {
+    async fn start_container(
+        &self,
+        slot: Slot,
+        sandbox: &str,
+        vols: &HashMap<String, HostVolume>,
+        ip: &str,
+    ) -> Option<String> {
         let kl = &self.kl;
         let c = self.spec_containers(slot);
-        self.set_waiting(slot, if matches!(slot, Slot::Init(_)) { "PodInitializing" } else { "ContainerCreating" }, None);
+        self.set_waiting(
+            slot,
+            if matches!(slot, Slot::Init(_)) {
+                "PodInitializing"
+            } else {
+                "ContainerCreating"
+            },
+            None,
+        );
         self.ensure_image(slot, &c).await;
         let env = loop {
             match plan::resolve_env(&self.pod, &c, ip, &StoreEnv(kl, &self.ns)) {
@@ -446,7 +548,13 @@ impl Worker {
             termination_file: Some(term.display().to_string()),
         };
         let body = plan::container_body(&kl.cfg.labels, &self.pod, &c, &inputs);
-        let name = docker_name(&format!("kubesim_{}_{}_{}_{}_{restarts}", c.name, self.name, self.ns, &self.uid[..8.min(self.uid.len())]));
+        let name = docker_name(&format!(
+            "kubesim_{}_{}_{}_{}_{restarts}",
+            c.name,
+            self.name,
+            self.ns,
+            &self.uid[..8.min(self.uid.len())]
+        ));
         let id = match kl.runtime.create(&name, body).await {
             Ok(id) => id,
             Err(e) => {
@@ -499,7 +607,12 @@ impl Worker {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!(pod = %self.name, "waiting for container: {e}");
-                super::runtime::ExitInfo { code: 137, oom_killed: false, started_at: None, finished_at: None }
+                super::runtime::ExitInfo {
+                    code: 137,
+                    oom_killed: false,
+                    started_at: None,
+                    finished_at: None,
+                }
             }
         };
         let c = self.spec_containers(slot);
@@ -512,7 +625,10 @@ impl Worker {
             (info.code, "Error")
         };
         let mut message = self.termination_message(&c, slot).await;
-        if message.is_empty() && code != 0 && c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError") {
+        if message.is_empty()
+            && code != 0
+            && c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError")
+        {
             message = self.log_tail(id).await;
         }
         let fin = now_rfc3339();
@@ -543,7 +659,10 @@ impl Worker {
                 Slot::App(i) => m.containers[i].restart_count,
             }
         };
-        let p = self.pod_dir.join("termination").join(format!("{}-{restarts}", c.name));
+        let p = self
+            .pod_dir
+            .join("termination")
+            .join(format!("{}-{restarts}", c.name));
         let mut b = tokio::fs::read(&p).await.unwrap_or_default();
         b.truncate(4096);
         String::from_utf8_lossy(&b).into_owned()
@@ -561,10 +680,19 @@ impl Worker {
     }
 
     /// Kill fault: OOMKilled (one container) or Evicted (the whole pod).
-    pub(super) async fn kill(&self, container: Option<&str>, mode: KillMode) -> Result<(), ApiError> {
+    pub(super) async fn kill(
+        &self,
+        container: Option<&str>,
+        mode: KillMode,
+    ) -> Result<(), ApiError> {
         let spec = self.pod.spec.clone().unwrap_or_default();
         let targets: Vec<(Slot, String)> = match (mode, container) {
-            (KillMode::Evicted, _) => spec.containers.iter().enumerate().map(|(i, c)| (Slot::App(i), c.name.clone())).collect(),
+            (KillMode::Evicted, _) => spec
+                .containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (Slot::App(i), c.name.clone()))
+                .collect(),
             (KillMode::OOMKilled, Some(n)) => spec
                 .containers
                 .iter()
@@ -572,10 +700,19 @@ impl Worker {
                 .filter(|(_, c)| c.name == n)
                 .map(|(i, c)| (Slot::App(i), c.name.clone()))
                 .collect(),
-            (KillMode::OOMKilled, None) => spec.containers.first().map(|c| (Slot::App(0), c.name.clone())).into_iter().collect(),
+            (KillMode::OOMKilled, None) => spec
+                .containers
+                .first()
+                .map(|c| (Slot::App(0), c.name.clone()))
+                .into_iter()
+                .collect(),
         };
         if targets.is_empty() {
-            return Err(ApiError::bad_request(format!("container {} is not valid for pod {}", container.unwrap_or(""), self.name)));
+            return Err(ApiError::bad_request(format!(
+                "container {} is not valid for pod {}",
+                container.unwrap_or(""),
+                self.name
+            )));
         }
         if mode == KillMode::Evicted {
             self.evicted.store(true, Ordering::SeqCst);
@@ -583,7 +720,10 @@ impl Worker {
             m.phase = "Failed".into();
             m.reason = Some("Evicted".into());
             m.message = Some("The node was low on resource: memory. ".into());
-            m.disruption = Some(("TerminationByKubelet".into(), "The node was low on resource: memory. ".into()));
+            m.disruption = Some((
+                "TerminationByKubelet".into(),
+                "The node was low on resource: memory. ".into(),
+            ));
         }
         for (slot, name) in targets {
             if mode == KillMode::OOMKilled {
@@ -601,11 +741,17 @@ impl Worker {
     async fn teardown(self: Arc<Self>, stop: Stop) {
         let kl = self.kl.clone();
         let ids = lock(&self.created).clone();
-        let (sandbox, rest) = ids.split_first().map(|(s, r)| (Some(s.clone()), r.to_vec())).unwrap_or((None, Vec::new()));
+        let (sandbox, rest) = ids
+            .split_first()
+            .map(|(s, r)| (Some(s.clone()), r.to_vec()))
+            .unwrap_or((None, Vec::new()));
         futures::future::join_all(rest.iter().map(|id| kl.runtime.stop(id, stop.grace))).await;
         if !stop.force {
             // record how the running containers ended
-            let current: Vec<(Slot, String)> = lock(&self.current).iter().map(|(s, i)| (*s, i.clone())).collect();
+            let current: Vec<(Slot, String)> = lock(&self.current)
+                .iter()
+                .map(|(s, i)| (*s, i.clone()))
+                .collect();
             for (slot, id) in current {
                 let running = {
                     let m = lock(&self.model);
@@ -631,11 +777,14 @@ impl Worker {
         kl.forget(&self.uid);
         if !stop.force {
             let cur = kl.store.get(Kind::Pod, &self.ns, &self.name);
-            let no_finalizers = cur
-                .as_ref()
-                .is_some_and(|o| o["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty));
+            let no_finalizers = cur.as_ref().is_some_and(|o| {
+                o["metadata"]["finalizers"]
+                    .as_array()
+                    .is_none_or(Vec::is_empty)
+            });
             if no_finalizers {
-                kl.store.remove_uid(Kind::Pod, &self.ns, &self.name, &self.uid);
+                kl.store
+                    .remove_uid(Kind::Pod, &self.ns, &self.name, &self.uid);
             }
         }
     }

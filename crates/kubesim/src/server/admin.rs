@@ -20,7 +20,13 @@ pub(super) async fn access_review(state: &AppState, req: Request) -> Result<Resp
     let ra = &v["spec"]["resourceAttributes"];
     let allowed = if ra.is_object() {
         let s = |k: &str| ra[k].as_str().unwrap_or("").to_string();
-        state.authz.allowed(&s("verb"), &s("group"), &s("resource"), &s("subresource"), &s("namespace"))
+        state.authz.allowed(
+            &s("verb"),
+            &s("group"),
+            &s("resource"),
+            &s("subresource"),
+            &s("namespace"),
+        )
     } else {
         true
     };
@@ -48,20 +54,32 @@ struct KillBody {
     mode: KillMode,
 }
 
-pub(super) async fn handle(state: &AppState, path: &str, req: Request) -> Result<Response, ApiError> {
+pub(super) async fn handle(
+    state: &AppState,
+    path: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
     let bytes = read_body(body).await?;
     let bad = |e: serde_json::Error| ApiError::bad_request(format!("bad body: {e}"));
     match (path, method) {
-        ("faults", Method::GET) => Ok(json_response(StatusCode::OK, &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?)),
+        ("faults", Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?,
+        )),
         ("faults", Method::PUT) => {
-            let cfg: FaultConfig = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            let cfg: FaultConfig =
+                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
             state.faults.set(cfg);
-            Ok(json_response(StatusCode::OK, &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?))
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?,
+            ))
         }
         ("faults", Method::POST) => {
-            let add: FaultConfig = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            let add: FaultConfig =
+                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
             state.faults.update(|cfg| {
                 cfg.pod_start_delays.extend(add.pod_start_delays);
                 cfg.pull_failures.extend(add.pull_failures);
@@ -69,22 +87,40 @@ pub(super) async fn handle(state: &AppState, path: &str, req: Request) -> Result
                 cfg.request_errors.extend(add.request_errors);
                 cfg.stream_drops.extend(add.stream_drops);
             });
-            Ok(json_response(StatusCode::OK, &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?))
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?,
+            ))
         }
         ("deny", Method::POST) => {
-            let rule: DenyRule = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            let rule: DenyRule =
+                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
             state.authz.deny(rule);
-            Ok(json_response(StatusCode::OK, &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?))
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?,
+            ))
         }
-        ("deny", Method::GET) => Ok(json_response(StatusCode::OK, &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?)),
+        ("deny", Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?,
+        )),
         ("deny", Method::PUT) => {
-            let rules: Vec<DenyRule> = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            let rules: Vec<DenyRule> =
+                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
             state.authz.set(rules);
-            Ok(json_response(StatusCode::OK, &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?))
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?,
+            ))
         }
         ("kill", Method::POST) => {
-            let k: KillBody = serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
-            state.kubelet.kill(&k.namespace, &k.pod, k.container.as_deref(), k.mode).await?;
+            let k: KillBody =
+                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            state
+                .kubelet
+                .kill(&k.namespace, &k.pod, k.container.as_deref(), k.mode)
+                .await?;
             Ok(json_response(StatusCode::OK, &json!({"killed": k.pod})))
         }
         _ => Err(ApiError::path_not_found()),

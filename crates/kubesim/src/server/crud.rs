@@ -21,7 +21,10 @@ pub(super) fn strip_type(mut v: Value) -> Value {
     v
 }
 
-pub(super) fn selectors(kind: Kind, q: &[(String, String)]) -> Result<(LabelSelector, FieldSelector), ApiError> {
+pub(super) fn selectors(
+    kind: Kind,
+    q: &[(String, String)],
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     Ok((
         LabelSelector::parse(param(q, "labelSelector").unwrap_or(""))?,
         FieldSelector::parse(param(q, "fieldSelector").unwrap_or(""), kind)?,
@@ -37,7 +40,12 @@ fn list_doc(kind: Kind, items: Vec<Value>, rv: u64) -> Value {
     })
 }
 
-pub(super) async fn handle(state: &AppState, target: Target, q: Vec<(String, String)>, req: Request) -> Result<Response, ApiError> {
+pub(super) async fn handle(
+    state: &AppState,
+    target: Target,
+    q: Vec<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
     let dry_run = param(&q, "dryRun").is_some_and(|d| d == "All");
@@ -45,7 +53,10 @@ pub(super) async fn handle(state: &AppState, target: Target, q: Vec<(String, Str
         (Target::Collection { kind, ns }, Method::GET) => {
             let (ls, fs) = selectors(kind, &q)?;
             let (items, rv) = state.store.list(kind, ns.as_deref());
-            let items = items.into_iter().filter(|o| ls.matches(o) && fs.matches(o)).collect();
+            let items = items
+                .into_iter()
+                .filter(|o| ls.matches(o) && fs.matches(o))
+                .collect();
             Ok(json_response(StatusCode::OK, &list_doc(kind, items, rv)))
         }
         (Target::Collection { kind, ns }, Method::POST) => {
@@ -78,7 +89,17 @@ pub(super) async fn handle(state: &AppState, target: Target, q: Vec<(String, Str
             if kind == Kind::PersistentVolumeClaim {
                 state.kubelet.bind_claim(&created);
             }
-            Ok(json_response(StatusCode::CREATED, &state.store.get(kind, &ns, created["metadata"]["name"].as_str().unwrap_or_default()).unwrap_or(created)))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &state
+                    .store
+                    .get(
+                        kind,
+                        &ns,
+                        created["metadata"]["name"].as_str().unwrap_or_default(),
+                    )
+                    .unwrap_or(created),
+            ))
         }
         (Target::Collection { kind, ns }, Method::DELETE) => {
             let ns = ns.unwrap_or_default();
@@ -87,31 +108,76 @@ pub(super) async fn handle(state: &AppState, target: Target, q: Vec<(String, Str
             let (items, rv) = state.store.list(kind, Some(&ns));
             let mut deleted = Vec::new();
             for o in items.into_iter().filter(|o| ls.matches(o) && fs.matches(o)) {
-                let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let name = o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if let Ok((obj, _)) = delete_object(state, kind, &ns, &name, &opts) {
                     deleted.push(obj);
                 }
             }
             Ok(json_response(StatusCode::OK, &list_doc(kind, deleted, rv)))
         }
-        (Target::Item { kind, ns, name }, Method::GET) => {
-            Ok(json_response(StatusCode::OK, &state.store.get_or_404(kind, &ns, &name)?))
-        }
-        (Target::Sub { kind, ns, name, sub }, Method::GET) if sub == "status" => {
-            Ok(json_response(StatusCode::OK, &state.store.get_or_404(kind, &ns, &name)?))
-        }
+        (Target::Item { kind, ns, name }, Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &state.store.get_or_404(kind, &ns, &name)?,
+        )),
+        (
+            Target::Sub {
+                kind,
+                ns,
+                name,
+                sub,
+            },
+            Method::GET,
+        ) if sub == "status" => Ok(json_response(
+            StatusCode::OK,
+            &state.store.get_or_404(kind, &ns, &name)?,
+        )),
         (Target::Item { kind, ns, name }, m @ (Method::PUT | Method::PATCH)) => {
-            update(state, kind, &ns, &name, m == Method::PATCH, false, &parts.headers, body, dry_run).await
+            update(
+                state,
+                kind,
+                &ns,
+                &name,
+                m == Method::PATCH,
+                false,
+                &parts.headers,
+                body,
+                dry_run,
+            )
+            .await
         }
-        (Target::Sub { kind, ns, name, sub }, m @ (Method::PUT | Method::PATCH)) if sub == "status" => {
-            update(state, kind, &ns, &name, m == Method::PATCH, true, &parts.headers, body, dry_run).await
+        (
+            Target::Sub {
+                kind,
+                ns,
+                name,
+                sub,
+            },
+            m @ (Method::PUT | Method::PATCH),
+        ) if sub == "status" => {
+            update(
+                state,
+                kind,
+                &ns,
+                &name,
+                m == Method::PATCH,
+                true,
+                &parts.headers,
+                body,
+                dry_run,
+            )
+            .await
         }
         (Target::Item { kind, ns, name }, Method::DELETE) => {
             let opts = delete_options(&q, &parts.headers, body).await?;
             let (obj, _) = delete_object(state, kind, &ns, &name, &opts)?;
             Ok(json_response(StatusCode::OK, &obj))
         }
-        (Target::Sub { .. }, _) | (Target::Collection { .. }, _) | (Target::Item { .. }, _) => Err(ApiError::method_not_allowed()),
+        (Target::Sub { .. }, _) | (Target::Collection { .. }, _) | (Target::Item { .. }, _) => {
+            Err(ApiError::method_not_allowed())
+        }
         _ => Err(ApiError::path_not_found()),
     }
 }
@@ -142,10 +208,14 @@ async fn update(
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut doc, &p).map_err(|e| {
                 let mut err = ApiError::invalid("", kind.name(), name, &[]);
-                err.status["message"] = json!(format!("the server rejected our request due to an error in our request: {e}"));
+                err.status["message"] = json!(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ));
                 err
             })?;
-        } else if ct.starts_with("application/merge-patch+json") || ct.starts_with("application/strategic-merge-patch+json") {
+        } else if ct.starts_with("application/merge-patch+json")
+            || ct.starts_with("application/strategic-merge-patch+json")
+        {
             let p: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("invalid merge patch: {e}")))?;
             json_patch::merge(&mut doc, &p);
@@ -154,7 +224,15 @@ async fn update(
         }
         if !status_only {
             // a patch carries no resourceVersion unless the client put one in
-            if serde_json::from_slice::<Value>(&bytes).ok().and_then(|p| p["metadata"]["resourceVersion"].as_str().map(str::to_string)).is_none() {
+            if serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|p| {
+                    p["metadata"]["resourceVersion"]
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .is_none()
+            {
                 doc["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
             }
         }
@@ -186,45 +264,92 @@ pub(crate) struct DeleteOpts {
     pub rv: Option<String>,
 }
 
-async fn delete_options(q: &[(String, String)], headers: &http::HeaderMap, body: axum::body::Body) -> Result<DeleteOpts, ApiError> {
+async fn delete_options(
+    q: &[(String, String)],
+    headers: &http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<DeleteOpts, ApiError> {
     let bytes = read_body(body).await?;
-    let b = if bytes.is_empty() { json!({}) } else { parse_body(headers, &bytes)? };
+    let b = if bytes.is_empty() {
+        json!({})
+    } else {
+        parse_body(headers, &bytes)?
+    };
     let grace = param(q, "gracePeriodSeconds")
-        .map(|g| g.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))))
+        .map(|g| {
+            g.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))
+        })
         .transpose()?
         .or_else(|| b["gracePeriodSeconds"].as_i64());
     Ok(DeleteOpts {
         grace,
-        propagation: param(q, "propagationPolicy").map(str::to_string).or_else(|| b["propagationPolicy"].as_str().map(str::to_string)),
+        propagation: param(q, "propagationPolicy")
+            .map(str::to_string)
+            .or_else(|| b["propagationPolicy"].as_str().map(str::to_string)),
         uid: b["preconditions"]["uid"].as_str().map(str::to_string),
-        rv: b["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        rv: b["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
     })
 }
 
 /// Delete with the apiserver's semantics. Returns (response body, removed now?).
-pub(crate) fn delete_object(state: &AppState, kind: Kind, ns: &str, name: &str, opts: &DeleteOpts) -> Result<(Value, bool), ApiError> {
+pub(crate) fn delete_object(
+    state: &AppState,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    opts: &DeleteOpts,
+) -> Result<(Value, bool), ApiError> {
     let cur = state.store.get_or_404(kind, ns, name)?;
-    let uid = cur["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let uid = cur["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if let Some(u) = &opts.uid
         && *u != uid
     {
-        return Err(ApiError::conflict("", kind.plural(), name, &format!("Precondition failed: UID in precondition: {u}, UID in object meta: {uid}")));
+        return Err(ApiError::conflict(
+            "",
+            kind.plural(),
+            name,
+            &format!("Precondition failed: UID in precondition: {u}, UID in object meta: {uid}"),
+        ));
     }
     if let Some(rv) = &opts.rv
         && Some(rv.as_str()) != cur["metadata"]["resourceVersion"].as_str()
     {
-        return Err(ApiError::conflict("", kind.plural(), name, "the object has been modified; please apply your changes to the latest version and try again"));
+        return Err(ApiError::conflict(
+            "",
+            kind.plural(),
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
     }
     if opts.propagation.as_deref() == Some("Orphan") {
         crate::gc::orphan_dependents(&state.store, &uid);
     }
-    let has_finalizers = cur["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    let has_finalizers = cur["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
     let graceful = match kind {
         Kind::Pod => {
             let phase = cur["status"]["phase"].as_str().unwrap_or_default();
-            let scheduled = !cur["spec"]["nodeName"].as_str().unwrap_or_default().is_empty();
-            let grace = opts.grace.unwrap_or_else(|| cur["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30));
-            let grace = if !scheduled || phase == "Succeeded" || phase == "Failed" { 0 } else { grace.max(0) };
+            let scheduled = !cur["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty();
+            let grace = opts.grace.unwrap_or_else(|| {
+                cur["spec"]["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(30)
+            });
+            let grace = if !scheduled || phase == "Succeeded" || phase == "Failed" {
+                0
+            } else {
+                grace.max(0)
+            };
             (grace > 0).then_some(grace)
         }
         Kind::Namespace => Some(0),
@@ -253,7 +378,9 @@ pub(crate) fn delete_object(state: &AppState, kind: Kind, ns: &str, name: &str, 
             };
             if existing.is_none() || Some(g) != existing {
                 let now = crate::store::now_ts();
-                let when = now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(g)).unwrap_or(now);
+                let when = now
+                    .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(g))
+                    .unwrap_or(now);
                 o["metadata"]["deletionTimestamp"] = crate::store::time_value(when);
                 o["metadata"]["deletionGracePeriodSeconds"] = json!(g);
             }
@@ -261,7 +388,10 @@ pub(crate) fn delete_object(state: &AppState, kind: Kind, ns: &str, name: &str, 
         })?;
         return Ok((obj, false));
     }
-    let obj = state.store.remove(kind, ns, name).ok_or_else(|| ApiError::not_found("", kind.plural(), name))?;
+    let obj = state
+        .store
+        .remove(kind, ns, name)
+        .ok_or_else(|| ApiError::not_found("", kind.plural(), name))?;
     let body = match kind {
         Kind::Secret | Kind::ConfigMap => success_status("", kind.plural(), name, &uid),
         _ => obj,

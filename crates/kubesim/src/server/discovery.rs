@@ -85,7 +85,9 @@ pub(crate) fn core_resources() -> Value {
     let mut resources = Vec::new();
     for k in Kind::ALL {
         let verbs: Vec<&str> = if k == Kind::Namespace {
-            vec!["create", "delete", "get", "list", "patch", "update", "watch"]
+            vec![
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ]
         } else {
             ALL_VERBS.to_vec()
         };
@@ -108,9 +110,11 @@ pub(crate) fn core_resources() -> Value {
                 ("status", "Pod", &["get", "patch", "update"]),
             ],
             Kind::Namespace => &[("status", "Namespace", &["get", "patch", "update"])],
-            Kind::PersistentVolumeClaim => {
-                &[("status", "PersistentVolumeClaim", &["get", "patch", "update"])]
-            }
+            Kind::PersistentVolumeClaim => &[(
+                "status",
+                "PersistentVolumeClaim",
+                &["get", "patch", "update"],
+            )],
             _ => &[],
         };
         for (sub, kind, verbs) in subs {

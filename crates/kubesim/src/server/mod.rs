@@ -50,9 +50,21 @@ pub(crate) enum Target {
     Groups,
     Group(String),
     Resources(String),
-    Collection { kind: Kind, ns: Option<String> },
-    Item { kind: Kind, ns: String, name: String },
-    Sub { kind: Kind, ns: String, name: String, sub: String },
+    Collection {
+        kind: Kind,
+        ns: Option<String>,
+    },
+    Item {
+        kind: Kind,
+        ns: String,
+        name: String,
+    },
+    Sub {
+        kind: Kind,
+        ns: String,
+        name: String,
+        sub: String,
+    },
     AccessReview,
     Admin(String),
 }
@@ -70,7 +82,12 @@ pub(crate) fn route(path: &str) -> Option<Target> {
         ["apis", "authorization.k8s.io", "v1"] => {
             Target::Resources("authorization.k8s.io/v1".into())
         }
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => Target::AccessReview,
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => Target::AccessReview,
         ["kubesim", rest @ ..] => Target::Admin(rest.join("/")),
         ["api", "v1", "namespaces", name] => Target::Item {
             kind: Kind::Namespace,
@@ -81,7 +98,13 @@ pub(crate) fn route(path: &str) -> Option<Target> {
             kind: kind(res)?,
             ns: None,
         },
-        ["api", "v1", "namespaces", name, sub @ ("status" | "finalize")] => Target::Sub {
+        [
+            "api",
+            "v1",
+            "namespaces",
+            name,
+            sub @ ("status" | "finalize"),
+        ] => Target::Sub {
             kind: Kind::Namespace,
             ns: String::new(),
             name: (*name).into(),
@@ -173,23 +196,59 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let q = query_pairs(req.uri());
     // authorization + injected request faults for resource requests
     let (resource, group, ns, name, sub): (&str, &str, String, String, String) = match &target {
-        Target::Collection { kind, ns } => (kind.plural(), "", ns.clone().unwrap_or_default(), String::new(), String::new()),
-        Target::Item { kind, ns, name } => (kind.plural(), "", ns.clone(), name.clone(), String::new()),
-        Target::Sub { kind, ns, name, sub } => (kind.plural(), "", ns.clone(), name.clone(), sub.clone()),
-        Target::AccessReview => ("selfsubjectaccessreviews", "authorization.k8s.io", String::new(), String::new(), String::new()),
+        Target::Collection { kind, ns } => (
+            kind.plural(),
+            "",
+            ns.clone().unwrap_or_default(),
+            String::new(),
+            String::new(),
+        ),
+        Target::Item { kind, ns, name } => {
+            (kind.plural(), "", ns.clone(), name.clone(), String::new())
+        }
+        Target::Sub {
+            kind,
+            ns,
+            name,
+            sub,
+        } => (kind.plural(), "", ns.clone(), name.clone(), sub.clone()),
+        Target::AccessReview => (
+            "selfsubjectaccessreviews",
+            "authorization.k8s.io",
+            String::new(),
+            String::new(),
+            String::new(),
+        ),
         _ => ("", "", String::new(), String::new(), String::new()),
     };
     if !resource.is_empty() {
         let verb = verb_of(req.method(), &target, &q);
         // A namespace item's namespace for authorization is the namespace itself.
-        let authz_ns = if matches!(&target, Target::Item { kind: Kind::Namespace, .. }) { name.as_str() } else { ns.as_str() };
+        let authz_ns = if matches!(
+            &target,
+            Target::Item {
+                kind: Kind::Namespace,
+                ..
+            }
+        ) {
+            name.as_str()
+        } else {
+            ns.as_str()
+        };
         if resource != "selfsubjectaccessreviews"
             && !state.authz.allowed(verb, group, resource, &sub, authz_ns)
         {
-            return ApiError::forbidden(&state.user, verb, group, resource, &sub, &name, &ns).into_response();
+            return ApiError::forbidden(&state.user, verb, group, resource, &sub, &name, &ns)
+                .into_response();
         }
         if let Some(err) = state.faults.check_request(verb, resource, &sub, authz_ns) {
-            tracing::debug!(verb, resource, sub, code = err.code, "injected request fault");
+            tracing::debug!(
+                verb,
+                resource,
+                sub,
+                code = err.code,
+                "injected request fault"
+            );
             return err.into_response();
         }
     }
@@ -201,14 +260,23 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         Target::Resources(gv) => discovery::resources(&gv),
         Target::AccessReview => admin::access_review(&state, req).await,
         Target::Admin(path) => admin::handle(&state, &path, req).await,
-        Target::Sub { kind: Kind::Pod, ns, name, sub } if matches!(sub.as_str(), "exec" | "attach") => {
+        Target::Sub {
+            kind: Kind::Pod,
+            ns,
+            name,
+            sub,
+        } if matches!(sub.as_str(), "exec" | "attach") => {
             return streams::handle(state, &ns, &name, &sub, q, req).await;
         }
-        Target::Sub { kind: Kind::Pod, ns, name, sub } if sub == "log" => {
-            pods::logs(&state, &ns, &name, &q).await
-        }
-        Target::Collection { kind, ns } if req.method() == Method::GET
-            && param(&q, "watch").is_some_and(|w| w == "true" || w == "1") =>
+        Target::Sub {
+            kind: Kind::Pod,
+            ns,
+            name,
+            sub,
+        } if sub == "log" => pods::logs(&state, &ns, &name, &q).await,
+        Target::Collection { kind, ns }
+            if req.method() == Method::GET
+                && param(&q, "watch").is_some_and(|w| w == "true" || w == "1") =>
         {
             watch::watch(&state, kind, ns, &q)
         }
@@ -222,7 +290,12 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
 
 /// A JSON response with a status code.
 pub(crate) fn json_response(code: http::StatusCode, v: &serde_json::Value) -> Response {
-    (code, [(http::header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 /// Build the router.
@@ -238,13 +311,17 @@ pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
 }
 
 /// Parse a JSON (or YAML) request body.
-pub(crate) fn parse_body(headers: &http::HeaderMap, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn parse_body(
+    headers: &http::HeaderMap,
+    bytes: &[u8],
+) -> Result<serde_json::Value, ApiError> {
     let ct = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     if ct.contains("yaml") {
-        serde_yaml_ng::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        serde_yaml_ng::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else if ct.contains("json") || ct.is_empty() {
         serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(format!(
@@ -264,22 +341,49 @@ mod tests {
     fn routes() {
         assert_eq!(
             route("/api/v1/namespaces/a/pods/p/exec"),
-            Some(Target::Sub { kind: Kind::Pod, ns: "a".into(), name: "p".into(), sub: "exec".into() })
+            Some(Target::Sub {
+                kind: Kind::Pod,
+                ns: "a".into(),
+                name: "p".into(),
+                sub: "exec".into()
+            })
         );
         assert_eq!(
             route("/api/v1/namespaces/a"),
-            Some(Target::Item { kind: Kind::Namespace, ns: String::new(), name: "a".into() })
+            Some(Target::Item {
+                kind: Kind::Namespace,
+                ns: String::new(),
+                name: "a".into()
+            })
         );
-        assert_eq!(route("/api/v1/pods"), Some(Target::Collection { kind: Kind::Pod, ns: None }));
+        assert_eq!(
+            route("/api/v1/pods"),
+            Some(Target::Collection {
+                kind: Kind::Pod,
+                ns: None
+            })
+        );
         assert_eq!(route("/api/v1/namespaces/a/widgets"), None);
-        assert_eq!(route("/api/v1/namespaces/a/pods"), Some(Target::Collection { kind: Kind::Pod, ns: Some("a".into()) }));
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods"),
+            Some(Target::Collection {
+                kind: Kind::Pod,
+                ns: Some("a".into())
+            })
+        );
     }
 
     #[test]
     fn query_keeps_repeats() {
-        let uri: http::Uri = "/x?command=sh&command=-c&command=echo%20hi&stdout=true".parse().unwrap();
+        let uri: http::Uri = "/x?command=sh&command=-c&command=echo%20hi&stdout=true"
+            .parse()
+            .unwrap();
         let q = query_pairs(&uri);
-        let cmd: Vec<&str> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.as_str()).collect();
+        let cmd: Vec<&str> = q
+            .iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.as_str())
+            .collect();
         assert_eq!(cmd, ["sh", "-c", "echo hi"]);
     }
 }

@@ -7,13 +7,20 @@ use futures::StreamExt;
 use super::{AppState, param};
 use crate::status::ApiError;
 
-pub(super) async fn logs(state: &AppState, ns: &str, name: &str, q: &[(String, String)]) -> Result<Response, ApiError> {
+pub(super) async fn logs(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+    q: &[(String, String)],
+) -> Result<Response, ApiError> {
     if param(q, "previous") == Some("true") {
         return Err(ApiError::bad_request(format!(
             "previous terminated container in pod {name:?} not found (kubesim keeps no previous containers)"
         )));
     }
-    let id = state.kubelet.container_target(ns, name, param(q, "container"), false)?;
+    let id = state
+        .kubelet
+        .container_target(ns, name, param(q, "container"), false)?;
     let follow = param(q, "follow") == Some("true");
     let timestamps = param(q, "timestamps") == Some("true");
     let tail = param(q, "tailLines").and_then(|t| t.parse::<u64>().ok());

@@ -58,16 +58,35 @@ struct Opts {
     tty: bool,
 }
 
-pub(super) async fn handle(state: AppState, ns: &str, name: &str, sub: &str, q: Vec<(String, String)>, req: Request) -> Response {
+pub(super) async fn handle(
+    state: AppState,
+    ns: &str,
+    name: &str,
+    sub: &str,
+    q: Vec<(String, String)>,
+    req: Request,
+) -> Response {
     match prepare(&state, ns, name, sub, &q, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn prepare(state: &AppState, ns: &str, name: &str, sub: &str, q: &[(String, String)], req: Request) -> Result<Response, ApiError> {
+async fn prepare(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+    sub: &str,
+    q: &[(String, String)],
+    req: Request,
+) -> Result<Response, ApiError> {
     let opts = Opts {
-        exec: (sub == "exec").then(|| q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect()),
+        exec: (sub == "exec").then(|| {
+            q.iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect()
+        }),
         stdin: flag(q, "stdin"),
         stdout: flag(q, "stdout"),
         stderr: flag(q, "stderr"),
@@ -77,9 +96,13 @@ async fn prepare(state: &AppState, ns: &str, name: &str, sub: &str, q: &[(String
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
     if !opts.stdin && !opts.stdout && !opts.stderr {
-        return Err(ApiError::bad_request("you must specify at least one of stdin, stdout, stderr"));
+        return Err(ApiError::bad_request(
+            "you must specify at least one of stdin, stdout, stderr",
+        ));
     }
-    let id = state.kubelet.container_target(ns, name, param(q, "container"), true)?;
+    let id = state
+        .kubelet
+        .container_target(ns, name, param(q, "container"), true)?;
     let (mut parts, _) = req.into_parts();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
@@ -105,26 +128,67 @@ fn frame(ch: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(v))
 }
 
-async fn pump(socket: WebSocket, rt: Arc<dyn ContainerRuntime>, id: String, opts: Opts, v5: bool, drop_plan: Option<StreamDrop>) {
+async fn pump(
+    socket: WebSocket,
+    rt: Arc<dyn ContainerRuntime>,
+    id: String,
+    opts: Opts,
+    v5: bool,
+    drop_plan: Option<StreamDrop>,
+) {
     let (mut tx, mut rx) = socket.split();
     let session = match &opts.exec {
         Some(cmd) => {
-            rt.exec(&id, ExecRequest { command: cmd.clone(), stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr, tty: opts.tty })
+            rt.exec(
+                &id,
+                ExecRequest {
+                    command: cmd.clone(),
+                    stdin: opts.stdin,
+                    stdout: opts.stdout,
+                    stderr: opts.stderr,
+                    tty: opts.tty,
+                },
+            )
+            .await
+        }
+        None => {
+            rt.attach(&id, opts.stdin, opts.stdout, opts.stderr && !opts.tty)
                 .await
         }
-        None => rt.attach(&id, opts.stdin, opts.stdout, opts.stderr && !opts.tty).await,
     };
     let mut session = match session {
         Ok(s) => s,
         Err(e) => {
-            let what = if opts.exec.is_some() { "error executing command in container" } else { "error attaching to container" };
-            let _ = tx.send(frame(3, internal_status(&format!("{what}: {e}")).to_string().as_bytes())).await;
-            let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+            let what = if opts.exec.is_some() {
+                "error executing command in container"
+            } else {
+                "error attaching to container"
+            };
+            let _ = tx
+                .send(frame(
+                    3,
+                    internal_status(&format!("{what}: {e}"))
+                        .to_string()
+                        .as_bytes(),
+                ))
+                .await;
+            let _ = tx
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: "".into(),
+                })))
+                .await;
             return;
         }
     };
     // connection established
-    let first = if opts.stdout { 1 } else if opts.stderr { 2 } else { 3 };
+    let first = if opts.stdout {
+        1
+    } else if opts.stderr {
+        2
+    } else {
+        3
+    };
     if tx.send(frame(first, &[])).await.is_err() {
         return;
     }
@@ -170,11 +234,16 @@ async fn pump(socket: WebSocket, rt: Arc<dyn ContainerRuntime>, id: String, opts
     });
     let started = Instant::now();
     let mut sent: u64 = 0;
-    let deadline = drop_plan.as_ref().and_then(|d| d.after_millis).map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let deadline = drop_plan
+        .as_ref()
+        .and_then(|d| d.after_millis)
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     loop {
         let next = async {
             match deadline {
-                Some(d) => tokio::time::timeout_at(d, session.output.next()).await.map_err(|_| ()),
+                Some(d) => tokio::time::timeout_at(d, session.output.next())
+                    .await
+                    .map_err(|_| ()),
                 None => Ok(session.output.next().await),
             }
         };
@@ -225,7 +294,12 @@ async fn pump(socket: WebSocket, rt: Arc<dyn ContainerRuntime>, id: String, opts
         _ => json!({"metadata": {}, "status": "Success"}),
     };
     let _ = tx.send(frame(3, status.to_string().as_bytes())).await;
-    let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+    let _ = tx
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await;
     reader.abort();
 }
 
@@ -235,9 +309,15 @@ mod tests {
 
     #[test]
     fn statuses_match_kubelet() {
-        assert_eq!(exit_status(0, &[]), json!({"metadata": {}, "status": "Success"}));
+        assert_eq!(
+            exit_status(0, &[]),
+            json!({"metadata": {}, "status": "Success"})
+        );
         let s = exit_status(42, &["sh".into(), "-c".into(), "exit 42".into()]);
         assert_eq!(s["reason"], "NonZeroExitCode");
-        assert_eq!(s["details"]["causes"][0], json!({"reason": "ExitCode", "message": "42"}));
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "42"})
+        );
     }
 }

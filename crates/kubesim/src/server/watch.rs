@@ -22,7 +22,12 @@ fn line(etype: &str, obj: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-pub(super) fn watch(state: &AppState, kind: Kind, ns: Option<String>, q: &[(String, String)]) -> Result<Response, ApiError> {
+pub(super) fn watch(
+    state: &AppState,
+    kind: Kind,
+    ns: Option<String>,
+    q: &[(String, String)],
+) -> Result<Response, ApiError> {
     let (ls, fs) = selectors(kind, q)?;
     let rv_param = param(q, "resourceVersion").unwrap_or("").to_string();
     let timeout = param(q, "timeoutSeconds").and_then(|t| t.parse::<u64>().ok());
@@ -31,13 +36,19 @@ pub(super) fn watch(state: &AppState, kind: Kind, ns: Option<String>, q: &[(Stri
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     let store = state.store.clone();
     let matches = move |o: &Value| {
-        ns.as_deref().is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n)) && ls.matches(o) && fs.matches(o)
+        ns.as_deref()
+            .is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n))
+            && ls.matches(o)
+            && fs.matches(o)
     };
-    let start_rv: Option<u64> = if rv_param.is_empty() || rv_param == "0" {
-        None
-    } else {
-        Some(rv_param.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?)
-    };
+    let start_rv: Option<u64> =
+        if rv_param.is_empty() || rv_param == "0" {
+            None
+        } else {
+            Some(rv_param.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {rv_param}"))
+            })?)
+        };
     // initial state + subscription are taken atomically with respect to the store
     let (initial, from_rv, sub) = match start_rv {
         Some(rv) if !send_initial => match store.subscribe_from(rv) {
@@ -125,7 +136,10 @@ pub(super) fn watch(state: &AppState, kind: Kind, ns: Option<String>, q: &[(Stri
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok((
-        [(http::header::CONTENT_TYPE, "application/json"), (http::header::CACHE_CONTROL, "no-cache, private")],
+        [
+            (http::header::CONTENT_TYPE, "application/json"),
+            (http::header::CACHE_CONTROL, "no-cache, private"),
+        ],
         body,
     )
         .into_response())

@@ -19,7 +19,9 @@ pub struct Ctx {
 
 pub async fn client_for(path: &std::path::Path) -> Client {
     let kc = Kubeconfig::read_from(path).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     Client::try_from(cfg).unwrap()
 }
 
@@ -28,7 +30,12 @@ pub async fn setup() -> Ctx {
     let sim = Sim::shared().await.expect("kubesim");
     let client = client_for(sim.kubeconfig_path()).await;
     let ns = sim.create_namespace().unwrap();
-    Ctx { sim, client, ns, env }
+    Ctx {
+        sim,
+        client,
+        ns,
+        env,
+    }
 }
 
 pub fn busybox() -> String {
@@ -60,7 +67,8 @@ pub async fn wait_phase(ctx: &Ctx, name: &str, phases: &[&str]) -> serde_json::V
             if phases.iter().any(|x| x == ph) {
                 return Some(Ok(p.clone()));
             }
-            (ph == "Failed" || ph == "Succeeded").then(|| Err(anyhow::anyhow!("pod {name} ended early: {}", p["status"])))
+            (ph == "Failed" || ph == "Succeeded")
+                .then(|| Err(anyhow::anyhow!("pod {name} ended early: {}", p["status"])))
         })
         .await
         .unwrap()

@@ -69,7 +69,11 @@ async fn tar(mut p: Process, args: &[String]) -> i64 {
                         return fail(&p, &format!("tar: option requires an argument -- '{c}'"));
                     };
                     i += 1;
-                    if c == 'f' { file = Some(v.clone()) } else { dir = Some(v.clone()) }
+                    if c == 'f' {
+                        file = Some(v.clone())
+                    } else {
+                        dir = Some(v.clone())
+                    }
                 }
                 _ => return fail(&p, &format!("tar: unrecognized option: {c}")),
             }
@@ -92,7 +96,10 @@ async fn tar(mut p: Process, args: &[String]) -> i64 {
     };
     let dir = dir.unwrap_or_else(|| HOME.into());
     if let Some((_, true)) = p.mounts.resolve(&dir) {
-        return fail(&p, &format!("tar: can't create {dir}: Read-only file system"));
+        return fail(
+            &p,
+            &format!("tar: can't create {dir}: Read-only file system"),
+        );
     }
     let host = match p.host_path(&dir) {
         Ok(h) => h,
@@ -109,7 +116,10 @@ fn relaxation_problems(p: &Process) -> Vec<&'static str> {
     let mut problems = Vec::new();
     let spec = p.pod.as_ref().and_then(|x| x.spec.as_ref());
     let psc = spec.and_then(|s| s.security_context.as_ref());
-    let csc = p.container.as_ref().and_then(|c| c.security_context.as_ref());
+    let csc = p
+        .container
+        .as_ref()
+        .and_then(|c| c.security_context.as_ref());
     let seccomp = csc
         .and_then(|c| c.seccomp_profile.as_ref())
         .or(psc.and_then(|c| c.seccomp_profile.as_ref()));
@@ -117,12 +127,20 @@ fn relaxation_problems(p: &Process) -> Vec<&'static str> {
     if !privileged && seccomp.map(|s| s.type_.as_str()) != Some("Unconfined") {
         problems.push("seccomp: rootlesskit needs seccompProfile Unconfined (or user namespaces)");
     }
-    let name = p.container.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+    let name = p
+        .container
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
     let annotation = p
         .pod
         .as_ref()
         .and_then(|x| x.metadata.annotations.as_ref())
-        .and_then(|a| a.get(&format!("container.apparmor.security.beta.kubernetes.io/{name}")))
+        .and_then(|a| {
+            a.get(&format!(
+                "container.apparmor.security.beta.kubernetes.io/{name}"
+            ))
+        })
         .is_some_and(|v| v == "unconfined");
     let apparmor = csc
         .and_then(|c| c.app_armor_profile.as_ref())
@@ -130,12 +148,20 @@ fn relaxation_problems(p: &Process) -> Vec<&'static str> {
     if !privileged && !annotation && apparmor.map(|a| a.type_.as_str()) != Some("Unconfined") {
         problems.push("AppArmor: rootlesskit needs appArmorProfile Unconfined");
     }
-    let uid = p.user.as_deref().and_then(|u| u.split(':').next()).unwrap_or("1000");
+    let uid = p
+        .user
+        .as_deref()
+        .and_then(|u| u.split(':').next())
+        .unwrap_or("1000");
     if uid != "1000" {
         problems.push("user: the rootless image runs as uid 1000 (runAsUser 1000)");
     }
     let flags = p.env.get("BUILDKITD_FLAGS").cloned().unwrap_or_default();
-    if !privileged && !flags.split_whitespace().any(|f| f == "--oci-worker-no-process-sandbox") {
+    if !privileged
+        && !flags
+            .split_whitespace()
+            .any(|f| f == "--oci-worker-no-process-sandbox")
+    {
         problems.push("procfs: without privilege buildkitd needs BUILDKITD_FLAGS=--oci-worker-no-process-sandbox");
     }
     problems
@@ -196,8 +222,13 @@ fn parse(args: &[String]) -> Result<Build, String> {
             }
             "output" | "o" => b.outputs.push(value),
             "metadata-file" => b.metadata_file = Some(value),
-            "export-cache" | "import-cache" | "progress" | "no-cache" | "trace" | "secret" | "ssh" | "allow" => {}
-            _ => return Err(format!("Incorrect Usage: flag provided but not defined: -{name}")),
+            "export-cache" | "import-cache" | "progress" | "no-cache" | "trace" | "secret"
+            | "ssh" | "allow" => {}
+            _ => {
+                return Err(format!(
+                    "Incorrect Usage: flag provided but not defined: -{name}"
+                ));
+            }
         }
     }
     Ok(b)
@@ -225,9 +256,13 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         Err(e) => return fail(&p, &e),
     };
     if b.frontend.as_deref() != Some("dockerfile.v0") {
-        return fail(&p, "error: kubesim emulates the dockerfile.v0 frontend only");
+        return fail(
+            &p,
+            "error: kubesim emulates the dockerfile.v0 frontend only",
+        );
     }
-    let (Some(ctx_dir), Some(df_dir)) = (b.locals.get("context"), b.locals.get("dockerfile")) else {
+    let (Some(ctx_dir), Some(df_dir)) = (b.locals.get("context"), b.locals.get("dockerfile"))
+    else {
         return fail(
             &p,
             "error: failed to solve: the dockerfile.v0 frontend needs --local context=DIR and --local dockerfile=DIR",
@@ -238,10 +273,17 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         .get("name")
         .filter(|_| output.get("type").map(String::as_str) == Some("image"))
     else {
-        return fail(&p, "error: kubesim emulates --output type=image,name=REF[,push=true] only");
+        return fail(
+            &p,
+            "error: kubesim emulates --output type=image,name=REF[,push=true] only",
+        );
     };
     let push = output.get("push").map(String::as_str) == Some("true");
-    let filename = b.opts.get("filename").cloned().unwrap_or_else(|| "Dockerfile".into());
+    let filename = b
+        .opts
+        .get("filename")
+        .cloned()
+        .unwrap_or_else(|| "Dockerfile".into());
     let (ctx_host, df_host) = match (
         p.host_path(ctx_dir),
         p.host_path(&format!("{}/{filename}", df_dir.trim_end_matches('/'))),
@@ -264,12 +306,17 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         Err(e) => return fail(&p, &format!("error: {e}")),
     };
     let home = p.env.get("HOME").cloned().unwrap_or_else(|| HOME.into());
-    let config_dir = p.env.get("DOCKER_CONFIG").cloned().unwrap_or_else(|| format!("{home}/.docker"));
+    let config_dir = p
+        .env
+        .get("DOCKER_CONFIG")
+        .cloned()
+        .unwrap_or_else(|| format!("{home}/.docker"));
     let credentials = match p.docker_credentials(&format!("{config_dir}/config.json")) {
         Ok(c) => c,
         Err(e) => return fail(&p, &format!("error: {e}")),
     };
-    p.log.line("#1 [internal] load build definition from Dockerfile");
+    p.log
+        .line("#1 [internal] load build definition from Dockerfile");
     let local = format!("kubesim-buildkit/{}:build", uuid::Uuid::new_v4().simple());
     let opts = |prefix: &str| -> HashMap<String, String> {
         b.opts
@@ -305,10 +352,14 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
             Ok(d) => digest = d,
             Err(e) => {
                 engine::untag(&p.docker, &local).await;
-                return fail(&p, &format!("error: failed to solve: failed to push {name}: {e}"));
+                return fail(
+                    &p,
+                    &format!("error: failed to solve: failed to push {name}: {e}"),
+                );
             }
         }
-        p.log.line(&format!("#3 pushing manifest for {name}@{digest} done"));
+        p.log
+            .line(&format!("#3 pushing manifest for {name}@{digest} done"));
     }
     engine::untag(&p.docker, &local).await;
     if let Some(file) = &b.metadata_file {

@@ -7,7 +7,9 @@ use base64::Engine as _;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::BuildInfo;
-use bollard::query_parameters::{BuildImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions};
+use bollard::query_parameters::{
+    BuildImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+};
 use futures::StreamExt;
 
 use super::logbuf::LogBuf;
@@ -16,10 +18,13 @@ use crate::kubelet::pull::registry_of;
 /// Credentials per registry host from a docker `config.json` (`auths`), like the real builders
 /// read `/kaniko/.docker/config.json` or `~/.docker/config.json`.
 pub fn docker_config_credentials(doc: &[u8]) -> Result<HashMap<String, DockerCredentials>, String> {
-    let v: serde_json::Value = serde_json::from_slice(doc).map_err(|e| format!("reading docker config: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(doc).map_err(|e| format!("reading docker config: {e}"))?;
     let mut out = HashMap::new();
     for (key, entry) in v["auths"].as_object().into_iter().flatten() {
-        let k = key.trim_start_matches("https://").trim_start_matches("http://");
+        let k = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         let host = match k.split('/').next().unwrap_or(k) {
             "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
             h => h.to_string(),
@@ -69,7 +74,12 @@ pub struct BuildRequest {
 }
 
 /// Builds with the engine, writing its output to `log` as the builder would print it.
-pub async fn build(docker: &Docker, req: BuildRequest, log: &LogBuf, prefix: &str) -> Result<(), String> {
+pub async fn build(
+    docker: &Docker,
+    req: BuildRequest,
+    log: &LogBuf,
+    prefix: &str,
+) -> Result<(), String> {
     let options = BuildImageOptions {
         dockerfile: req.dockerfile.clone(),
         t: Some(req.tag.clone()),
@@ -83,11 +93,14 @@ pub async fn build(docker: &Docker, req: BuildRequest, log: &LogBuf, prefix: &st
         ..Default::default()
     };
     let creds = (!req.credentials.is_empty()).then_some(req.credentials);
-    let mut stream = docker.build_image(options, creds, Some(bollard::body_full(req.context.into())));
+    let mut stream =
+        docker.build_image(options, creds, Some(bollard::body_full(req.context.into())));
     let mut pending = String::new();
     while let Some(item) = stream.next().await {
         match item {
-            Ok(BuildInfo { stream: Some(text), .. }) => {
+            Ok(BuildInfo {
+                stream: Some(text), ..
+            }) => {
                 pending.push_str(&text);
                 while let Some(i) = pending.find('\n') {
                     let line: String = pending.drain(..=i).collect();
@@ -97,8 +110,13 @@ pub async fn build(docker: &Docker, req: BuildRequest, log: &LogBuf, prefix: &st
                     }
                 }
             }
-            Ok(BuildInfo { error_detail: Some(d), .. }) => return Err(d.message.unwrap_or_default().trim().to_string()),
-            Ok(BuildInfo { status: Some(s), .. }) => log.line(&format!("{prefix}{s}")),
+            Ok(BuildInfo {
+                error_detail: Some(d),
+                ..
+            }) => return Err(d.message.unwrap_or_default().trim().to_string()),
+            Ok(BuildInfo {
+                status: Some(s), ..
+            }) => log.line(&format!("{prefix}{s}")),
             Ok(_) => {}
             Err(e) => return Err(engine_message(&e)),
         }
@@ -115,7 +133,9 @@ pub async fn build(docker: &Docker, req: BuildRequest, log: &LogBuf, prefix: &st
 /// The engine's own words.
 pub fn engine_message(e: &bollard::errors::Error) -> String {
     match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.trim().to_string(),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+            message.trim().to_string()
+        }
         bollard::errors::Error::DockerStreamError { error } => error.trim().to_string(),
         other => other.to_string(),
     }
@@ -145,7 +165,11 @@ pub async fn tag(docker: &Docker, source: &str, destination: &str) -> Result<(),
 }
 
 /// Pushes `destination` with the credentials for its registry; returns the manifest digest.
-pub async fn push(docker: &Docker, destination: &str, credentials: &HashMap<String, DockerCredentials>) -> Result<String, String> {
+pub async fn push(
+    docker: &Docker,
+    destination: &str,
+    credentials: &HashMap<String, DockerCredentials>,
+) -> Result<String, String> {
     let (repo, tag) = split_tag(destination);
     let creds = credentials.get(&registry_of(destination)).cloned();
     let mut stream = docker.push_image(
@@ -172,7 +196,10 @@ pub async fn push(docker: &Docker, destination: &str, credentials: &HashMap<Stri
         Some(d) => Ok(d),
         None => {
             // Older engines: the repo digest recorded after the push.
-            let info = docker.inspect_image(destination).await.map_err(|e| engine_message(&e))?;
+            let info = docker
+                .inspect_image(destination)
+                .await
+                .map_err(|e| engine_message(&e))?;
             info.repo_digests
                 .unwrap_or_default()
                 .iter()
@@ -211,7 +238,13 @@ mod tests {
         assert_eq!(c["127.0.0.1:5556"].password.as_deref(), Some("p"));
         assert_eq!(c["localhost:5556"].username.as_deref(), Some("u2"));
         assert!(docker_config_credentials(b"{").is_err());
-        assert_eq!(split_tag("127.0.0.1:5556/a/b:t"), ("127.0.0.1:5556/a/b", "t"));
-        assert_eq!(split_tag("127.0.0.1:5556/a/b"), ("127.0.0.1:5556/a/b", "latest"));
+        assert_eq!(
+            split_tag("127.0.0.1:5556/a/b:t"),
+            ("127.0.0.1:5556/a/b", "t")
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5556/a/b"),
+            ("127.0.0.1:5556/a/b", "latest")
+        );
     }
 }

@@ -19,8 +19,14 @@ impl Mounts {
                 let mut parts = b.splitn(3, ':');
                 let host = parts.next()?;
                 let target = parts.next()?;
-                let ro = parts.next().is_some_and(|o| o.split(',').any(|x| x == "ro"));
-                Some((PathBuf::from(host), target.trim_end_matches('/').to_owned(), ro))
+                let ro = parts
+                    .next()
+                    .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+                Some((
+                    PathBuf::from(host),
+                    target.trim_end_matches('/').to_owned(),
+                    ro,
+                ))
             })
             .collect();
         Self { binds }
@@ -38,7 +44,11 @@ impl Mounts {
                 } else {
                     clean.strip_prefix(target.as_str())?.strip_prefix('/')?
                 };
-                let path = if rest.is_empty() { host.clone() } else { host.join(rest) };
+                let path = if rest.is_empty() {
+                    host.clone()
+                } else {
+                    host.join(rest)
+                };
                 Some((target.len(), path, *ro))
             })
             .max_by_key(|(len, _, _)| *len)
@@ -82,7 +92,11 @@ pub fn entries(tar_bytes: &[u8]) -> Result<Vec<String>, String> {
     for e in archive.entries().map_err(|e| format!("tar: {e}"))? {
         let e = e.map_err(|e| format!("tar: {e}"))?;
         let p = e.path().map_err(|e| format!("tar: {e}"))?;
-        let p = p.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_owned();
+        let p = p
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
         if !p.is_empty() {
             out.push(p);
         }
@@ -108,13 +122,15 @@ pub fn unpack(tar_bytes: &[u8], dir: &Path) -> Result<usize, String> {
 pub fn pack_dir(dir: &Path, extra: Option<(&str, &[u8])>) -> Result<Vec<u8>, String> {
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
-    b.append_dir_all(".", dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    b.append_dir_all(".", dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?;
     if let Some((name, data)) = extra {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        b.append_data(&mut h, name, data).map_err(|e| e.to_string())?;
+        b.append_data(&mut h, name, data)
+            .map_err(|e| e.to_string())?;
     }
     b.into_inner().map_err(|e| e.to_string())
 }
@@ -133,7 +149,10 @@ mod tests {
         ]);
         assert_eq!(
             m.resolve("/kaniko/.docker/config.json"),
-            Some((PathBuf::from("/pods/x/volumes/docker-config/config.json"), true))
+            Some((
+                PathBuf::from("/pods/x/volumes/docker-config/config.json"),
+                true
+            ))
         );
         assert_eq!(
             m.resolve("/dev/termination-log"),
@@ -167,7 +186,10 @@ mod tests {
         );
         let out = tempfile::tempdir().unwrap();
         unpack(&t, out.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(out.path().join("a/b/f")).unwrap(), "x");
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("a/b/f")).unwrap(),
+            "x"
+        );
         assert!(gunzip(b"not gzip", 100).is_err());
     }
 }

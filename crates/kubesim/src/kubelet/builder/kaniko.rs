@@ -95,16 +95,24 @@ fn check_value(name: &str, ty: Ty, value: &str) -> Result<String, String> {
         Ty::Bool => match value {
             "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok("true".into()),
             "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok("false".into()),
-            _ => Err(invalid(format!("strconv.ParseBool: parsing {value:?}: invalid syntax"))),
+            _ => Err(invalid(format!(
+                "strconv.ParseBool: parsing {value:?}: invalid syntax"
+            ))),
         },
         Ty::Int => value
             .parse::<i64>()
             .map(|_| value.to_string())
-            .map_err(|_| invalid(format!("strconv.ParseInt: parsing {value:?}: invalid syntax"))),
+            .map_err(|_| {
+                invalid(format!(
+                    "strconv.ParseInt: parsing {value:?}: invalid syntax"
+                ))
+            }),
         Ty::Duration => {
             let ok = !value.is_empty()
                 && value
-                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || "hmsuµn".contains(c))
+                    .trim_start_matches(|c: char| {
+                        c.is_ascii_digit() || c == '.' || "hmsuµn".contains(c)
+                    })
                     .is_empty()
                 && value.chars().any(|c| c.is_ascii_alphabetic());
             if ok {
@@ -155,7 +163,9 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
             (_, Some(v)) => v,
             (Ty::Bool, None) => "true".into(),
             (_, None) => {
-                let v = args.get(i).ok_or_else(|| format!("flag needs an argument: --{name}"))?;
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| format!("flag needs an argument: --{name}"))?;
                 i += 1;
                 v.clone()
             }
@@ -176,7 +186,8 @@ fn fail(p: &Process, msg: &str) -> i64 {
 }
 
 fn info(p: &Process, started: std::time::Instant, msg: &str) {
-    p.log.line(&format!("INFO[{:04}] {msg}", started.elapsed().as_secs()));
+    p.log
+        .line(&format!("INFO[{:04}] {msg}", started.elapsed().as_secs()));
 }
 
 /// Runs the executor; returns its exit code.
@@ -190,7 +201,13 @@ pub async fn run(mut p: Process) -> i64 {
         p.log.line(&format!("exec {c}: no such file or directory"));
         return 127;
     }
-    let mut args: Vec<String> = p.command.clone().unwrap_or_default().into_iter().skip(1).collect();
+    let mut args: Vec<String> = p
+        .command
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .skip(1)
+        .collect();
     args.extend(p.args.iter().cloned());
     let flags = match parse(&args) {
         Ok(f) => f,
@@ -202,8 +219,15 @@ pub async fn run(mut p: Process) -> i64 {
     }
     let context = flags.one("context").unwrap_or("/workspace/").to_string();
     let dockerfile = flags.one("dockerfile").unwrap_or("Dockerfile").to_string();
-    let docker_config = p.env.get("DOCKER_CONFIG").cloned().unwrap_or_else(|| DOCKER_CONFIG.into());
-    let credentials = match p.docker_credentials(&format!("{}/config.json", docker_config.trim_end_matches('/'))) {
+    let docker_config = p
+        .env
+        .get("DOCKER_CONFIG")
+        .cloned()
+        .unwrap_or_else(|| DOCKER_CONFIG.into());
+    let credentials = match p.docker_credentials(&format!(
+        "{}/config.json",
+        docker_config.trim_end_matches('/')
+    )) {
         Ok(c) => c,
         Err(e) => return fail(&p, &format!("error building image: {e}")),
     };
@@ -216,7 +240,12 @@ pub async fn run(mut p: Process) -> i64 {
         };
         match fs::gunzip(&gz, 4 << 30) {
             Ok(t) => (t, BUILD_CONTEXT.to_string()),
-            Err(e) => return fail(&p, &format!("error building image: getting build context from stdin: {e}")),
+            Err(e) => {
+                return fail(
+                    &p,
+                    &format!("error building image: getting build context from stdin: {e}"),
+                );
+            }
         }
     } else if let Some(dir) = context
         .strip_prefix("dir://")
@@ -243,7 +272,9 @@ pub async fn run(mut p: Process) -> i64 {
     // --dockerfile: absolute inside the context, or relative to it.
     let rel = match dockerfile.strip_prefix(&format!("{context_dir}/")) {
         Some(r) => Some(r.to_string()),
-        None if !dockerfile.starts_with('/') => fs::normalize(&format!("/{dockerfile}")).map(|s| s.trim_start_matches('/').to_string()),
+        None if !dockerfile.starts_with('/') => {
+            fs::normalize(&format!("/{dockerfile}")).map(|s| s.trim_start_matches('/').to_string())
+        }
         None => None,
     };
     let Some(rel) = rel.filter(|r| entries.iter().any(|e| e == r)) else {
@@ -252,13 +283,24 @@ pub async fn run(mut p: Process) -> i64 {
             "error resolving dockerfile path: please provide a valid path to a Dockerfile within the build context with --dockerfile",
         );
     };
-    info(&p, started, &format!("Using dockerfile: {context_dir}/{rel}"));
-    info(&p, started, &format!("Build context: {} entries", entries.len()));
+    info(
+        &p,
+        started,
+        &format!("Using dockerfile: {context_dir}/{rel}"),
+    );
+    info(
+        &p,
+        started,
+        &format!("Build context: {} entries", entries.len()),
+    );
     let kv = |name: &str| -> HashMap<String, String> {
         flags
             .all(name)
             .iter()
-            .map(|a| a.split_once('=').map_or((a.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+            .map(|a| {
+                a.split_once('=')
+                    .map_or((a.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+            })
             .collect()
     };
     let local = destinations
@@ -284,7 +326,11 @@ pub async fn run(mut p: Process) -> i64 {
     let mut digest = String::new();
     let result = async {
         if flags.on("no-push") {
-            info(&p, started, "Skipping push to container registry due to --no-push flag");
+            info(
+                &p,
+                started,
+                "Skipping push to container registry due to --no-push flag",
+            );
             return Ok(());
         }
         for dest in &destinations {
@@ -294,7 +340,9 @@ pub async fn run(mut p: Process) -> i64 {
             info(&p, started, &format!("Pushing image to {dest}"));
             let d = engine::push(&p.docker, dest, &credentials)
                 .await
-                .map_err(|e| format!("error pushing image: failed to push to destination {dest}: {e}"))?;
+                .map_err(|e| {
+                    format!("error pushing image: failed to push to destination {dest}: {e}")
+                })?;
             let repo = dest
                 .rsplit_once(':')
                 .filter(|(_, t)| !t.contains('/'))
@@ -314,7 +362,10 @@ pub async fn run(mut p: Process) -> i64 {
     if let Some(file) = flags.one("digest-file")
         && let Err(e) = p.write_file(file, digest.as_bytes())
     {
-        return fail(&p, &format!("error building image: writing digest to file failed: {e}"));
+        return fail(
+            &p,
+            &format!("error building image: writing digest to file failed: {e}"),
+        );
     }
     0
 }
@@ -355,8 +406,14 @@ mod tests {
         for (args, msg) in [
             (&["--nope"][..], "unknown flag: --nope"),
             (&["-x"][..], "unknown shorthand flag: 'x' in -x"),
-            (&["--dockerfile"][..], "flag needs an argument: --dockerfile"),
-            (&["--cache=yes"][..], "invalid argument \"yes\" for \"--cache\" flag"),
+            (
+                &["--dockerfile"][..],
+                "flag needs an argument: --dockerfile",
+            ),
+            (
+                &["--cache=yes"][..],
+                "invalid argument \"yes\" for \"--cache\" flag",
+            ),
             (&["--push-retry=a"][..], "strconv.ParseInt"),
             (&["--cache-ttl=6"][..], "time: invalid duration"),
             (&["build"][..], "unknown command \"build\" for \"executor\""),

@@ -81,7 +81,11 @@ impl LogBuf {
 
     /// The log from `tail` lines before the end (all when None), followed until finished when
     /// `follow`.
-    pub fn stream(self: &std::sync::Arc<Self>, follow: bool, tail: Option<u64>) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    pub fn stream(
+        self: &std::sync::Arc<Self>,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         let start = match tail {
             Some(0) => self.written(),
             Some(n) => self.tail_start(n),
@@ -91,28 +95,35 @@ impl LogBuf {
     }
 
     /// The log from byte `start`, followed until finished when `follow`.
-    pub fn from(self: &std::sync::Arc<Self>, start: usize, follow: bool) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    pub fn from(
+        self: &std::sync::Arc<Self>,
+        start: usize,
+        follow: bool,
+    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         let me = self.clone();
         let rx = self.state.subscribe();
-        futures::stream::unfold((me, rx, start, false), move |(me, mut rx, pos, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let (len, finished) = *rx.borrow_and_update();
-                if len > pos {
-                    let chunk = me.slice(pos);
-                    let next = pos + chunk.len();
-                    return Some((Ok(chunk), (me, rx, next, false)));
-                }
-                if finished || !follow {
+        futures::stream::unfold(
+            (me, rx, start, false),
+            move |(me, mut rx, pos, done)| async move {
+                if done {
                     return None;
                 }
-                if rx.changed().await.is_err() {
-                    return None;
+                loop {
+                    let (len, finished) = *rx.borrow_and_update();
+                    if len > pos {
+                        let chunk = me.slice(pos);
+                        let next = pos + chunk.len();
+                        return Some((Ok(chunk), (me, rx, next, false)));
+                    }
+                    if finished || !follow {
+                        return None;
+                    }
+                    if rx.changed().await.is_err() {
+                        return None;
+                    }
                 }
-            }
-        })
+            },
+        )
         .boxed()
     }
 }
@@ -124,7 +135,9 @@ mod tests {
 
     async fn collect(s: BoxStream<'static, Result<Bytes, RuntimeError>>) -> String {
         let v: Vec<_> = s.collect().await;
-        v.into_iter().map(|b| String::from_utf8_lossy(&b.unwrap()).into_owned()).collect()
+        v.into_iter()
+            .map(|b| String::from_utf8_lossy(&b.unwrap()).into_owned())
+            .collect()
     }
 
     #[tokio::test]
