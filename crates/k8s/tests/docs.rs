@@ -1,0 +1,666 @@
+//! The operator documentation is checked against the code, so it cannot rot:
+//!
+//! - `examples/rbac.yaml` (and every Role-like block and the permission table of the docs)
+//!   grants exactly the permissions the RBAC preflight checks;
+//! - the pod templates of `examples/` and `docs/` type-check as Kubernetes objects field by
+//!   field (an unknown or misspelt field fails), and so does every Kubernetes object in a YAML
+//!   block of `docs/`; every YAML and JSON block parses;
+//! - the ARC values of `examples/arc/` give the hook valid settings (copy mode and volume mode,
+//!   the service account of `examples/rbac.yaml`, the template ConfigMap), and `docs/arc.md`
+//!   shows them as they are;
+//! - `docs/reference.md` lists every environment variable the hooks' sources name, names none
+//!   they do not read, and states the code's defaults;
+//! - `docs/errors.md` holds every `#[error]` message of the hooks;
+//! - the links of the operator pages resolve.
+
+mod docs_support;
+
+use container_hooks_k8s::{
+    BuildSettings, Builder, ClusterSource, Heartbeat, REQUIRED_PERMISSIONS, Settings,
+};
+use docs_support::{
+    anchors, code_spans, docs, format_fragments, in_order, links, read, root, sole_code, sources,
+    split_fences, table_rows, upper_words,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EnvVar, PersistentVolumeClaimSpec, Pod, PodSpec, PodTemplate, PodTemplateSpec,
+    Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The operator pages this test owns the links of.
+const OPERATOR_PAGES: [&str; 7] = [
+    "docs/README.md",
+    "docs/quickstart.md",
+    "docs/arc.md",
+    "docs/pod-templates.md",
+    "docs/reference.md",
+    "docs/errors.md",
+    "docs/migrating.md",
+];
+
+/// Sources whose variable names and error messages the reference pages cover.
+const HOOK_SOURCES: [&str; 6] = [
+    "crates/hooklib/src",
+    "crates/docker/src",
+    "crates/k8s/src",
+    "crates/buildctx/src",
+    "bins/docker-hook/src",
+    "bins/k8s-hook/src",
+];
+
+/// Variables in `docs/reference.md` that no hook source names, and who reads them.
+const READ_ELSEWHERE: [(&str, &str); 2] = [
+    (
+        "DOCKER_HOST",
+        "bollard's Docker::connect_with_local_defaults",
+    ),
+    ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "the runner"),
+];
+
+fn yaml_docs(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| {
+            let v = serde_yaml_ng::Value::deserialize(d).unwrap();
+            serde_json::to_value(v).unwrap()
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn yaml_file(rel: &str) -> Vec<Value> {
+    yaml_docs(&read(rel))
+}
+
+/// Deserializes `v` as `T` and demands that nothing was lost or changed on the way back: an
+/// unknown or misspelt field fails, as does a value of the wrong shape.
+fn strict<T: DeserializeOwned + Serialize>(what: &str, v: &Value) -> T {
+    let t: T = serde_path_to_error::deserialize(v.clone())
+        .unwrap_or_else(|e| panic!("{what}: `{}`: {}", e.path(), e.inner()));
+    let mut back = serde_json::to_value(&t).unwrap();
+    drop_required_defaults(&mut back, v);
+    assert_eq!(
+        &back, v,
+        "{what}: a field is unknown or not in its canonical form"
+    );
+    t
+}
+
+/// Removes what serialization adds that the original leaves out: required lists and maps
+/// written empty (`containers: []` of a template that only sets `nodeSelector`).
+fn drop_required_defaults(back: &mut Value, original: &Value) {
+    match (back, original) {
+        (Value::Object(b), Value::Object(o)) => {
+            b.retain(|k, v| {
+                o.contains_key(k)
+                    || !(v.as_array().is_some_and(Vec::is_empty)
+                        || v.as_object().is_some_and(serde_json::Map::is_empty))
+            });
+            for (k, v) in b.iter_mut() {
+                if let Some(ov) = o.get(k) {
+                    drop_required_defaults(v, ov);
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(o)) => {
+            for (bv, ov) in b.iter_mut().zip(o) {
+                drop_required_defaults(bv, ov);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Type-checks a Kubernetes object by its `kind`; false for kinds this test does not know.
+fn check_object(what: &str, v: &Value) -> bool {
+    match v["kind"].as_str() {
+        Some("Pod") => drop(strict::<Pod>(what, v)),
+        Some("PodTemplate") => drop(strict::<PodTemplate>(what, v)),
+        Some("ServiceAccount") => drop(strict::<ServiceAccount>(what, v)),
+        Some("Role") => check_rules(what, &strict::<Role>(what, v).rules.unwrap_or_default()),
+        Some("RoleBinding") => drop(strict::<RoleBinding>(what, v)),
+        Some("ConfigMap") => drop(strict::<ConfigMap>(what, v)),
+        Some("Secret") => drop(strict::<Secret>(what, v)),
+        Some("Service") => drop(strict::<Service>(what, v)),
+        _ => return false,
+    }
+    true
+}
+
+fn is_template(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| {
+        !m.is_empty() && m.keys().all(|k| k == "metadata" || k == "spec") && v.get("kind").is_none()
+    })
+}
+
+/// The permissions the preflight checks, as (verb, "resource[/subresource]").
+fn preflight() -> BTreeSet<(String, String)> {
+    REQUIRED_PERMISSIONS
+        .iter()
+        .map(|p| {
+            let res = match p.subresource {
+                Some(s) => format!("{}/{s}", p.resource),
+                None => p.resource.to_owned(),
+            };
+            (p.verb.to_owned(), res)
+        })
+        .collect()
+}
+
+fn check_rules(what: &str, rules: &[PolicyRule]) {
+    let mut granted = BTreeSet::new();
+    for r in rules {
+        assert_eq!(
+            r.api_groups.as_deref(),
+            Some(&[String::new()][..]),
+            "{what}: the hook only uses the core API group"
+        );
+        for res in r.resources.iter().flatten() {
+            for verb in &r.verbs {
+                assert_ne!(verb, "*", "{what}: no wildcards");
+                assert!(
+                    granted.insert((verb.clone(), res.clone())),
+                    "{what}: {verb} {res} is granted twice"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        granted,
+        preflight(),
+        "{what}: the rules must grant exactly what the RBAC preflight checks"
+    );
+}
+
+#[test]
+fn rbac_manifest_grants_exactly_the_preflight_permissions() {
+    let docs = yaml_file("examples/rbac.yaml");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding"]);
+    let sa: ServiceAccount = strict("ServiceAccount", &docs[0]);
+    let role: Role = strict("Role", &docs[1]);
+    let binding: RoleBinding = strict("RoleBinding", &docs[2]);
+    check_rules("examples/rbac.yaml", role.rules.as_deref().unwrap());
+    let ns = sa.metadata.namespace.clone().unwrap();
+    assert_eq!(role.metadata.namespace.as_ref(), Some(&ns));
+    assert_eq!(binding.metadata.namespace.as_ref(), Some(&ns));
+    assert_eq!(binding.role_ref.kind, "Role");
+    assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
+    let subjects = binding.subjects.unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].kind, "ServiceAccount");
+    assert_eq!(Some(&subjects[0].name), sa.metadata.name.as_ref());
+    assert_eq!(subjects[0].namespace.as_ref(), Some(&ns));
+}
+
+#[test]
+fn rbac_in_the_docs_matches_the_preflight() {
+    let mut checked = 0;
+    for (path, md) in docs() {
+        let (blocks, prose) = split_fences(&md);
+        for b in blocks.iter().filter(|b| b.lang == "yaml") {
+            for v in yaml_docs(&b.text) {
+                if v.get("rules").is_some() && v.get("kind").is_none() {
+                    let rules: Vec<PolicyRule> = strict(&path, &v["rules"]);
+                    check_rules(&format!("{path}:{}", b.line), &rules);
+                    checked += 1;
+                }
+            }
+        }
+        // A permission table: | `pods/exec` | get, create | … |
+        let table: BTreeSet<(String, String)> = table_rows(&prose)
+            .iter()
+            .filter(|cells| cells.len() >= 2)
+            .filter_map(|cells| {
+                let res = sole_code(&cells[0])?;
+                let verbs: Vec<&str> = cells[1].split(',').map(str::trim).collect();
+                let known = ["pods", "pods/exec", "pods/log", "pods/attach", "secrets"];
+                known.contains(&res).then(|| {
+                    verbs
+                        .into_iter()
+                        .map(|v| (v.to_owned(), res.to_owned()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flatten()
+            .collect();
+        if !table.is_empty() {
+            assert_eq!(table, preflight(), "{path}: the permission table");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "the docs show the Role's rules and the table");
+}
+
+#[test]
+fn pod_templates_type_check() {
+    for rel in [
+        "examples/pod-template.yaml",
+        "examples/arc/pod-template.yaml",
+    ] {
+        let docs = yaml_file(rel);
+        assert_eq!(docs.len(), 1, "{rel}");
+        assert!(is_template(&docs[0]), "{rel} is a pod template");
+        let t: PodTemplateSpec = strict(rel, &docs[0]);
+        for c in t.spec.unwrap().containers {
+            if c.name.starts_with('$') {
+                assert!(c.image.is_none(), "{rel}: {} takes no image", c.name);
+            } else {
+                assert!(
+                    c.image.is_some(),
+                    "{rel}: side-car {} needs an image",
+                    c.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_block_in_the_docs_parses_and_objects_type_check() {
+    let mut templates = 0;
+    let mut objects = 0;
+    for (path, md) in docs() {
+        let (blocks, _) = split_fences(&md);
+        for b in &blocks {
+            let at = format!("{path}:{}", b.line);
+            match b.lang.as_str() {
+                "yaml" | "yml" => {
+                    for v in yaml_docs(&b.text) {
+                        if is_template(&v) {
+                            strict::<PodTemplateSpec>(&at, &v);
+                            templates += 1;
+                        } else if check_object(&at, &v) {
+                            objects += 1;
+                        }
+                    }
+                }
+                "json" => {
+                    let v: Value = serde_json::from_str(&b.text)
+                        .unwrap_or_else(|e| panic!("{at}: not JSON: {e}"));
+                    if v.get("command").is_some() {
+                        hooklib::parse_input(b.text.trim().as_bytes())
+                            .unwrap_or_else(|e| panic!("{at}: not a hook input: {e}"));
+                    } else if v.is_array() && path.ends_with("pod-templates.md") {
+                        let _: json_patch::Patch = serde_json::from_value(v)
+                            .unwrap_or_else(|e| panic!("{at}: not an RFC 6902 patch: {e}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(templates >= 8, "pod templates in the docs: {templates}");
+    assert!(objects >= 1, "Kubernetes objects in the docs: {objects}");
+}
+
+/// The runner container's env as the runner sees it: the chart's additions, `valueFrom`
+/// resolved for a sample pod, `$(VAR)` expanded from earlier entries as Kubernetes does.
+fn runner_env(values: &Value, spec: &PodSpec) -> BTreeMap<String, String> {
+    const POD: &str = "k8s-hook-runners-x7k2p-runner-4xq9z";
+    let runner = spec.containers.iter().find(|c| c.name == "runner").unwrap();
+    let mut list: Vec<EnvVar> = runner.env.clone().unwrap_or_default();
+    let has = |list: &[EnvVar], n: &str| list.iter().any(|e| e.name == n);
+    let mode = values["containerMode"]["type"].as_str().unwrap();
+    let chart_adds = [
+        (
+            "ACTIONS_RUNNER_CONTAINER_HOOKS",
+            "/home/runner/k8s/index.js".to_owned(),
+        ),
+        ("ACTIONS_RUNNER_POD_NAME", POD.to_owned()),
+        ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true".to_owned()),
+    ];
+    for (name, value) in chart_adds {
+        if !has(&list, name) {
+            list.push(EnvVar {
+                name: name.into(),
+                value: Some(value),
+                ..EnvVar::default()
+            });
+        }
+    }
+    if mode == "kubernetes-novolume" && !has(&list, "ACTIONS_RUNNER_IMAGE") {
+        list.push(EnvVar {
+            name: "ACTIONS_RUNNER_IMAGE".into(),
+            value: runner.image.clone(),
+            ..EnvVar::default()
+        });
+    }
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for e in list {
+        let value = match (&e.value, &e.value_from) {
+            (Some(v), None) => {
+                let mut v = v.clone();
+                for (k, val) in &env {
+                    v = v.replace(&format!("$({k})"), val);
+                }
+                v
+            }
+            (None, Some(from)) => {
+                let field = &from.field_ref.as_ref().unwrap().field_path;
+                assert_eq!(field, "metadata.name", "only the pod name is resolved here");
+                POD.to_owned()
+            }
+            other => panic!("env {}: {other:?}", e.name),
+        };
+        env.insert(e.name, value);
+    }
+    env
+}
+
+#[test]
+fn arc_values_give_the_hook_valid_settings() {
+    let rbac = yaml_file("examples/rbac.yaml");
+    let account = rbac[0]["metadata"]["name"].as_str().unwrap();
+    let arc_md = read("docs/arc.md");
+    let (blocks, _) = split_fences(&arc_md);
+    let shown: Vec<Value> = blocks
+        .iter()
+        .filter(|b| b.lang == "yaml")
+        .flat_map(|b| yaml_docs(&b.text))
+        .collect();
+    let shell: String = blocks
+        .iter()
+        .filter(|b| b.lang == "sh")
+        .map(|b| b.text.replace("\\\n", " "))
+        .collect();
+    for (rel, mode, volume) in [
+        (
+            "examples/arc/values-kubernetes-copy.yaml",
+            "kubernetes-novolume",
+            false,
+        ),
+        (
+            "examples/arc/values-kubernetes-volume.yaml",
+            "kubernetes",
+            true,
+        ),
+    ] {
+        let values = yaml_file(rel).remove(0);
+        assert!(shown.contains(&values), "docs/arc.md shows {rel} as it is");
+        assert_eq!(values["containerMode"]["type"], mode, "{rel}");
+        assert!(values["githubConfigUrl"].is_string() && values["githubConfigSecret"].is_string());
+        let spec: PodSpec = strict(rel, &values["template"]["spec"]);
+        assert_eq!(spec.service_account_name.as_deref(), Some(account), "{rel}");
+        let env = runner_env(&values, &spec);
+        assert_eq!(
+            env["ACTIONS_RUNNER_CONTAINER_HOOKS"],
+            "/home/runner/k8s-hook/index.sh"
+        );
+        let settings =
+            Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(settings.volume_mode(), volume, "{rel}");
+        let runner = spec.containers.iter().find(|c| c.name == "runner").unwrap();
+        assert_eq!(Some(&settings.runner_image), runner.image.as_ref(), "{rel}");
+        if volume {
+            let claim: PersistentVolumeClaimSpec = strict(
+                rel,
+                &values["containerMode"]["kubernetesModeWorkVolumeClaim"],
+            );
+            assert!(claim.access_modes.is_some() && claim.resources.is_some());
+            // The chart's ephemeral volume `work` gets the claim <pod>-work.
+            let pod = &env["ACTIONS_RUNNER_POD_NAME"];
+            assert_eq!(settings.claim_name, Some(format!("{pod}-work")), "{rel}");
+        }
+        if let Some(template) = &settings.template {
+            let mounts = runner.volume_mounts.as_deref().unwrap_or_default();
+            let mount = mounts
+                .iter()
+                .find(|m| template.starts_with(&m.mount_path))
+                .unwrap_or_else(|| panic!("{rel}: nothing mounted at {}", template.display()));
+            let volume = spec
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == mount.name)
+                .unwrap();
+            let cm = volume.config_map.as_ref().unwrap().name.clone();
+            let key = template.file_name().unwrap().to_string_lossy();
+            let create =
+                format!("create configmap {cm} --from-file={key}=examples/arc/pod-template.yaml");
+            assert!(
+                shell
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .contains(&create),
+                "docs/arc.md tells how to create the ConfigMap: {create}"
+            );
+            let template = yaml_file("examples/arc/pod-template.yaml").remove(0);
+            assert!(
+                shown.contains(&template),
+                "docs/arc.md shows the pod template"
+            );
+        }
+    }
+}
+
+#[test]
+fn quickstart_shows_the_runner_dockerfile_as_it_is() {
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let example = strip(&read("examples/runner.Dockerfile"));
+    let (blocks, _) = split_fences(&read("docs/quickstart.md"));
+    let shown: Vec<_> = blocks.iter().filter(|b| b.lang == "dockerfile").collect();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(strip(&shown[0].text), example);
+    let version = format!("ARG HOOK_VERSION={}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        example.contains(&version),
+        "the Dockerfile's default is this release"
+    );
+}
+
+/// `docs/reference.md`'s variables: name → (default cell, effect cell).
+fn reference() -> BTreeMap<String, (String, String)> {
+    let (_, prose) = split_fences(&read("docs/reference.md"));
+    let mut vars = BTreeMap::new();
+    for cells in table_rows(&prose) {
+        if let Some(name) = sole_code(&cells[0])
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            assert_eq!(cells.len(), 3, "{name}: | variable | default | effect |");
+            let old = vars.insert(name.to_owned(), (cells[1].clone(), cells[2].clone()));
+            assert!(old.is_none(), "{name} is listed twice");
+        }
+    }
+    assert!(vars.len() > 20, "{vars:?}");
+    vars
+}
+
+fn is_setting(word: &str) -> bool {
+    word.starts_with("ACTIONS_")
+        || word.starts_with("RUNNER_")
+        || word.starts_with("KUBERNETES_SERVICE_")
+        || word == "KUBECONFIG"
+        || word == "CONTAINER_HOOKS_LOG"
+}
+
+#[test]
+fn reference_lists_exactly_the_variables_of_the_code() {
+    let vars = reference();
+    let src = sources(&HOOK_SOURCES);
+    // Format placeholders (`{RUNNER_POD_LABEL}`) name constants, not variables.
+    let texts: Vec<String> = src
+        .strings
+        .iter()
+        .map(|s| format_fragments(s).join(" "))
+        .collect();
+    let named: BTreeSet<&str> = texts.iter().flat_map(|s| upper_words(s)).collect();
+    let missing: Vec<_> = named
+        .iter()
+        .filter(|w| is_setting(w) && !w.ends_with('_') && !vars.contains_key(**w))
+        .collect();
+    assert!(missing.is_empty(), "docs/reference.md lacks {missing:?}");
+    for name in vars.keys() {
+        let elsewhere = READ_ELSEWHERE.iter().find(|(n, _)| n == name);
+        match elsewhere {
+            Some((_, who)) => assert!(
+                !named.contains(name.as_str()),
+                "{name} is named by the hooks now: drop it from READ_ELSEWHERE ({who})"
+            ),
+            None => assert!(
+                named.contains(name.as_str()),
+                "docs/reference.md lists {name}, which no hook source names"
+            ),
+        }
+    }
+}
+
+#[test]
+fn reference_states_the_code_defaults() {
+    let vars = reference();
+    let default_of = |name: &str| -> &str {
+        &vars
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not in docs/reference.md"))
+            .0
+    };
+    let says = |name: &str, value: &str| {
+        let cell = default_of(name);
+        assert!(
+            code_spans(cell).iter().any(|s| s == value),
+            "{name}: the default `{value}` is not stated in {cell:?}"
+        );
+    };
+    let s = Settings::new("runner", ClusterSource::None);
+    says("ACTIONS_RUNNER_IMAGE", &s.runner_image);
+    says(
+        "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS",
+        &s.prepare_timeout.as_secs().to_string(),
+    );
+    let hb = Heartbeat::default();
+    says(
+        "ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS",
+        &hb.period.as_millis().to_string(),
+    );
+    says(
+        "ACTIONS_RUNNER_HEARTBEAT_DEADLINE_MS",
+        &hb.deadline.as_millis().to_string(),
+    );
+    says(
+        "ACTIONS_RUNNER_USE_KUBE_SCHEDULER",
+        &s.use_kube_scheduler.to_string(),
+    );
+    let b = BuildSettings::default();
+    says(
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER",
+        b.builder.name(),
+    );
+    says("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_IMAGE", &b.image);
+    says(
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_IMAGE",
+        Builder::BuildKit.default_image(),
+    );
+    says(
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_TIMEOUT_SECONDS",
+        &b.timeout.as_secs().to_string(),
+    );
+    says(
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_CACHE",
+        &b.cache.to_string(),
+    );
+    // Optional settings are unset by default, and say so.
+    for name in [
+        "ACTIONS_RUNNER_CLAIM_NAME",
+        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE",
+        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE_PATCH",
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME",
+    ] {
+        assert!(default_of(name).starts_with("unset"), "{name}");
+    }
+    assert!(s.claim_name.is_none() && s.template.is_none() && s.template_patch.is_none());
+    assert!(b.secret_name.is_none() && b.registry_host.is_none());
+}
+
+#[test]
+fn errors_page_holds_every_error_message() {
+    let md = read("docs/errors.md");
+    let (_, prose) = split_fences(&md);
+    let spans = code_spans(&prose);
+    let src = sources(&HOOK_SOURCES);
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (file, fmt) in &src.error_formats {
+        let fragments = format_fragments(fmt);
+        if fragments.iter().all(|f| f.len() < 3) {
+            continue; // "{0}", "{op}: {message}": the parts carry the text
+        }
+        checked += 1;
+        if !spans.iter().any(|s| in_order(s, &fragments)) {
+            missing.push(format!("{file}: {fmt:?}"));
+        }
+    }
+    assert!(checked > 60, "only {checked} messages found");
+    assert!(
+        missing.is_empty(),
+        "docs/errors.md lacks:\n{}",
+        missing.join("\n")
+    );
+    // A message built outside #[error]: the Dockerfile action without a registry.
+    let not_configured = BuildSettings::default().target().unwrap_err();
+    assert!(
+        spans.iter().any(|s| s == not_configured),
+        "{not_configured}"
+    );
+}
+
+#[test]
+fn operator_pages_links_resolve() {
+    for page in OPERATOR_PAGES {
+        let md = read(page);
+        let (_, prose) = split_fences(&md);
+        let dir = root().join(page).parent().unwrap().to_owned();
+        for link in links(&prose) {
+            if link.starts_with("http://") || link.starts_with("https://") {
+                continue;
+            }
+            let (file, anchor) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() {
+                root().join(page)
+            } else {
+                dir.join(file)
+            };
+            assert!(target.exists(), "{page}: link {link} points nowhere");
+            if !anchor.is_empty() {
+                let text = std::fs::read_to_string(&target).unwrap();
+                assert!(
+                    anchors(&text).iter().any(|a| a == anchor),
+                    "{page}: link {link}: no such heading"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_docs_index_lists_every_page() {
+    let index = read("docs/README.md");
+    for (path, _) in docs() {
+        let name = path.trim_start_matches("docs/");
+        if name != "README.md" {
+            assert!(
+                index.contains(&format!("]({name})")),
+                "docs/README.md lacks {name}"
+            );
+        }
+    }
+    for page in OPERATOR_PAGES {
+        assert!(
+            read("README.md").contains(&format!("]({page})")),
+            "README.md lacks {page}"
+        );
+    }
+}
