@@ -22,6 +22,7 @@ pub fn run() -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "cargo doc -p hooklib has warnings");
     crate::testenv::run(&["up".to_owned()])?;
     cmd("cargo", &["test", "--workspace", "--no-fail-fast"])?;
-    // The demo is documentation that runs: it must keep working.
-    crate::demo::run(&[])
+    // The demo is documentation that runs: both variants must keep working.
+    crate::demo::run(&[])?;
+    crate::demo::run(&["--k8s".to_owned()])
 }

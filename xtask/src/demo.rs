@@ -2,34 +2,53 @@
 //! way the runner drives them (see `runner.rs`), printing the job log and each phase's time.
 
 use crate::runner::Runner;
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use std::path::{Path, PathBuf};
 use testenv::{Image, TestEnv};
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let k8s = args.iter().any(|a| a == "--k8s");
-    if k8s {
-        bail!("`cargo xtask demo --k8s` is not available yet: the Kubernetes hook has not landed");
-    }
     preflight()?;
-    crate::cmd("cargo", &["build", "--quiet", "-p", "docker-hook"])?;
-    let env = tokio::runtime::Runtime::new()?
+    let binary = if k8s { "k8s-hook" } else { "docker-hook" };
+    crate::cmd("cargo", &["build", "--quiet", "-p", binary])?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let env = rt
         .block_on(testenv::ensure())
         .context("bringing up the test environment (cargo xtask testenv up)")?;
     let root = tempfile::Builder::new().prefix("hooks-demo-").tempdir()?;
-    let hook = install(root.path(), "docker-hook")?;
-    let runner_name = format!("demo-{}", std::process::id());
-    let mut runner = Runner::new(
-        &hook,
-        &root.path().join("runner"),
-        "webshop",
-        vec![("RUNNER_NAME".into(), runner_name)],
-    )?;
+    let hook = install(root.path(), binary)?;
+    let (hook_env, cluster) = if k8s {
+        println!(
+            "== Starting kubesim (a Kubernetes API simulator whose pods are Docker containers)"
+        );
+        let cluster = rt.block_on(crate::demo_k8s::Cluster::start(&env))?;
+        (cluster.runner_env(), Some(cluster))
+    } else {
+        let name = format!("demo-{}", std::process::id());
+        (vec![("RUNNER_NAME".to_owned(), name)], None)
+    };
+    let mut runner = Runner::new(&hook, &root.path().join("runner"), "webshop", hook_env)?;
     let result = job(&mut runner, &env);
+    if let Some(cluster) = &cluster {
+        println!(
+            "\npods before cleanup: {:?}",
+            rt.block_on(cluster.job_pods())?
+        );
+    }
     // cleanup_job runs even when an earlier step failed, as the runner does.
     println!("\n== Post job cleanup");
-    let cleanup = runner.cleanup_job();
+    let mut cleanup = runner.cleanup_job();
+    if let Some(cluster) = &cluster {
+        let left = rt.block_on(cluster.job_pods())?;
+        println!("pods after cleanup: {left:?}");
+        if !left.is_empty() && cleanup.is_ok() {
+            cleanup = Err(anyhow::anyhow!("cleanup_job left pods behind: {left:?}"));
+        }
+    }
     summary(&runner);
+    if let Some(cluster) = cluster {
+        rt.block_on(cluster.stop());
+    }
     result.and(cleanup)
 }
 

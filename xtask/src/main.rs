@@ -4,6 +4,7 @@ mod bench_docker;
 mod bench_k8s;
 mod ci;
 mod demo;
+mod demo_k8s;
 mod dist;
 mod kubesim;
 mod runner;
