@@ -15,20 +15,18 @@
 
 mod docs_support;
 
-use container_hooks_k8s::{
-    BuildSettings, Builder, ClusterSource, Heartbeat, REQUIRED_PERMISSIONS, Settings,
+use container_hooks_k8s::{BuildSettings, Builder, ClusterSource, Heartbeat, Settings};
+use docs_support::objects::{
+    check_attach_addon, check_object, check_rules, is_template, preflight, runner_env, strict,
+    yaml_docs, yaml_file,
 };
 use docs_support::{
     anchors, code_spans, docs, format_fragments, in_order, links, read, root, sole_code, sources,
     split_fences, table_rows, upper_words,
 };
-use k8s_openapi::api::core::v1::{
-    ConfigMap, EnvVar, PersistentVolumeClaimSpec, Pod, PodSpec, PodTemplate, PodTemplateSpec,
-    Secret, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,136 +59,6 @@ const READ_ELSEWHERE: [(&str, &str); 2] = [
     ),
     ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "the runner"),
 ];
-
-fn yaml_docs(text: &str) -> Vec<Value> {
-    use serde::Deserialize;
-    serde_yaml_ng::Deserializer::from_str(text)
-        .map(|d| {
-            let v = serde_yaml_ng::Value::deserialize(d).unwrap();
-            serde_json::to_value(v).unwrap()
-        })
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-fn yaml_file(rel: &str) -> Vec<Value> {
-    yaml_docs(&read(rel))
-}
-
-/// Deserializes `v` as `T` and demands that nothing was lost or changed on the way back: an
-/// unknown or misspelt field fails, as does a value of the wrong shape.
-fn strict<T: DeserializeOwned + Serialize>(what: &str, v: &Value) -> T {
-    let t: T = serde_path_to_error::deserialize(v.clone())
-        .unwrap_or_else(|e| panic!("{what}: `{}`: {}", e.path(), e.inner()));
-    let mut back = serde_json::to_value(&t).unwrap();
-    drop_required_defaults(&mut back, v);
-    assert_eq!(
-        &back, v,
-        "{what}: a field is unknown or not in its canonical form"
-    );
-    t
-}
-
-/// Removes what serialization adds that the original leaves out: required lists and maps
-/// written empty (`containers: []` of a template that only sets `nodeSelector`).
-fn drop_required_defaults(back: &mut Value, original: &Value) {
-    match (back, original) {
-        (Value::Object(b), Value::Object(o)) => {
-            b.retain(|k, v| {
-                o.contains_key(k)
-                    || !(v.as_array().is_some_and(Vec::is_empty)
-                        || v.as_object().is_some_and(serde_json::Map::is_empty))
-            });
-            for (k, v) in b.iter_mut() {
-                if let Some(ov) = o.get(k) {
-                    drop_required_defaults(v, ov);
-                }
-            }
-        }
-        (Value::Array(b), Value::Array(o)) => {
-            for (bv, ov) in b.iter_mut().zip(o) {
-                drop_required_defaults(bv, ov);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Type-checks a Kubernetes object by its `kind`; false for kinds this test does not know.
-fn check_object(what: &str, v: &Value) -> bool {
-    match v["kind"].as_str() {
-        Some("Pod") => drop(strict::<Pod>(what, v)),
-        Some("PodTemplate") => drop(strict::<PodTemplate>(what, v)),
-        Some("ServiceAccount") => drop(strict::<ServiceAccount>(what, v)),
-        Some("Role") => check_rules(what, &strict::<Role>(what, v).rules.unwrap_or_default()),
-        Some("RoleBinding") => drop(strict::<RoleBinding>(what, v)),
-        Some("ConfigMap") => drop(strict::<ConfigMap>(what, v)),
-        Some("Secret") => drop(strict::<Secret>(what, v)),
-        Some("Service") => drop(strict::<Service>(what, v)),
-        _ => return false,
-    }
-    true
-}
-
-fn is_template(v: &Value) -> bool {
-    v.as_object().is_some_and(|m| {
-        !m.is_empty() && m.keys().all(|k| k == "metadata" || k == "spec") && v.get("kind").is_none()
-    })
-}
-
-/// The permissions the preflight checks, as (verb, "resource[/subresource]").
-fn preflight() -> BTreeSet<(String, String)> {
-    REQUIRED_PERMISSIONS
-        .iter()
-        .map(|p| {
-            let res = match p.subresource {
-                Some(s) => format!("{}/{s}", p.resource),
-                None => p.resource.to_owned(),
-            };
-            (p.verb.to_owned(), res)
-        })
-        .collect()
-}
-
-fn check_rules(what: &str, rules: &[PolicyRule]) {
-    let mut granted = BTreeSet::new();
-    for r in rules {
-        assert_eq!(
-            r.api_groups.as_deref(),
-            Some(&[String::new()][..]),
-            "{what}: the hook only uses the core API group"
-        );
-        for res in r.resources.iter().flatten() {
-            for verb in &r.verbs {
-                assert_ne!(verb, "*", "{what}: no wildcards");
-                assert!(
-                    granted.insert((verb.clone(), res.clone())),
-                    "{what}: {verb} {res} is granted twice"
-                );
-            }
-        }
-    }
-    assert_eq!(
-        granted,
-        preflight(),
-        "{what}: the rules must grant exactly what the RBAC preflight checks"
-    );
-}
-
-/// The rule Dockerfile actions add (the build context goes over `pods/attach`, which the
-/// preflight does not check). Once the preflight checks it, the add-on must go and
-/// `examples/rbac.yaml` must grant it.
-fn check_attach_addon(what: &str, rules: &[PolicyRule]) {
-    assert!(
-        !preflight().iter().any(|(_, r)| r == "pods/attach"),
-        "{what}: the preflight checks pods/attach now: drop this add-on (examples/rbac.yaml grants it)"
-    );
-    let verbs: BTreeSet<&str> = rules
-        .iter()
-        .flat_map(|r| r.verbs.iter().map(String::as_str))
-        .collect();
-    assert_eq!(verbs, BTreeSet::from(["create", "get"]), "{what}");
-}
 
 #[test]
 fn rbac_manifest_grants_exactly_the_preflight_permissions() {
@@ -320,60 +188,6 @@ fn every_block_in_the_docs_parses_and_objects_type_check() {
     }
     assert!(templates >= 8, "pod templates in the docs: {templates}");
     assert!(objects >= 1, "Kubernetes objects in the docs: {objects}");
-}
-
-/// The runner container's env as the runner sees it: the chart's additions, `valueFrom`
-/// resolved for a sample pod, `$(VAR)` expanded from earlier entries as Kubernetes does.
-fn runner_env(values: &Value, spec: &PodSpec) -> BTreeMap<String, String> {
-    const POD: &str = "k8s-hook-runners-x7k2p-runner-4xq9z";
-    let runner = spec.containers.iter().find(|c| c.name == "runner").unwrap();
-    let mut list: Vec<EnvVar> = runner.env.clone().unwrap_or_default();
-    let has = |list: &[EnvVar], n: &str| list.iter().any(|e| e.name == n);
-    let mode = values["containerMode"]["type"].as_str().unwrap();
-    let chart_adds = [
-        (
-            "ACTIONS_RUNNER_CONTAINER_HOOKS",
-            "/home/runner/k8s/index.js".to_owned(),
-        ),
-        ("ACTIONS_RUNNER_POD_NAME", POD.to_owned()),
-        ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true".to_owned()),
-    ];
-    for (name, value) in chart_adds {
-        if !has(&list, name) {
-            list.push(EnvVar {
-                name: name.into(),
-                value: Some(value),
-                ..EnvVar::default()
-            });
-        }
-    }
-    if mode == "kubernetes-novolume" && !has(&list, "ACTIONS_RUNNER_IMAGE") {
-        list.push(EnvVar {
-            name: "ACTIONS_RUNNER_IMAGE".into(),
-            value: runner.image.clone(),
-            ..EnvVar::default()
-        });
-    }
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for e in list {
-        let value = match (&e.value, &e.value_from) {
-            (Some(v), None) => {
-                let mut v = v.clone();
-                for (k, val) in &env {
-                    v = v.replace(&format!("$({k})"), val);
-                }
-                v
-            }
-            (None, Some(from)) => {
-                let field = &from.field_ref.as_ref().unwrap().field_path;
-                assert_eq!(field, "metadata.name", "only the pod name is resolved here");
-                POD.to_owned()
-            }
-            other => panic!("env {}: {other:?}", e.name),
-        };
-        env.insert(e.name, value);
-    }
-    env
 }
 
 #[test]

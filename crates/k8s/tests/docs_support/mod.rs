@@ -2,6 +2,8 @@
 //! code spans, tables, links, headings) and Rust (string literals and `#[error]` formats, via
 //! `proc-macro2`'s lexer, without doc comments and `#[cfg(test)]` items).
 
+pub mod objects;
+
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
