@@ -332,10 +332,10 @@ impl IntoResponse for ApiError {
             self.status.to_string(),
         )
             .into_response();
-        if let Some(s) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
+        if let Some(s) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
         resp
     }

@@ -116,6 +116,9 @@ pub struct Event {
 
 type Key = (Kind, String, String);
 
+/// Past events after a resourceVersion, and a receiver for the later ones.
+pub type Subscription = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 #[derive(Debug)]
 struct Inner {
     rv: u64,
@@ -336,10 +339,7 @@ impl Store {
 
     /// Events after `rv` still in history, plus a receiver for later ones (no gap, no overlap
     /// beyond what the caller filters by rv). Err(oldest) when `rv` is older than the history.
-    pub fn subscribe_from(
-        &self,
-        rv: u64,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    pub fn subscribe_from(&self, rv: u64) -> Result<Subscription, u64> {
         let inner = self.lock();
         if rv < inner.compacted {
             return Err(inner.compacted);

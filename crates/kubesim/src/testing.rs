@@ -236,6 +236,18 @@ impl Sim {
         }
     }
 
+    /// The Docker container id behind a pod's container (for baselines and debugging).
+    pub fn kubelet_container_id(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> anyhow::Result<String> {
+        self.kubelet
+            .container_target(ns, pod, Some(container), false)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Bind the PersistentVolumeClaim `ns/claim` (created later, e.g. by the hook) to `dir`.
     pub fn set_claim_dir(&self, ns: &str, claim: &str, dir: &Path) {
         self.kubelet

@@ -130,7 +130,7 @@ pub fn object_meta(obj: &Value, rule: NameRule, errs: &mut Vec<FieldError>) {
             match v.as_str() {
                 Some(v) => {
                     for m in label_value(v) {
-                        errs.push(FieldError::invalid(format!("metadata.labels"), v, &m));
+                        errs.push(FieldError::invalid("metadata.labels", v, &m));
                     }
                 }
                 None => errs.push(FieldError::invalid(

@@ -87,7 +87,7 @@ mod tests {
     fn creds_from_dockerconfigjson() {
         let cfg = json!({"auths": {"http://127.0.0.1:5556/v2/": {"auth": base64::engine::general_purpose::STANDARD.encode("u:p:w")}}});
         let secret = json!({"data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(cfg.to_string())}});
-        let c = credentials_for("127.0.0.1:5556/a:1", &[secret.clone()]);
+        let c = credentials_for("127.0.0.1:5556/a:1", std::slice::from_ref(&secret));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].username.as_deref(), Some("u"));
         assert_eq!(c[0].password.as_deref(), Some("p:w"));

@@ -242,11 +242,12 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn wait(&self, id: &str) -> Result<ExitInfo, RuntimeError> {
         let mut s = self.docker.wait_container(id, None);
-        while let Some(r) = s.next().await {
-            match r {
-                Ok(_) | Err(bollard::errors::Error::DockerContainerWaitError { .. }) => break,
-                Err(e) => return Err(e.into()),
-            }
+        // A non-zero exit arrives as DockerContainerWaitError: the code is data, read it below.
+        match s.next().await {
+            Some(Ok(_))
+            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. }))
+            | None => {}
+            Some(Err(e)) => return Err(e.into()),
         }
         let info = self.docker.inspect_container(id, None).await?;
         let st = info.state.unwrap_or_default();
@@ -355,10 +356,10 @@ impl ContainerRuntime for DockerRuntime {
         // The output stream can end a moment before the engine records the exit.
         for _ in 0..400 {
             let i = self.docker.inspect_exec(exec_id).await?;
-            if i.running != Some(true) {
-                if let Some(c) = i.exit_code {
-                    return Ok(c);
-                }
+            if i.running != Some(true)
+                && let Some(c) = i.exit_code
+            {
+                return Ok(c);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -207,11 +207,7 @@ async fn pump(
                 _ => continue,
             };
             match data.first() {
-                Some(0) if open => {
-                    if input.write_all(&data[1..]).await.is_err() {
-                        open = false;
-                    }
-                }
+                Some(0) if open => open = input.write_all(&data[1..]).await.is_ok(),
                 Some(4) => {
                     if let Ok(sz) = serde_json::from_slice::<Value>(&data[1..]) {
                         let w = sz["Width"].as_u64().unwrap_or(80) as u16;
