@@ -232,6 +232,13 @@ fn two_dockerfile_actions_in_one_job_then_cleanup() {
 fn a_broken_dockerfile_fails_with_the_builders_log_and_cleanup_removes_the_pod() {
     let pulled = PulledImages::default();
     let runner = runner("kaniko-broken");
+    let (run, state) = runner.prepare(
+        Some(support::container(
+            &testenv().image(testenv::Image::Busybox),
+        )),
+        vec![],
+    );
+    run.ok();
     let action = Action::write(&runner, "acme", "broken", "v1", "never");
     let df = action.dockerfile();
     let text = std::fs::read_to_string(&df).unwrap();
@@ -243,7 +250,7 @@ fn a_broken_dockerfile_fails_with_the_builders_log_and_cleanup_removes_the_pod()
         ),
     )
     .unwrap();
-    let step = step(&pulled, &runner, None, &action, &[], &[]);
+    let step = step(&pulled, &runner, Some(&state), &action, &[], &[]);
     assert_eq!(step.run.code, 1, "{:#?}", step.run);
     let errors = step.run.errors();
     assert_eq!(errors.len(), 1, "{:#?}", step.run);
@@ -268,8 +275,39 @@ fn a_broken_dockerfile_fails_with_the_builders_log_and_cleanup_removes_the_pod()
     );
     let kept = builder_pods(&runner);
     assert_eq!(kept.len(), 1, "the failed builder pod is kept");
+    // As the API server has it: owned by the job pod, labelled, unprivileged,
+    // the secret projected as Kaniko's config.json.
+    let pod = runner.get_pod(&kept[0]).unwrap();
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Pod", "runner-kaniko-broken-workflow")
+    );
+    assert_eq!(
+        pod.metadata.labels.as_ref().unwrap()["container-hooks/role"],
+        "builder"
+    );
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let kaniko = &spec.containers[0];
+    assert_eq!(
+        kaniko.security_context.as_ref().unwrap().privileged,
+        Some(false)
+    );
+    assert!(
+        kaniko
+            .args
+            .as_ref()
+            .unwrap()
+            .contains(&"--context=tar://stdin".to_owned())
+    );
+    let volume = &spec.volumes.unwrap()[0];
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("regcred")
+    );
     no_password(&step.run);
-    runner.call("cleanup_job", json!({}), None).ok();
+    runner.call("cleanup_job", json!({}), Some(&state)).ok();
     assert!(builder_pods(&runner).is_empty());
 }
 
@@ -426,7 +464,11 @@ fn a_build_over_the_timeout_fails_and_keeps_the_pod_until_cleanup() {
         "{:#?}",
         s.run
     );
-    assert_eq!(builder_pods(&runner).len(), 1, "kept for inspection");
+    let kept = builder_pods(&runner);
+    assert_eq!(kept.len(), 1, "kept for inspection");
+    // No job pod: the runner pod owns it.
+    let pod = runner.get_pod(&kept[0]).unwrap();
+    assert_eq!(pod.metadata.owner_references.unwrap()[0].name, runner.name);
     runner.call("cleanup_job", json!({}), None).ok();
     assert!(builder_pods(&runner).is_empty());
 }

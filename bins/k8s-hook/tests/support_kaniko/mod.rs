@@ -235,13 +235,19 @@ pub fn manifest(reference: &str) -> (u16, Option<String>) {
     (status, digest)
 }
 
-/// Names of this runner's builder pods.
+/// Names of this runner's builder pods (by their role label).
 pub fn builder_pods(runner: &Runner) -> Vec<String> {
-    runner
-        .labelled()
-        .0
+    let api: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(runner.client.clone(), &runner.ns);
+    let lp = kube::api::ListParams::default().labels(&format!(
+        "runner-pod={},container-hooks/role=builder",
+        runner.name
+    ));
+    rt().block_on(api.list(&lp))
+        .unwrap()
+        .items
         .into_iter()
-        .filter(|p| p.contains("-kaniko-") || p.contains("-buildkit-"))
+        .filter_map(|p| p.metadata.name)
         .collect()
 }
 

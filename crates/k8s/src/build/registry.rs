@@ -238,7 +238,10 @@ fn denied(image: &ImageLocation, status: StatusCode, auth: Option<&RegistryAuth>
         status: status.as_u16(),
         with: match auth {
             Some(a) => format!("to the user {:?} of the registry secret", a.username),
-            None => "to anonymous requests (the registry secret has no entry for it)".to_owned(),
+            None => {
+                "to anonymous requests (no registry secret, or no entry for this registry in it)"
+                    .to_owned()
+            }
         },
     }
 }
