@@ -24,4 +24,4 @@ mod settings;
 pub use error::Error;
 pub use hook::{DockerHook, State};
 pub use names::{JOB_LABEL, ROLE_LABEL, RUNNER_LABEL};
-pub use settings::{DEFAULT_HEALTH_TIMEOUT, Settings, SettingsError};
+pub use settings::{DEFAULT_HEALTH_TIMEOUT, DockerHost, Settings, SettingsError};

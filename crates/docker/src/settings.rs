@@ -13,10 +13,8 @@ pub struct Settings {
     /// `ACTIONS_RUNNER_NETWORK_DRIVER`: an existing network (e.g. `host`) to use instead of
     /// creating one per job.
     pub network: Option<String>,
-    /// `GITHUB_WORKSPACE` (host path).
-    pub workspace: Option<String>,
-    /// `RUNNER_TEMP` (host path).
-    pub runner_temp: Option<String>,
+    /// `DOCKER_HOST`: where the engine listens (default the local socket).
+    pub docker_host: DockerHost,
     /// `ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS`: the overall cap on waiting for containers
     /// to become healthy in `prepare_job` (default 600 s). Each container is also bounded by
     /// its own health-check settings.
@@ -34,6 +32,44 @@ pub enum SettingsError {
     Invalid(&'static str, String, &'static str),
 }
 
+/// Where the Docker Engine listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerHost {
+    /// A unix socket (`unix:///var/run/docker.sock`, the default).
+    Unix(String),
+    /// Plain HTTP over TCP (`tcp://host:2375`).
+    Tcp(String),
+}
+
+impl Default for DockerHost {
+    fn default() -> Self {
+        Self::Unix("/var/run/docker.sock".to_owned())
+    }
+}
+
+impl DockerHost {
+    /// Parses `DOCKER_HOST` (and refuses `DOCKER_TLS_VERIFY`, which this hook cannot honour).
+    fn parse(host: Option<String>, tls_verify: Option<String>) -> Result<Self, SettingsError> {
+        let Some(host) = host else {
+            return Ok(Self::default());
+        };
+        let invalid = |why| SettingsError::Invalid("DOCKER_HOST", host.clone(), why);
+        if let Some(path) = host.strip_prefix("unix://") {
+            return Ok(Self::Unix(path.to_owned()));
+        }
+        let addr = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+            .ok_or_else(|| invalid("expected unix:///path/to/docker.sock or tcp://host:port"))?;
+        if tls_verify.is_some_and(|v| v != "0") {
+            return Err(invalid(
+                "DOCKER_TLS_VERIFY is set, but this hook speaks plain HTTP to a tcp:// engine; use the unix socket",
+            ));
+        }
+        Ok(Self::Tcp(addr.to_owned()))
+    }
+}
+
 impl Settings {
     /// Reads the settings through `lookup` (the binary passes `|k| std::env::var(k).ok()`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
@@ -44,8 +80,7 @@ impl Settings {
                 "it labels this runner's containers and networks",
             ))?,
             network: get("ACTIONS_RUNNER_NETWORK_DRIVER"),
-            workspace: get("GITHUB_WORKSPACE"),
-            runner_temp: get("RUNNER_TEMP"),
+            docker_host: DockerHost::parse(get("DOCKER_HOST"), get("DOCKER_TLS_VERIFY"))?,
             health_timeout: match get("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS") {
                 None => DEFAULT_HEALTH_TIMEOUT,
                 Some(v) => match v.trim().parse::<u64>() {
@@ -68,8 +103,7 @@ impl Settings {
         Self {
             runner_name: runner_name.into(),
             network: None,
-            workspace: None,
-            runner_temp: None,
+            docker_host: DockerHost::default(),
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
         }
     }
@@ -116,5 +150,34 @@ mod tests {
             e.contains("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS=\"soon\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn docker_host_table() {
+        let host = |vars: &[(&str, &str)]| {
+            let mut all = vec![("RUNNER_NAME", "r1")];
+            all.extend_from_slice(vars);
+            from(&all).map(|s| s.docker_host)
+        };
+        assert_eq!(host(&[]).unwrap(), DockerHost::default());
+        assert_eq!(
+            host(&[("DOCKER_HOST", "unix:///run/user/1000/docker.sock")]).unwrap(),
+            DockerHost::Unix("/run/user/1000/docker.sock".into())
+        );
+        assert_eq!(
+            host(&[("DOCKER_HOST", "tcp://127.0.0.1:2375")]).unwrap(),
+            DockerHost::Tcp("127.0.0.1:2375".into())
+        );
+        let e = host(&[("DOCKER_HOST", "ssh://me@box")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("DOCKER_HOST=\"ssh://me@box\" is invalid"),
+            "{e}"
+        );
+        let e = host(&[("DOCKER_HOST", "tcp://h:2376"), ("DOCKER_TLS_VERIFY", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DOCKER_TLS_VERIFY"), "{e}");
     }
 }

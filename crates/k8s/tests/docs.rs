@@ -52,13 +52,7 @@ const HOOK_SOURCES: [&str; 6] = [
 ];
 
 /// Variables in `docs/reference.md` that no hook source names, and who reads them.
-const READ_ELSEWHERE: [(&str, &str); 2] = [
-    (
-        "DOCKER_HOST",
-        "bollard's Docker::connect_with_local_defaults",
-    ),
-    ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "the runner"),
-];
+const READ_ELSEWHERE: [(&str, &str); 1] = [("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "the runner")];
 
 #[test]
 fn rbac_manifest_grants_exactly_the_preflight_permissions() {
@@ -321,6 +315,7 @@ fn is_setting(word: &str) -> bool {
     word.starts_with("ACTIONS_")
         || word.starts_with("RUNNER_")
         || word.starts_with("KUBERNETES_SERVICE_")
+        || word.starts_with("DOCKER_")
         || word == "KUBECONFIG"
         || word == "CONTAINER_HOOKS_LOG"
 }

@@ -14,7 +14,7 @@ pub(super) async fn cleanup_job(settings: &Settings, state: State) -> Result<(),
         runner: settings.runner_name.clone(),
         job: state.job_id.clone(),
     };
-    let docker = connect().await?;
+    let docker = connect(&settings.docker_host).await?;
     let mut containers: Vec<String> = state.container.iter().cloned().collect();
     containers.extend(state.services.iter().cloned());
     let networks: Vec<String> = match (&state.network, state.network_created) {

@@ -64,7 +64,7 @@ impl Hook for DockerHook {
         args: RunScriptStepArgs,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        steps::run_script_step(args, state).await
+        steps::run_script_step(&self.settings, args, state).await
     }
 
     async fn run_container_step(

@@ -254,7 +254,7 @@ pub(super) async fn prepare_job(
         None => (network_name(&owner, &job_id), true),
     };
     let plans = plan(&args, &owner, &job_id, &network)?;
-    let docker = connect().await?;
+    let docker = connect(&settings.docker_host).await?;
 
     let outcome = run(settings, &docker, &plans, &owner, &network, network_created).await;
     let (response, images_secs, start_secs) = match outcome {

@@ -17,11 +17,12 @@ use hooklib::{ContainerSpec, RunScriptStepArgs, StepOutcome};
 use std::path::PathBuf;
 
 pub(super) async fn run_script_step(
+    settings: &Settings,
     args: RunScriptStepArgs,
     state: State,
 ) -> Result<StepOutcome<State>, Error> {
     let container = state.container.clone().ok_or(Error::NoJobContainer)?;
-    let docker = connect().await?;
+    let docker = connect(&settings.docker_host).await?;
     let path = match &state.container_path {
         Some(p) => p.clone(),
         None => {
@@ -63,7 +64,7 @@ pub(super) async fn run_container_step(
         what: what.clone(),
         source: e.into(),
     })?;
-    let docker = connect().await?;
+    let docker = connect(&settings.docker_host).await?;
 
     let image = match args.image.as_deref().filter(|i| !i.trim().is_empty()) {
         Some(image) => {
