@@ -2,6 +2,7 @@
 
 mod bench_docker;
 mod bench_k8s;
+mod bench_kaniko;
 mod ci;
 mod demo;
 mod demo_k8s;
@@ -44,7 +45,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Benchmarks: `docker`, `k8s`, or both when none is named.
+    /// Benchmarks: `docker`, `k8s`, `kaniko`, `kubesim`, or all when none is named.
     #[command(disable_help_flag = true)]
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -62,15 +63,19 @@ fn main() -> anyhow::Result<()> {
         Task::Testenv { args } => testenv::run(&args),
         Task::Kubesim { args } => kubesim::run(&args),
         Task::Bench { args } => {
-            let (which, rest) = match args.first().map(String::as_str) {
-                Some("docker" | "k8s") => (args[0].clone(), args[1..].to_vec()),
-                _ => ("all".to_owned(), args.clone()),
+            const ALL: [&str; 4] = ["docker", "k8s", "kaniko", "kubesim"];
+            let (which, rest): (Vec<&str>, &[String]) = match args.first().map(String::as_str) {
+                Some(name) if ALL.contains(&name) => (vec![name], &args[1..]),
+                _ => (ALL.to_vec(), &args[..]),
             };
-            if which != "k8s" {
-                bench_docker::run(&rest)?;
-            }
-            if which != "docker" {
-                bench_k8s::run(&rest)?;
+            for name in which {
+                eprintln!("== bench {name}");
+                match name {
+                    "docker" => bench_docker::run(rest)?,
+                    "k8s" => bench_k8s::run(rest)?,
+                    "kaniko" => bench_kaniko::run(rest)?,
+                    _ => cmd("cargo", &["bench", "-p", "kubesim", "--bench", "perf"])?,
+                }
             }
             Ok(())
         }
