@@ -18,11 +18,15 @@
 mod buildkit;
 mod engine;
 mod fs;
+mod images;
 mod kaniko;
 mod logbuf;
+mod process;
+
+pub use images::{BuilderImages, BuilderKind, DEFAULT_BUILDKIT_IMAGES, DEFAULT_KANIKO_IMAGES};
+pub(crate) use process::Process;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -33,176 +37,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Container, Pod};
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::io::DuplexStream;
 use tokio::sync::{OnceCell, watch};
 
 use super::runtime::{Chan, ContainerRuntime, ExecRequest, ExitInfo, IoSession, RuntimeError};
 use crate::store::{Kind, Store};
 use fs::Mounts;
 use logbuf::LogBuf;
-
-/// Default Kaniko images the kubelet emulates (keep the first in step with the k8s hook's
-/// default builder image).
-pub const DEFAULT_KANIKO_IMAGES: [&str; 2] = [
-    "docker.io/martizih/kaniko:v1.27.6",
-    "gcr.io/kaniko-project/executor:v1.24.0",
-];
-/// Default BuildKit images the kubelet emulates.
-pub const DEFAULT_BUILDKIT_IMAGES: [&str; 1] = ["docker.io/moby/buildkit:v0.29.0-rootless"];
-/// The largest context read from stdin.
-const STDIN_LIMIT: u64 = 2 << 30;
-
-/// Which images are builders (configured in `SimConfig::builders`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BuilderImages {
-    /// Images run as an emulated Kaniko executor.
-    #[serde(default = "default_kaniko")]
-    pub kaniko: Vec<String>,
-    /// Images run as emulated BuildKit rootless (`buildctl-daemonless.sh`, and `tar` in init
-    /// containers).
-    #[serde(default = "default_buildkit")]
-    pub buildkit: Vec<String>,
-}
-
-fn default_kaniko() -> Vec<String> {
-    DEFAULT_KANIKO_IMAGES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-fn default_buildkit() -> Vec<String> {
-    DEFAULT_BUILDKIT_IMAGES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
-impl Default for BuilderImages {
-    fn default() -> Self {
-        Self {
-            kaniko: default_kaniko(),
-            buildkit: default_buildkit(),
-        }
-    }
-}
-
-/// `docker.io/library/x` = `library/x` = `x`.
-fn normalize_image(image: &str) -> String {
-    let i = image
-        .strip_prefix("docker.io/")
-        .or_else(|| image.strip_prefix("index.docker.io/"))
-        .unwrap_or(image);
-    i.strip_prefix("library/").unwrap_or(i).to_string()
-}
-
-/// The emulated builders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuilderKind {
-    /// Kaniko executor.
-    Kaniko,
-    /// BuildKit rootless.
-    BuildKit,
-}
-
-impl BuilderImages {
-    /// Whether `image` is an emulated builder, and which.
-    pub fn kind_of(&self, image: &str) -> Option<BuilderKind> {
-        let n = normalize_image(image);
-        if self.kaniko.iter().any(|k| normalize_image(k) == n) {
-            Some(BuilderKind::Kaniko)
-        } else if self.buildkit.iter().any(|k| normalize_image(k) == n) {
-            Some(BuilderKind::BuildKit)
-        } else {
-            None
-        }
-    }
-}
-
-/// What an emulated builder process has to work with.
-pub(crate) struct Process {
-    /// entrypoint + args as the container would exec them (None entrypoint = the image's)
-    pub command: Option<Vec<String>>,
-    /// the container's args
-    pub args: Vec<String>,
-    /// the container's environment
-    pub env: HashMap<String, String>,
-    /// `uid[:gid]` it runs as
-    pub user: Option<String>,
-    /// its volumes
-    pub mounts: Mounts,
-    /// its stdin (EOF when closed)
-    pub stdin: DuplexStream,
-    /// its output
-    pub log: Arc<LogBuf>,
-    /// the engine
-    pub docker: Docker,
-    /// its pod and container spec, from the store
-    pub pod: Option<Pod>,
-    /// this container's spec
-    pub container: Option<Container>,
-    /// the container's own filesystem (paths no volume covers)
-    pub scratch: PathBuf,
-    /// local image tags the process creates (removed when it ends, however it ends)
-    pub tags: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    /// Notes a local tag before creating it.
-    pub fn note_tag(&self, tag: &str) {
-        self.tags
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(tag.to_string());
-    }
-
-    /// Reads stdin to its end.
-    pub async fn read_stdin(&mut self) -> Result<Vec<u8>, String> {
-        let mut data = Vec::new();
-        (&mut self.stdin)
-            .take(STDIN_LIMIT)
-            .read_to_end(&mut data)
-            .await
-            .map_err(|e| format!("reading stdin: {e}"))?;
-        Ok(data)
-    }
-
-    /// Where a container path lives on the host (its volume, else its own filesystem).
-    pub fn host_path(&self, path: &str) -> Result<PathBuf, String> {
-        match self.mounts.resolve(path) {
-            Some((p, _)) => Ok(p),
-            None => {
-                let clean = fs::normalize(path).ok_or_else(|| format!("invalid path {path:?}"))?;
-                Ok(self.scratch.join(clean.trim_start_matches('/')))
-            }
-        }
-    }
-
-    /// Writes a file at a container path.
-    pub fn write_file(&self, path: &str, data: &[u8]) -> Result<(), String> {
-        if let Some((_, true)) = self.mounts.resolve(path) {
-            return Err(format!("open {path}: read-only file system"));
-        }
-        let p = self.host_path(path)?;
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{path}: {e}"))?;
-        }
-        std::fs::write(&p, data).map_err(|e| format!("open {path}: {e}"))
-    }
-
-    /// Credentials from the docker config at `path` (none when the file does not exist).
-    pub fn docker_credentials(
-        &self,
-        path: &str,
-    ) -> Result<HashMap<String, DockerCredentials>, String> {
-        match std::fs::read(self.host_path(path)?) {
-            Ok(doc) => engine::docker_config_credentials(&doc),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
-            Err(e) => Err(format!("{path}: {e}")),
-        }
-    }
-}
 
 struct Virtual {
     kind: BuilderKind,
@@ -655,35 +496,5 @@ impl ContainerRuntime for BuilderRuntime {
         label: &str,
     ) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
         self.inner.list_labelled(label).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builder_images() {
-        let b = BuilderImages::default();
-        assert_eq!(
-            b.kind_of("martizih/kaniko:v1.27.6"),
-            Some(BuilderKind::Kaniko)
-        );
-        assert_eq!(
-            b.kind_of("docker.io/martizih/kaniko:v1.27.6"),
-            Some(BuilderKind::Kaniko)
-        );
-        assert_eq!(
-            b.kind_of("gcr.io/kaniko-project/executor:v1.24.0"),
-            Some(BuilderKind::Kaniko)
-        );
-        assert_eq!(
-            b.kind_of("moby/buildkit:v0.29.0-rootless"),
-            Some(BuilderKind::BuildKit)
-        );
-        assert_eq!(b.kind_of("martizih/kaniko:v1.27.5"), None);
-        let c: BuilderImages = serde_yaml_ng::from_str("kaniko: [my/kaniko:1]").unwrap();
-        assert_eq!(c.kind_of("my/kaniko:1"), Some(BuilderKind::Kaniko));
-        assert_eq!(c.buildkit, default_buildkit());
     }
 }
