@@ -39,7 +39,7 @@ pub(super) async fn access_review(state: &AppState, req: Request) -> Result<Resp
     v["status"] = if allowed {
         json!({"allowed": true, "reason": "RBAC: allowed by kubesim (no deny rule matched)"})
     } else {
-        json!({"allowed": false, "denied": true, "reason": "kubesim: denied by a configured rule"})
+        json!({"allowed": false, "reason": "kubesim: no rule allows this (a deny rule matched)"})
     };
     Ok(json_response(StatusCode::CREATED, &v))
 }

@@ -13,16 +13,18 @@ use axum::extract::Request;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use super::{AppState, param};
 use crate::faults::StreamDrop;
-use crate::kubelet::runtime::{Chan, ContainerRuntime, ExecRequest};
+use crate::kubelet::runtime::{Chan, ContainerRuntime, ExecRequest, RuntimeError};
 use crate::status::ApiError;
 
 const V5: &str = "v5.channel.k8s.io";
+/// Output already available is sent in frames of up to this many bytes.
+const COALESCE: usize = 256 * 1024;
 const V4: &str = "v4.channel.k8s.io";
 
 fn flag(q: &[(String, String)], k: &str) -> bool {
@@ -234,16 +236,19 @@ async fn pump(
         .as_ref()
         .and_then(|d| d.after_millis)
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    // an item read ahead while coalescing (Some(None) = the output ended)
+    let mut held: Option<Option<Result<(Chan, Bytes), RuntimeError>>> = None;
     loop {
-        let next = async {
-            match deadline {
+        let next = match held.take() {
+            Some(item) => Ok(item),
+            None => match deadline {
                 Some(d) => tokio::time::timeout_at(d, session.output.next())
                     .await
                     .map_err(|_| ()),
                 None => Ok(session.output.next().await),
-            }
+            },
         };
-        match next.await {
+        match next {
             Err(()) => {
                 tracing::debug!(elapsed = ?started.elapsed(), "injected stream drop (time)");
                 reader.abort();
@@ -259,7 +264,22 @@ async fn pump(
                 if (ch == 1 && !opts.stdout) || (ch == 2 && !opts.stderr) {
                     continue;
                 }
+                // coalesce what is already available on the same channel into one frame
                 let mut data = bytes;
+                if data.len() < COALESCE {
+                    let mut buf = bytes::BytesMut::from(&data[..]);
+                    while buf.len() < COALESCE {
+                        match session.output.next().now_or_never() {
+                            Some(Some(Ok((c2, b2)))) if c2 == chan => buf.extend_from_slice(&b2),
+                            Some(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    data = buf.freeze();
+                }
                 let mut cut = false;
                 if let Some(limit) = drop_plan.as_ref().and_then(|d| d.after_bytes) {
                     let left = limit.saturating_sub(sent);
