@@ -38,7 +38,7 @@ pub async fn prepare_job(
     let selector = runner_selector(&settings.runner_pod);
 
     let (preflight, runner, pruned) = tokio::join!(
-        rbac::preflight(&cluster.client, &ns),
+        rbac::preflight(&cluster.client, &ns, settings.build.target().is_ok()),
         retry::api(format!("get runner pod {}", settings.runner_pod), || {
             cluster.pods.get_opt(&settings.runner_pod)
         }),

@@ -52,6 +52,13 @@ pub const REQUIRED: [Permission; 12] = [
     p("delete", "secrets", None),
 ];
 
+/// What Dockerfile actions add when a build registry is configured: the build context is
+/// streamed to the builder pod over `pods/attach`.
+pub const BUILD_REQUIRED: [Permission; 2] = [
+    p("get", "pods", Some("attach")),
+    p("create", "pods", Some("attach")),
+];
+
 /// The access review asking for `perm` in `namespace`.
 pub fn review(perm: &Permission, namespace: &str) -> SelfSubjectAccessReview {
     SelfSubjectAccessReview {
@@ -90,10 +97,12 @@ pub fn denial_message(denied: &[Permission], namespace: &str) -> String {
     )
 }
 
-/// Sends every review at once.
-pub async fn preflight(client: &Client, namespace: &str) -> Preflight {
+/// Sends every review at once: [`REQUIRED`], plus [`BUILD_REQUIRED`] when `builds` (a build
+/// registry is configured, so Dockerfile actions will attach to builder pods).
+pub async fn preflight(client: &Client, namespace: &str, builds: bool) -> Preflight {
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let checks = REQUIRED.iter().map(|perm| {
+    let extra: &[Permission] = if builds { &BUILD_REQUIRED } else { &[] };
+    let checks = REQUIRED.iter().chain(extra).map(|perm| {
         let api = api.clone();
         async move {
             let body = review(perm, namespace);

@@ -132,19 +132,30 @@ pub fn check_rules(what: &str, rules: &[PolicyRule]) {
     );
 }
 
-/// The rule Dockerfile actions add (the build context goes over `pods/attach`, which the
-/// preflight does not check). Once the preflight checks it, the add-on must go and
-/// `examples/rbac.yaml` must grant it.
+/// The rule Dockerfile actions add: exactly what the preflight checks in addition
+/// (`BUILD_PERMISSIONS`) when a build registry is configured.
 pub fn check_attach_addon(what: &str, rules: &[PolicyRule]) {
-    assert!(
-        !preflight().iter().any(|(_, r)| r == "pods/attach"),
-        "{what}: the preflight checks pods/attach now: drop this add-on (examples/rbac.yaml grants it)"
-    );
-    let verbs: BTreeSet<&str> = rules
+    let mut granted = BTreeSet::new();
+    for r in rules {
+        for res in r.resources.iter().flatten() {
+            for v in &r.verbs {
+                granted.insert((v.clone(), res.clone()));
+            }
+        }
+    }
+    let wanted: BTreeSet<(String, String)> = container_hooks_k8s::BUILD_PERMISSIONS
         .iter()
-        .flat_map(|r| r.verbs.iter().map(String::as_str))
+        .map(|p| {
+            (
+                p.verb.to_owned(),
+                format!("{}/{}", p.resource, p.subresource.unwrap_or_default()),
+            )
+        })
         .collect();
-    assert_eq!(verbs, BTreeSet::from(["create", "get"]), "{what}");
+    assert_eq!(
+        granted, wanted,
+        "{what}: the add-on must grant exactly BUILD_PERMISSIONS"
+    );
 }
 
 /// The runner container's env as the runner sees it: the chart's additions, `valueFrom`
