@@ -67,6 +67,13 @@ impl Authz {
     pub fn deny(&self, rule: DenyRule) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(rule);
     }
+    /// Remove a rule added earlier (every equal copy).
+    pub fn remove(&self, rule: &DenyRule) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| r != rule);
+    }
     /// Whether the request is allowed.
     pub fn allowed(&self, verb: &str, group: &str, resource: &str, sub: &str, ns: &str) -> bool {
         !self

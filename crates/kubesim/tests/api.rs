@@ -440,3 +440,39 @@ async fn owner_reference_garbage_collection() {
     }
     assert_eq!(api_err(secrets.get("dep-s").await.unwrap_err()).code, 404);
 }
+
+#[tokio::test]
+async fn namespace_deletion_removes_its_contents() {
+    let ctx = setup().await;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    pods.create(&PostParams::default(), &sh_pod("p", "sleep 1000"))
+        .await
+        .unwrap();
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap();
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+    wait_phase(&ctx, "p", &["Running"]).await;
+    let nss: Api<Namespace> = Api::all(ctx.client.clone());
+    let r = nss.delete(&ctx.ns, &DeleteParams::default()).await.unwrap();
+    let ns = r.left().unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    for _ in 0..300 {
+        if matches!(nss.get(&ctx.ns).await, Err(kube::Error::Api(s)) if s.code == 404) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api_err(nss.get(&ctx.ns).await.unwrap_err()).code, 404);
+    assert!(
+        ctx.sim
+            .store()
+            .get(kubesim::store::Kind::Pod, &ctx.ns, "p")
+            .is_none()
+    );
+    assert!(
+        ctx.sim
+            .store()
+            .get(kubesim::store::Kind::Secret, &ctx.ns, "s")
+            .is_none()
+    );
+}

@@ -60,6 +60,31 @@ async fn exec_output_and_exit_codes() {
         let (_, _, code) = exec(&pods, "ex", &["sh", "-c", &format!("exit {want}")]).await;
         assert_eq!(code, Some(want));
     }
+    // exec denied by a rule -> the upgrade is refused (403)
+    let rule = kubesim::DenyRule {
+        verb: "create".into(),
+        group: "*".into(),
+        resource: "pods".into(),
+        subresource: Some("exec".into()),
+        namespace: Some(ctx.ns.clone()),
+    };
+    ctx.sim.authz().deny(rule.clone());
+    let e = pods
+        .exec("ex", vec!["true"], &AttachParams::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("403"), "{e}");
+    ctx.sim.authz().remove(&rule);
+    // exec into a completed pod -> 400
+    create(&ctx, &sh_pod("done", "true")).await;
+    wait_phase(&ctx, "done", &["Succeeded"]).await;
+    let e = pods
+        .exec("done", vec!["true"], &AttachParams::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("400"), "{e}");
     // exec into a missing container -> 400
     let e = pods
         .exec(
