@@ -230,6 +230,12 @@ impl Simulator {
         })
     }
 
+    /// The state directory (pod volumes, termination files, kubeconfig by default) and whether
+    /// shutdown removes it (true when kubesim created it).
+    pub fn state_dir(&self) -> (&std::path::Path, bool) {
+        (&self.state_dir, self.remove_state_dir)
+    }
+
     /// Stop serving, remove every Docker object and the state directory.
     pub async fn shutdown(mut self) -> usize {
         self.handle.shutdown();

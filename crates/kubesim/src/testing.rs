@@ -30,6 +30,7 @@ use crate::store::{Kind, Store};
 /// A simulator running on a dedicated runtime thread, so it outlives any one test's runtime.
 #[derive(Debug)]
 pub struct Sim {
+    temp_dir: Option<std::path::PathBuf>,
     kubeconfig_path: std::path::PathBuf,
     kubeconfig: KubeconfigData,
     instance: String,
@@ -73,7 +74,10 @@ impl Sim {
                             return;
                         }
                     };
+                    let (dir, owned) = sim.state_dir();
+                    let temp_dir = owned.then(|| dir.to_path_buf());
                     let info = (
+                        temp_dir,
                         sim.kubeconfig_path.clone(),
                         sim.kubeconfig.clone(),
                         sim.instance.clone(),
@@ -93,9 +97,19 @@ impl Sim {
                 let _ = done_tx.send(());
             })
             .context("spawning the kubesim thread")?;
-        let (kubeconfig_path, kubeconfig, instance, store, faults, authz, kubelet, handle) =
-            ready_rx.await.context("the kubesim thread died")??;
+        let (
+            temp_dir,
+            kubeconfig_path,
+            kubeconfig,
+            instance,
+            store,
+            faults,
+            authz,
+            kubelet,
+            handle,
+        ) = ready_rx.await.context("the kubesim thread died")??;
         Ok(Sim {
+            temp_dir,
             kubeconfig_path,
             kubeconfig,
             instance,
@@ -116,7 +130,7 @@ impl Sim {
         SHARED
             .get_or_try_init(|| async {
                 let sim = Sim::start(SimConfig::default()).await?;
-                spawn_reaper(&sim.instance);
+                spawn_reaper(&sim.instance, sim.temp_dir.as_deref());
                 Ok::<_, anyhow::Error>(sim)
             })
             .await
@@ -299,10 +313,16 @@ impl Drop for Sim {
 }
 
 /// A detached shell that removes this instance's containers once this process is gone.
-fn spawn_reaper(instance: &str) {
+fn spawn_reaper(instance: &str, temp_dir: Option<&Path>) {
     let pid = std::process::id();
+    // only a directory kubesim created itself (named after the instance) is removed
+    let rm_dir = temp_dir
+        .and_then(|d| d.to_str())
+        .filter(|d| d.contains(&format!("kubesim-{instance}-")) && !d.contains('\''))
+        .map(|d| format!("rm -rf '{d}';"))
+        .unwrap_or_default();
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; ids=$(docker ps -aq --filter label=kubesim.instance={instance}); [ -n \"$ids\" ] && docker rm -f $ids >/dev/null 2>&1; true"
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; ids=$(docker ps -aq --filter label=kubesim.instance={instance}); [ -n \"$ids\" ] && docker rm -f $ids >/dev/null 2>&1; {rm_dir} true"
     );
     let _ = std::process::Command::new("sh")
         .arg("-c")
