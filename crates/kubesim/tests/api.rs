@@ -476,3 +476,18 @@ async fn namespace_deletion_removes_its_contents() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn missing_sandbox_image_is_a_clear_error() {
+    let err = kubesim::testing::Sim::start(kubesim::SimConfig {
+        sandbox_image: "kubesim-no-such-image:0".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"kubesim-no-such-image:0\" is not in the local Docker engine"),
+        "{err}"
+    );
+}
