@@ -1,6 +1,7 @@
 //! The node agent: watches pods in the store and runs them as Docker containers.
 
 pub mod builder;
+mod containers;
 pub mod plan;
 mod probes;
 pub mod pull;
