@@ -25,7 +25,6 @@ fn prepare_steps_and_cleanup() {
     sleeper["environmentVariables"] = json!({"SERVICE_VAR": "x"});
     let (run, state) = runner.prepare(Some(job), vec![redis, sleeper]);
     let run = run.ok();
-    eprintln!("PREPARE {:?}\n{}", run.elapsed, run.stderr);
     let resp = run.json();
     assert_eq!(state["jobPod"], json!("runner-life-workflow"), "{resp}");
     assert_eq!(resp["isAlpine"], json!(false));
@@ -57,7 +56,6 @@ fn prepare_steps_and_cleanup() {
         &[("WHO", "octo")],
     );
     assert_eq!(step.run.code, 0, "{:#?}", step.run);
-    eprintln!("STEP {:?}\n{}", step.run.elapsed, step.run.stderr);
     assert!(
         step.run.stdout.contains("hello octo from /__w/repo/repo"),
         "{:#?}",

@@ -187,13 +187,26 @@ async fn drive(
     let mut logs = std::pin::pin!(logs);
     let mut logs_done = false;
     let mut end = std::pin::pin!(end);
+    // The exit code is the truth: a broken log stream is warned about, not a failed step.
+    let log_broke = |e: Error| {
+        joblog::warning(&format!(
+            "the log of step pod {name} broke ({e}); waiting for the step's end"
+        ));
+    };
     let code = tokio::select! {
         r = &mut end => r?.1,
-        r = &mut logs => { logs_done = true; r?; end.await?.1 }
+        r = &mut logs => {
+            logs_done = true;
+            if let Err(e) = r {
+                log_broke(e);
+            }
+            end.await?.1
+        }
     };
     if !logs_done {
         match tokio::time::timeout(LOG_GRACE, logs).await {
-            Ok(r) => r?,
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log_broke(e),
             Err(_) => joblog::warning(&format!(
                 "the log of step pod {name} did not end with its container"
             )),

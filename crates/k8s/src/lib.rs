@@ -33,6 +33,8 @@ mod wait;
 #[cfg(test)]
 mod assess_tests;
 #[cfg(test)]
+mod exec_tests;
+#[cfg(test)]
 mod snapshot_tests;
 
 pub use build::{BuildError, BuildSettings, Builder};

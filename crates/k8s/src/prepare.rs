@@ -136,27 +136,58 @@ pub async fn prepare_job(
         let created = cluster.create_pod(&job_pod, &token).await?;
         joblog::info(&format!("created pod {job_name} in namespace {ns}"));
         let has_job = args.container.is_some();
-        let (ready, _) = wait::until(
-            &cluster.pods,
-            &job_name,
-            created.metadata.resource_version.clone(),
-            &Goal::JobReady {
-                job: has_job,
-                services: built.service_names.clone(),
-            },
-            settings.prepare_timeout,
-            joblog::info,
-        )
-        .await?;
-        let ready_after = started.elapsed();
-        let (copied, is_alpine) = if has_job {
-            let (copied, alpine) = tokio::join!(
-                copy_work(&cluster, &job_name, &storage, &layout),
-                is_alpine(&cluster, &job_name),
-            );
-            (copied?, alpine?)
+        let deadline = tokio::time::Instant::now() + settings.prepare_timeout;
+        let ready_goal = Goal::JobReady {
+            job: has_job,
+            services: built.service_names.clone(),
+        };
+        let wait_ready = |rv: Option<String>| {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ready_goal = &ready_goal;
+            let pods = &cluster.pods;
+            let name = job_name.as_str();
+            async move {
+                let (pod, _) = wait::until(pods, name, rv, ready_goal, remaining, joblog::info)
+                    .await
+                    .map_err(|e| match e {
+                        // The deadline is the whole prepare timeout, however it was split.
+                        wait::WaitError::Timeout { pod, state, .. } => wait::WaitError::Timeout {
+                            pod,
+                            timeout: settings.prepare_timeout,
+                            state,
+                        },
+                        other => other,
+                    })?;
+                Ok::<_, Error>((pod, started.elapsed()))
+            }
+        };
+        let ((ready, ready_after), (copied, is_alpine)) = if has_job {
+            // The job container runs before the services are ready: copy the workspace and
+            // look at /etc/os-release meanwhile.
+            let (running, _) = wait::until(
+                &cluster.pods,
+                &job_name,
+                created.metadata.resource_version.clone(),
+                &Goal::Started(JOB_CONTAINER.into()),
+                settings.prepare_timeout,
+                joblog::info,
+            )
+            .await?;
+            tokio::try_join!(
+                wait_ready(running.metadata.resource_version.clone()),
+                async {
+                    let (copied, alpine) = tokio::join!(
+                        copy_work(&cluster, &job_name, &storage, &layout),
+                        is_alpine(&cluster, &job_name),
+                    );
+                    Ok::<_, Error>((copied?, alpine?))
+                }
+            )?
         } else {
-            (None, false)
+            (
+                wait_ready(created.metadata.resource_version.clone()).await?,
+                (None, false),
+            )
         };
         Ok::<_, Error>((ready, ready_after, copied, is_alpine))
     }

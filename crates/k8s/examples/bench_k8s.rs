@@ -1,0 +1,442 @@
+//! The Kubernetes hook's benchmarks on kubesim (run by `cargo xtask bench k8s`, which passes
+//! the release binary): each figure is a ratio against a baseline measured in the same run, plus
+//! absolute numbers.
+//!
+//! 1. prepare_job wall time minus kubesim's own pod-ready time (creation → Ready, observed in
+//!    its store): the hook's overhead.
+//! 2. Workspace copy (20k files, 200 MB): the hook's MB/s over raw
+//!    `tar c | docker exec -i <job container> tar x` into the same emptyDir.
+//! 3. 1 GiB of step stdout through exec: the hook's MB/s over raw `docker exec <c> dd`, and the
+//!    hook's peak RSS.
+//!
+//! `bench_k8s --hook <k8s-hook> [--quick] [--iterations N]`
+
+use anyhow::{Context, bail};
+use kubesim::store::{EventType, Kind};
+use kubesim::testing::Sim;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Opts {
+    hook: PathBuf,
+    quick: bool,
+    iterations: usize,
+}
+
+fn opts() -> anyhow::Result<Opts> {
+    let mut args = std::env::args().skip(1);
+    let mut o = Opts {
+        hook: PathBuf::new(),
+        quick: false,
+        iterations: 10,
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--hook" => o.hook = args.next().context("--hook needs a path")?.into(),
+            "--quick" => o.quick = true,
+            "--iterations" => {
+                o.iterations = args.next().context("--iterations needs N")?.parse()?
+            }
+            other => {
+                bail!("unknown argument {other:?} (expected --hook PATH, --quick, --iterations N)")
+            }
+        }
+    }
+    if !o.hook.is_file() {
+        bail!("--hook {} is not a file", o.hook.display());
+    }
+    Ok(o)
+}
+
+/// A runner: `_work` tree, namespace, runner pod, environment.
+struct Bench {
+    sim: Sim,
+    ns: String,
+    dir: tempfile::TempDir,
+    hook: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    response: String,
+    elapsed: Duration,
+    stdout_bytes: u64,
+    max_rss_kb: Option<u64>,
+}
+
+impl Bench {
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("_work")
+    }
+
+    fn call(&self, command: &str, args: Value, state: Option<&Value>) -> anyhow::Result<Run> {
+        let response = self.work().join(format!(
+            "_temp/_runner_hook_responses/{}.json",
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::write(&response, "")?;
+        let line = json!({"command": command, "responseFile": response, "args": args,
+                          "state": state.cloned().unwrap_or(Value::Null)});
+        // /usr/bin/time reports the peak RSS of the hook process.
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "BENCH_MAXRSS_KB=%M"])
+            .arg(&self.hook)
+            .current_dir(self.work().join("repo/repo"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .context("starting the hook under /usr/bin/time")?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(format!("{line}\n").as_bytes())?;
+        let mut stdout = child.stdout.take().context("stdout")?;
+        let mut stderr = child.stderr.take().context("stderr")?;
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let stdout_bytes = count(&mut stdout)?;
+        let status = child.wait()?;
+        let elapsed = start.elapsed();
+        let stderr = err.join().unwrap_or_default();
+        let max_rss_kb = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("BENCH_MAXRSS_KB="))
+            .and_then(|v| v.trim().parse().ok());
+        let response_text = std::fs::read_to_string(&response).unwrap_or_default();
+        let _ = std::fs::remove_file(&response);
+        Ok(Run {
+            code: status.code().unwrap_or(-1),
+            stderr,
+            response: response_text,
+            elapsed,
+            stdout_bytes,
+            max_rss_kb,
+        })
+    }
+
+    fn prepare(&self) -> anyhow::Result<(Run, Value)> {
+        let env = testenv_env()?;
+        let job = json!({"image": env.image(testenv::Image::Busybox), "workingDirectory": "/__w/repo/repo",
+                         "environmentVariables": {"HOME": "/github/home"}, "entryPointArgs": [],
+                         "portMappings": [], "systemMountVolumes": [], "userMountVolumes": []});
+        let run = self.call(
+            "prepare_job",
+            json!({"container": job, "services": []}),
+            None,
+        )?;
+        if run.code != 0 {
+            bail!("prepare_job failed:\n{}", run.stderr);
+        }
+        let state = serde_json::from_str::<Value>(&run.response)?["state"].clone();
+        Ok((run, state))
+    }
+
+    fn cleanup(&self, state: &Value) -> anyhow::Result<()> {
+        let run = self.call("cleanup_job", json!({}), Some(state))?;
+        if run.code != 0 {
+            bail!("cleanup_job failed:\n{}", run.stderr);
+        }
+        Ok(())
+    }
+
+    fn job_container(&self) -> anyhow::Result<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                "label=io.kubernetes.container.name=job",
+            ])
+            .args([
+                "--filter",
+                &format!("label=io.kubernetes.pod.namespace={}", self.ns),
+            ])
+            .args([
+                "--filter",
+                "label=io.kubernetes.pod.name=runner-bench-workflow",
+            ])
+            .output()?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if id.is_empty() || id.contains('\n') {
+            bail!("cannot find the job container's docker container ({id:?})");
+        }
+        Ok(id)
+    }
+}
+
+fn count(r: &mut impl Read) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        match r.read(&mut buf)? {
+            0 => return Ok(n),
+            k => n += k as u64,
+        }
+    }
+}
+
+fn testenv_env() -> anyhow::Result<testenv::TestEnv> {
+    static ENV: std::sync::OnceLock<testenv::TestEnv> = std::sync::OnceLock::new();
+    if let Some(e) = ENV.get() {
+        return Ok(e.clone());
+    }
+    let e = tokio::runtime::Runtime::new()?.block_on(testenv::ensure())?;
+    Ok(ENV.get_or_init(|| e).clone())
+}
+
+fn setup(rt: &tokio::runtime::Runtime, hook: &Path) -> anyhow::Result<Bench> {
+    let env = testenv_env()?;
+    let sim = rt.block_on(Sim::start(kubesim::SimConfig::default()))?;
+    let ns = sim.create_namespace()?;
+    rt.block_on(sim.create_runner_pod(&ns, "runner-bench"))?;
+    let dir = tempfile::Builder::new().prefix("k8s-bench-").tempdir()?;
+    for sub in [
+        "_work/repo/repo",
+        "_work/_temp/_runner_hook_responses",
+        "_work/_temp/_github_home",
+        "_work/_temp/_github_workflow",
+        "_work/_temp/_runner_file_commands",
+    ] {
+        std::fs::create_dir_all(dir.path().join(sub))?;
+    }
+    let work = dir.path().join("_work");
+    let vars = vec![
+        ("ACTIONS_RUNNER_POD_NAME", "runner-bench".to_owned()),
+        ("ACTIONS_RUNNER_KUBERNETES_NAMESPACE", ns.clone()),
+        ("KUBECONFIG", sim.kubeconfig_path().display().to_string()),
+        ("ACTIONS_RUNNER_IMAGE", env.image(testenv::Image::Runner)),
+        (
+            "GITHUB_WORKSPACE",
+            work.join("repo/repo").display().to_string(),
+        ),
+        ("RUNNER_WORKSPACE", work.join("repo").display().to_string()),
+        ("RUNNER_TEMP", work.join("_temp").display().to_string()),
+    ];
+    Ok(Bench {
+        sim,
+        ns,
+        dir,
+        hook: hook.to_owned(),
+        env: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    })
+}
+
+/// The instant the job pod was created and the instant kubesim marked it Ready, from its store.
+fn watch_ready(bench: &Bench) -> std::sync::mpsc::Receiver<Duration> {
+    let mut rx = bench.sim.store().subscribe();
+    let ns = bench.ns.clone();
+    let (tx, out) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(rt) = rt else { return };
+        rt.block_on(async move {
+            let mut created: Option<Instant> = None;
+            loop {
+                let ev = match rx.recv().await {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                if ev.kind != Kind::Pod || ev.namespace != ns || ev.name != "runner-bench-workflow"
+                {
+                    continue;
+                }
+                match ev.etype {
+                    EventType::Added => created = Some(Instant::now()),
+                    EventType::Deleted => created = None,
+                    EventType::Modified => {
+                        let ready = ev.object["status"]["conditions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                        if ready
+                            && let Some(c) = created.take()
+                            && tx.send(c.elapsed()).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    });
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench_prepare(bench: &Bench, iterations: usize) -> anyhow::Result<()> {
+    let ready_times = watch_ready(bench);
+    let (mut walls, mut readys, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        let (run, state) = bench.prepare()?;
+        let ready = ready_times
+            .recv_timeout(Duration::from_secs(10))
+            .context("kubesim never reported the job pod Ready")?;
+        // `ready` is measured from creation to Ready; the hook's wall time contains it.
+        let wall = run.elapsed.as_secs_f64() * 1000.0;
+        let r = ready.as_secs_f64() * 1000.0;
+        walls.push(wall);
+        readys.push(r);
+        overheads.push(wall - r);
+        bench.cleanup(&state)?;
+    }
+    println!(
+        "prepare_job: wall {:.0} ms, kubesim pod-ready {:.0} ms, hook overhead {:.0} ms (median of {iterations}; goal <= 150 ms; min {:.0} ms)",
+        median(walls),
+        median(readys),
+        median(overheads.clone()),
+        overheads.iter().copied().fold(f64::INFINITY, f64::min)
+    );
+    Ok(())
+}
+
+fn make_tree(root: &Path, files: usize, size: usize) -> anyhow::Result<()> {
+    let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    for i in 0..files {
+        let dir = root.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        std::fs::write(dir.join(format!("f{i}")), &data)?;
+    }
+    Ok(())
+}
+
+fn bench_copy(bench: &Bench, quick: bool) -> anyhow::Result<()> {
+    let (files, size) = if quick {
+        (2_000, 10_000)
+    } else {
+        (20_000, 10_000)
+    };
+    let tree = bench.work().join("repo/repo/tree");
+    make_tree(&tree, files, size)?;
+    let (run, state) = bench.prepare()?;
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("workspace copied:"))
+        .context("no copy summary in the hook's log")?
+        .to_owned();
+    // "... workspace copied: N entries, X MB (Y MB/s) in T s; ..."
+    let part = line.split("workspace copied: ").nth(1).unwrap_or_default();
+    let mb: f64 = part
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .context("no MB in the copy summary")?;
+    let secs: f64 = part
+        .split(" in ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .context("no time in the copy summary")?;
+    let hook = mb / secs;
+    let cid = bench.job_container()?;
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar cf - -C '{}' . | docker exec -i {cid} sh -c 'mkdir -p /__w/.raw && tar xf - -C /__w/.raw'",
+            bench.work().display()
+        ))
+        .status()?;
+    let raw_secs = start.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("raw tar | docker exec failed");
+    }
+    let raw = mb / raw_secs;
+    println!(
+        "workspace copy ({files} files, {mb:.0} MB): hook {hook:.0} MB/s ({secs:.2} s), raw tar|docker exec {raw:.0} MB/s ({raw_secs:.2} s), ratio {:.2} (goal >= 0.8)",
+        hook / raw
+    );
+    bench.cleanup(&state)?;
+    std::fs::remove_dir_all(&tree)?;
+    Ok(())
+}
+
+fn bench_stdout(bench: &Bench, quick: bool) -> anyhow::Result<()> {
+    let mib: u64 = if quick { 128 } else { 1024 };
+    let (_, state) = bench.prepare()?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dd = format!("dd if=/dev/zero bs=1048576 count={mib} 2>/dev/null");
+    std::fs::write(
+        bench.work().join(format!("_temp/{id}.sh")),
+        format!("{dd}\n"),
+    )?;
+    let args = json!({"entryPoint": "sh", "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
+                      "environmentVariables": {}, "prependPath": [], "workingDirectory": "/__w/repo/repo"});
+    let run = bench.call("run_script_step", args, Some(&state))?;
+    if run.code != 0 || run.stdout_bytes != mib << 20 {
+        bail!(
+            "the step failed or lost output ({} of {} bytes):\n{}",
+            run.stdout_bytes,
+            mib << 20,
+            run.stderr
+        );
+    }
+    let bytes = (mib << 20) as f64;
+    let hook = bytes / 1e6 / run.elapsed.as_secs_f64();
+    let cid = bench.job_container()?;
+    let start = Instant::now();
+    let mut child = Command::new("docker")
+        .args(["exec", &cid, "sh", "-c", &dd])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let got = count(&mut child.stdout.take().context("stdout")?)?;
+    child.wait()?;
+    let raw_secs = start.elapsed().as_secs_f64();
+    if got != mib << 20 {
+        bail!("raw docker exec delivered {got} bytes");
+    }
+    let raw = bytes / 1e6 / raw_secs;
+    println!(
+        "step stdout ({mib} MiB): hook {hook:.0} MB/s ({:.2} s, whole run_script_step), raw docker exec {raw:.0} MB/s ({raw_secs:.2} s), ratio {:.2} (goal >= 0.5); hook peak RSS {} (goal <= 64 MiB)",
+        run.elapsed.as_secs_f64(),
+        hook / raw,
+        run.max_rss_kb.map_or_else(
+            || "unknown".to_owned(),
+            |k| format!("{:.1} MiB", k as f64 / 1024.0)
+        )
+    );
+    bench.cleanup(&state)?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let o = opts()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let bench = setup(&rt, &o.hook)?;
+    println!(
+        "k8s hook benchmarks on kubesim ({})",
+        if o.quick { "quick" } else { "full" }
+    );
+    bench_prepare(&bench, o.iterations)?;
+    bench_copy(&bench, o.quick)?;
+    bench_stdout(&bench, o.quick)?;
+    let Bench { sim, .. } = bench;
+    rt.block_on(sim.shutdown());
+    Ok(())
+}
