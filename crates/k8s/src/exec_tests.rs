@@ -9,10 +9,20 @@ use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Answers the upgrade with the v5 subprotocol.
+#[allow(clippy::result_large_err)] // the shape tungstenite's callback requires
+fn v5(_: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    resp.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("v5.channel.k8s.io"),
+    );
+    Ok(resp)
+}
 
 /// An "API server" on 127.0.0.1 that upgrades one exec request (v5) and hands the websocket
 /// to `behave`.
@@ -25,15 +35,7 @@ where
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let ws = tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
-            resp.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("v5.channel.k8s.io"),
-            );
-            Ok(resp)
-        })
-        .await
-        .unwrap();
+        let ws = tokio_tungstenite::accept_hdr_async(tcp, v5).await.unwrap();
         behave(ws).await;
     });
     let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
