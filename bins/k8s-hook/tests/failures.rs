@@ -177,7 +177,8 @@ fn a_slow_start_within_the_timeout_succeeds_and_beyond_it_fails() {
     sim().faults().add_pod_start_delay(PodDelay {
         namespace: Some(runner.ns.clone()),
         pod: Some("*-workflow".into()),
-        millis: 3000,
+        // Longer than the 10 s a wait may stay silent in the job log.
+        millis: 11_000,
     });
     runner.extra_env.push((
         "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".into(),
@@ -188,6 +189,12 @@ fn a_slow_start_within_the_timeout_succeeds_and_beyond_it_fails() {
     assert!(
         run.stderr.contains("waiting for a node (Unschedulable)"),
         "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("still waiting for pod runner-slow-workflow (10 s): "),
+        "a long wait must report progress: {}",
         run.stderr
     );
     runner.call("cleanup_job", json!({}), Some(&state)).ok();

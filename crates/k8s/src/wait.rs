@@ -282,7 +282,9 @@ pub async fn until(
     mut progress: impl FnMut(&str),
 ) -> Result<(Pod, Option<i32>), WaitError> {
     let deadline = Instant::now() + timeout;
-    let mut last: Option<Pod> = None;
+    let started = Instant::now();
+    // The last pod state seen, shared with the progress ticker below.
+    let last: std::cell::RefCell<Option<Pod>> = std::cell::RefCell::new(None);
     let mut last_progress: Option<String> = None;
     let mut rv = resource_version;
     let failed = |reason: String| WaitError::Failed {
@@ -301,7 +303,7 @@ pub async fn until(
                         Assessment::Failed(r) => return Err(failed(r)),
                         Assessment::Waiting(p) => report(&mut last_progress, p, &mut progress),
                     }
-                    last = Some(pod);
+                    *last.borrow_mut() = Some(pod);
                     version
                 }
             };
@@ -321,7 +323,7 @@ pub async fn until(
                             Assessment::Failed(r) => return Err(failed(r)),
                             Assessment::Waiting(p) => report(&mut last_progress, p, &mut progress),
                         }
-                        last = Some(pod);
+                        *last.borrow_mut() = Some(pod);
                     }
                     Ok(WatchEvent::Deleted(_)) => {
                         return Err(failed("the pod was deleted".into()));
@@ -342,17 +344,43 @@ pub async fn until(
             }
         }
     };
-    match tokio::time::timeout_at(deadline, work).await {
+    // A long wait (a slow pull, an unschedulable pod) is never silent for longer than
+    // PROGRESS_EVERY: say how long it has been and where the pod stands.
+    let ticker = async {
+        let mut tick = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+        loop {
+            tick.tick().await;
+            let state = last
+                .borrow()
+                .as_ref()
+                .map_or_else(|| "no status yet".into(), describe);
+            crate::joblog::info(&format!(
+                "still waiting for pod {name} ({} s): {state}",
+                started.elapsed().as_secs()
+            ));
+        }
+    };
+    let watched = async {
+        tokio::select! {
+            result = work => result,
+            never = ticker => never,
+        }
+    };
+    match tokio::time::timeout_at(deadline, watched).await {
         Ok(result) => result,
         Err(_) => Err(WaitError::Timeout {
             pod: name.to_owned(),
             timeout,
             state: last
+                .borrow()
                 .as_ref()
                 .map_or_else(|| "no status yet".into(), describe),
         }),
     }
 }
+
+/// The longest a wait stays silent in the job log.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 fn report(last: &mut Option<String>, now: Option<String>, progress: &mut impl FnMut(&str)) {
     if let Some(p) = now
