@@ -21,7 +21,12 @@ fn install() -> tempfile::TempDir {
     dir
 }
 
-fn launch(shell: &str, dir: &tempfile::TempDir, args: &[&str], stdin: &str) -> (i32, String, String) {
+fn launch(
+    shell: &str,
+    dir: &tempfile::TempDir,
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
     let launcher = dir.path().join("hooks dir/index.sh");
     let mut child = Command::new(shell)
         .arg("-e")
@@ -34,7 +39,12 @@ fn launch(shell: &str, dir: &tempfile::TempDir, args: &[&str], stdin: &str) -> (
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap(),
@@ -59,7 +69,10 @@ fn passes_arguments_stdin_and_exit_code_through() {
             r#"{"command":"brew_tea","responseFile":"/nonexistent/r.json","args":{}}"#,
         );
         assert_eq!(code, 1, "{shell}: {stderr}");
-        assert!(stderr.contains("::error::unknown command \"brew_tea\""), "{shell}: {stderr}");
+        assert!(
+            stderr.contains("::error::unknown command \"brew_tea\""),
+            "{shell}: {stderr}"
+        );
 
         // clap's usage error exits 2: a code other than 1 passes through unchanged
         let (code, _, stderr) = launch(shell, &dir, &["--no-such-flag"], "");
