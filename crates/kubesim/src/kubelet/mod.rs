@@ -6,6 +6,7 @@ pub mod plan;
 mod probes;
 pub mod pull;
 pub mod runtime;
+mod scheduling;
 pub mod status;
 pub mod volumes;
 mod worker;

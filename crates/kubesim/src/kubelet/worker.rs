@@ -193,15 +193,7 @@ impl Worker {
     }
 
     fn node_selector_ok(&self) -> bool {
-        let labels = plan::node_labels();
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_selector.as_ref())
-            .is_none_or(|sel| {
-                sel.iter()
-                    .all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()))
-            })
+        super::scheduling::fits(&self.pod, NODE_NAME, &plan::node_labels())
     }
 
     async fn lifecycle(self: Arc<Self>) {
