@@ -37,7 +37,7 @@ fn volume_mode_mounts_the_claim_and_copies_nothing() {
 
     let mut job = container(&env.image(Image::Busybox));
     job["workingDirectory"] = json!("/__w/repo/repo");
-    let (run, state) = runner.prepare(Some(job), vec![]);
+    let (run, state) = runner.prepare(Some(job.clone()), vec![]);
     let run = run.ok();
     assert!(
         !run.stderr.contains("copied"),
@@ -101,6 +101,21 @@ fn volume_mode_mounts_the_claim_and_copies_nothing() {
     assert_eq!(cstep.run.stdout, "from-pod\n");
     assert_eq!(cstep.output, "w=2\n");
     assert!(runner.workspace().join("from-action").exists());
+    runner.call("cleanup_job", json!({}), Some(&state)).ok();
+    assert_eq!(runner.labelled(), (vec![], vec![]));
+
+    // With the kube scheduler: required node affinity instead of nodeName, and kubesim's
+    // scheduler (which evaluates it) must place the pod on the runner's node.
+    runner
+        .extra_env
+        .push(("ACTIONS_RUNNER_USE_KUBE_SCHEDULER".into(), "true".into()));
+    let (run, state) = runner.prepare(Some(job), vec![]);
+    run.ok();
+    let spec = runner.get_pod("runner-vol-workflow").unwrap().spec.unwrap();
+    assert!(
+        spec.affinity.is_some(),
+        "node affinity in kube-scheduler mode"
+    );
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }
