@@ -78,12 +78,33 @@ pub(crate) fn human(bytes: u64) -> String {
     }
 }
 
-/// Condenses the pull stream: one line per layer when it is done, then a summary.
-#[derive(Debug, Default)]
+/// The longest a pull stays silent in the job log while bytes are arriving.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Condenses the pull stream: one line per layer when it is done, a byte count at least every
+/// [`PROGRESS_EVERY`] while layers download, then a summary.
+#[derive(Debug)]
 struct PullProgress {
     sizes: BTreeMap<String, u64>,
+    downloaded: BTreeMap<String, u64>,
     done: usize,
     cached: usize,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Default for PullProgress {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self {
+            sizes: BTreeMap::new(),
+            downloaded: BTreeMap::new(),
+            done: 0,
+            cached: 0,
+            started: now,
+            last_line: now,
+        }
+    }
 }
 
 impl PullProgress {
@@ -104,8 +125,23 @@ impl PullProgress {
                 self.done += 1;
                 let size = self.sizes.get(id).copied().unwrap_or(0);
                 tracing::info!("{image}: layer {id} pulled ({})", human(size));
+                self.last_line = Instant::now();
             }
             "Already exists" => self.cached += 1,
+            "Downloading" => {
+                if let Some(current) = info.progress_detail.as_ref().and_then(|p| p.current) {
+                    self.downloaded.insert(id.to_owned(), current.max(0) as u64);
+                }
+                if self.last_line.elapsed() >= PROGRESS_EVERY {
+                    tracing::info!(
+                        "{image}: {} of {} downloaded ({:.0}s)",
+                        human(self.downloaded.values().sum()),
+                        human(self.sizes.values().sum()),
+                        self.started.elapsed().as_secs_f64()
+                    );
+                    self.last_line = Instant::now();
+                }
+            }
             _ => {}
         }
     }
@@ -255,6 +291,32 @@ pub(crate) async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_download_reports_progress_at_most_every_ten_seconds() {
+        let info = |status: &str, current: i64, total: i64| CreateImageInfo {
+            id: Some("layer1".into()),
+            status: Some(status.into()),
+            progress_detail: Some(bollard::models::ProgressDetail {
+                current: Some(current),
+                total: Some(total),
+            }),
+            ..Default::default()
+        };
+        let mut p = PullProgress::default();
+        let quiet_since = p.last_line;
+        p.update("img", &info("Downloading", 10, 100));
+        assert_eq!(p.last_line, quiet_since, "no line before 10 s have passed");
+        p.last_line -= PROGRESS_EVERY;
+        p.update("img", &info("Downloading", 50, 100));
+        assert!(
+            p.last_line.elapsed() < PROGRESS_EVERY,
+            "a progress line was due"
+        );
+        assert_eq!(p.downloaded["layer1"], 50);
+        p.update("img", &info("Pull complete", 100, 100));
+        assert_eq!(p.done, 1);
+    }
 
     #[test]
     fn references() {
