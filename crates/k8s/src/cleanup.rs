@@ -10,14 +10,12 @@ pub async fn cleanup_job(hook: &K8sHook, state: State) -> Result<(), Error> {
     let group = Group::start("Cleaning up the job's pods");
     let cluster = hook.cluster().await?;
     let selector = runner_selector(&hook.settings.runner_pod);
-    let (by_label, by_name) = tokio::join!(cluster.delete_labelled(&selector), async {
-        match &state.job_pod {
-            Some(pod) => cluster.delete_pod(pod).await,
-            None => Ok(()),
-        }
-    });
-    let (pods, secrets) = by_label?;
-    by_name?;
+    // By label first, so the count says what this cleanup removed; then the job pod named in
+    // the state, in case a template changed its labels (a pod already gone is fine).
+    let (pods, secrets) = cluster.delete_labelled(&selector).await?;
+    if let Some(pod) = &state.job_pod {
+        cluster.delete_pod(pod).await?;
+    }
     joblog::info(&format!(
         "deleted {pods} pod(s) and {secrets} secret(s) labelled {selector}"
     ));
