@@ -131,3 +131,39 @@ pub fn assert_missing_env_is_one_error(bin: &Path, var: &str) {
     assert!(errors[0].contains(var), "{}", errors[0]);
     assert_eq!(run.response, "");
 }
+
+/// `--version` names the binary; `--help` tells where the runner is pointed.
+pub fn assert_version_and_help(bin: &Path, name: &str) {
+    let out = Command::new(bin).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("{name} ")));
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ACTIONS_RUNNER_CONTAINER_HOOKS"));
+}
+
+/// The whole protocol suite for one hook binary: `protocol_tests!("k8s-hook", "ACTIONS_RUNNER_POD_NAME")`
+/// names the binary and the environment variable it requires.
+#[macro_export]
+macro_rules! protocol_tests {
+    ($bin:literal, $required:literal) => {
+        const BIN: &str = env!(concat!("CARGO_BIN_EXE_", $bin));
+
+        #[test]
+        fn bad_input_fails_with_one_error_line_and_an_untouched_response() {
+            harness::assert_bad_inputs_fail_cleanly(
+                std::path::Path::new(BIN),
+                &[($required, "protocol-test")],
+            );
+        }
+
+        #[test]
+        fn the_required_variable_is_required() {
+            harness::assert_missing_env_is_one_error(std::path::Path::new(BIN), $required);
+        }
+
+        #[test]
+        fn version_and_help() {
+            harness::assert_version_and_help(std::path::Path::new(BIN), $bin);
+        }
+    };
+}
