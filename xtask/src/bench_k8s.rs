@@ -40,7 +40,7 @@ fn cargo() -> String {
 }
 
 /// Builds the release `k8s-hook` and returns the executable's path (from cargo's own report).
-fn build_hook() -> anyhow::Result<PathBuf> {
+pub(crate) fn build_hook() -> anyhow::Result<PathBuf> {
     let out = Command::new(cargo())
         .args([
             "build",

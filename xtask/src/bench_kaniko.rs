@@ -52,7 +52,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             ),
         }
     }
-    let hook = build_hook()?;
+    let hook = crate::bench_k8s::build_hook()?;
     let rt = tokio::runtime::Runtime::new()?;
     let env = rt
         .block_on(testenv::ensure())
@@ -116,32 +116,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-/// Builds the release `k8s-hook`; returns the executable cargo reports.
-fn build_hook() -> anyhow::Result<PathBuf> {
-    let out = Command::new(cargo())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "k8s-hook",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("building k8s-hook")?;
-    ensure!(out.status.success(), "building k8s-hook failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "k8s-hook")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo did not report the k8s-hook executable")
 }
 
 struct Bench<'a> {
