@@ -79,6 +79,21 @@ fn project(
     Ok(())
 }
 
+/// A secret's or configmap's data as a volume source: missing is fine (`None`) only when the
+/// source is `optional`, as the kubelet has it.
+fn source(
+    found: Option<HashMap<String, Vec<u8>>>,
+    optional: Option<bool>,
+    kind: &str,
+    name: &str,
+) -> Result<Option<HashMap<String, Vec<u8>>>, VolumeError> {
+    match found {
+        Some(d) => Ok(Some(d)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(VolumeError::Missing(format!("{kind} {name:?} not found"))),
+    }
+}
+
 fn secret_map(store: &Store, ns: &str, name: &str) -> Option<HashMap<String, Vec<u8>>> {
     store
         .get(Kind::Secret, ns, name)
@@ -175,11 +190,8 @@ pub fn prepare(
             }
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
-            let data = match secret_map(store, &ns, &name) {
-                Some(d) => d,
-                None if s.optional == Some(true) => HashMap::new(),
-                None => return Err(VolumeError::Missing(format!("secret {name:?} not found"))),
-            };
+            let data = source(secret_map(store, &ns, &name), s.optional, "secret", &name)?
+                .unwrap_or_default();
             mk(&dir, 0o755)?;
             project(
                 &dir,
@@ -194,15 +206,13 @@ pub fn prepare(
             }
         } else if let Some(c) = &v.config_map {
             let name = c.name.clone();
-            let data = match config_map(store, &ns, &name) {
-                Some(d) => d,
-                None if c.optional == Some(true) => HashMap::new(),
-                None => {
-                    return Err(VolumeError::Missing(format!(
-                        "configmap {name:?} not found"
-                    )));
-                }
-            };
+            let data = source(
+                config_map(store, &ns, &name),
+                c.optional,
+                "configmap",
+                &name,
+            )?
+            .unwrap_or_default();
             mk(&dir, 0o755)?;
             project(
                 &dir,
@@ -219,29 +229,25 @@ pub fn prepare(
             mk(&dir, 0o755)?;
             let mode = p.default_mode.unwrap_or(0o644);
             for src in p.sources.iter().flatten() {
-                if let Some(s) = &src.secret {
-                    match secret_map(store, &ns, &s.name) {
-                        Some(d) => project(&dir, &d, s.items.as_ref(), mode, &s.name)?,
-                        None if s.optional == Some(true) => {}
-                        None => {
-                            return Err(VolumeError::Missing(format!(
-                                "secret {:?} not found",
-                                s.name
-                            )));
-                        }
-                    }
+                if let Some(s) = &src.secret
+                    && let Some(d) = source(
+                        secret_map(store, &ns, &s.name),
+                        s.optional,
+                        "secret",
+                        &s.name,
+                    )?
+                {
+                    project(&dir, &d, s.items.as_ref(), mode, &s.name)?;
                 }
-                if let Some(c) = &src.config_map {
-                    match config_map(store, &ns, &c.name) {
-                        Some(d) => project(&dir, &d, c.items.as_ref(), mode, &c.name)?,
-                        None if c.optional == Some(true) => {}
-                        None => {
-                            return Err(VolumeError::Missing(format!(
-                                "configmap {:?} not found",
-                                c.name
-                            )));
-                        }
-                    }
+                if let Some(c) = &src.config_map
+                    && let Some(d) = source(
+                        config_map(store, &ns, &c.name),
+                        c.optional,
+                        "configmap",
+                        &c.name,
+                    )?
+                {
+                    project(&dir, &d, c.items.as_ref(), mode, &c.name)?;
                 }
                 if let Some(d) = &src.downward_api {
                     for it in d.items.iter().flatten() {
