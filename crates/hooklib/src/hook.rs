@@ -1,5 +1,6 @@
 //! The [`Hook`] trait and the [`run`] entry point shared by every hook binary.
 
+use crate::cancel::Cancel;
 use crate::input::{ContainerSpec, Input, PrepareJobArgs, Request, RunScriptStepArgs};
 use crate::read::read_input;
 use crate::response::{PrepareJobResponse, StateResponse, write_response};
@@ -218,9 +219,13 @@ fn decode_state<S: DeserializeOwned + Default>(
 /// validate the input on stdin (all of it first, so the runner's write never meets a closed pipe),
 /// build the hook from settings (an error there is reported like any hook failure), run the
 /// command on a Tokio runtime, and turn the outcome into the process exit code.
+///
+/// The hook is built with a [`Cancel`] that the first SIGINT/SIGTERM triggers (see
+/// [`crate::cancel`]): the hook stops its step and returns, and the process exits 130/143 with
+/// one `::error::` line, whatever the hook returned.
 pub fn main_with<H, E>(
     log: &crate::logging::LogSettings,
-    make_hook: impl FnOnce() -> Result<H, E>,
+    make_hook: impl FnOnce(Cancel) -> Result<H, E>,
 ) -> std::process::ExitCode
 where
     H: Hook,
@@ -235,7 +240,8 @@ where
         Ok(input) => input,
         Err(e) => return fail(&e),
     };
-    let hook = match make_hook() {
+    let cancel = Cancel::new();
+    let hook = match make_hook(cancel.clone()) {
         Ok(hook) => hook,
         Err(e) => return fail(&e),
     };
@@ -247,10 +253,27 @@ where
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
-    let outcome = match runtime.block_on(dispatch(&hook, input)) {
-        Ok(outcome) => outcome,
-        Err(e) => {
+    let result = runtime.block_on(async {
+        crate::cancel::install_signal_handlers(&cancel)?;
+        Ok::<_, std::io::Error>(dispatch(&hook, input).await)
+    });
+    if cancel.is_cancelled() {
+        // The hook stopped the step because of the signal: whatever it returned, the step was
+        // cancelled, and that is the one line the job log gets.
+        if let Ok(Err(e)) = &result {
+            tracing::debug!(error = %e, "hook returned after cancellation");
+        }
+        runtime.shutdown_background();
+        crate::cancel::exit_cancelled(&cancel);
+    }
+    let outcome = match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
             report_failure(e.as_ref());
+            Outcome::HookFailed
+        }
+        Err(e) => {
+            report_failure(&e);
             Outcome::HookFailed
         }
     };

@@ -14,6 +14,7 @@
 //! - the [`Hook`] trait and [`run`], the whole invocation: stdin → your hook → response file →
 //!   an [`Outcome`] whose [`Outcome::exit_code`] is the process exit code (a step's own code is
 //!   data and passes through; a hook failure prints one `::error::` line and exits 1);
+//! - [`Cancel`]: the runner's SIGINT/SIGTERM as a cancellation request the hook honours;
 //! - [`Secret`]: credentials that never print;
 //! - [`logging`]: `tracing` to stderr; stdout belongs to the step.
 //!
@@ -95,6 +96,7 @@
 //! ```
 
 mod args;
+pub mod cancel;
 mod hook;
 mod input;
 pub mod logging;
@@ -103,6 +105,7 @@ mod response;
 mod secret;
 
 pub use args::{ArgsError, repair_entry_point_args};
+pub use cancel::Cancel;
 pub use hook::{
     Hook, Outcome, StateError, StepOutcome, dispatch, error_line, main_with, report_failure, run,
 };
