@@ -6,6 +6,10 @@
 //!   owners) filtered by `.dockerignore`, with a SHA-256 [`BuildContext::digest`] of its content
 //!   and the Dockerfile's name, so an unchanged action keeps its image name and is not rebuilt.
 
+// Architecture invariants enforced by the compiler: no environment reads below the binaries
+// (clippy.toml lists the methods) and stdout belongs to the step.
+#![deny(clippy::disallowed_methods, clippy::print_stdout)]
+
 mod context;
 mod dockerignore;
 

@@ -7,6 +7,10 @@
 //! `context`) and snapshot-tested; the effectful layer (`images`, `exec`, `network`, `health`,
 //! `hook`) is thin.
 
+// Architecture invariants enforced by the compiler: no environment reads below the binaries
+// (clippy.toml lists the methods) and stdout belongs to the step.
+#![deny(clippy::disallowed_methods, clippy::print_stdout)]
+
 mod body;
 mod engine;
 mod error;

@@ -95,6 +95,11 @@
 //! // std::process::exit(outcome.exit_code().into());
 //! ```
 
+// Architecture invariants enforced by the compiler: no environment reads below the binaries
+// (clippy.toml lists the methods) and stdout belongs to the step.
+#![deny(clippy::disallowed_methods, clippy::print_stdout)]
+#![warn(missing_docs)]
+
 mod args;
 pub mod cancel;
 mod hook;

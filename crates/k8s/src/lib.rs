@@ -6,6 +6,10 @@
 //! its own pod; `cleanup_job` deletes everything labelled with the runner pod. See
 //! `docs/k8s.md`.
 
+// Architecture invariants enforced by the compiler: no environment reads below the binaries
+// (clippy.toml lists the methods) and stdout belongs to the step.
+#![deny(clippy::disallowed_methods, clippy::print_stdout)]
+
 mod build;
 mod cleanup;
 mod client;
