@@ -54,7 +54,12 @@ fn hook_libraries_deny_environment_reads_and_stdout() {
         );
     }
     let config = std::fs::read_to_string(root().join("clippy.toml")).unwrap();
-    for method in ["std::env::var", "std::env::vars", "std::env::var_os", "std::env::set_var"] {
+    for method in [
+        "std::env::var",
+        "std::env::vars",
+        "std::env::var_os",
+        "std::env::set_var",
+    ] {
         assert!(
             config.contains(&format!("\"{method}\"")),
             "clippy.toml must disallow {method}"
