@@ -72,7 +72,11 @@ fn probe_a_job(runner: &Runner) -> (String, String, String, Vec<String>) {
     job["workingDirectory"] = json!("/__w/repo/repo");
     let (run, state) = runner.prepare(Some(job), vec![probing_service()]);
     run.ok();
-    let mounts = token_mounts(&runner.get_pod(&format!("{}-workflow", runner.name)).unwrap());
+    let mounts = token_mounts(
+        &runner
+            .get_pod(&format!("{}-workflow", runner.name))
+            .unwrap(),
+    );
     let job_probe = runner.script(&state, &format!("{}\n", probe("job")), &[]);
     assert_eq!(job_probe.run.code, 0, "{:#?}", job_probe.run);
     // The service wrote its probe before it was ready.
@@ -218,17 +222,17 @@ fn runners_sharing_63_characters_never_clean_up_each_other() {
     assert!(label_a.len() <= 63 && label_b.len() <= 63);
     let (pods_a, secrets_a) = selected(&a, &label_a);
     let (pods_b, secrets_b) = selected(&b, &label_b);
-    assert_eq!(pods_a, [pod_a.clone()]);
-    assert_eq!(pods_b, [pod_b.clone()]);
+    assert_eq!(pods_a, std::slice::from_ref(&pod_a));
+    assert_eq!(pods_b, std::slice::from_ref(&pod_b));
     assert_eq!((secrets_a.len(), secrets_b.len()), (1, 1));
     assert_ne!(secrets_a, secrets_b);
 
     // A's cleanup removes A's pod and secret, and nothing of B's.
     let cleanup = a.call("cleanup_job", json!({}), Some(&state_a)).ok();
     assert!(
-        cleanup
-            .stderr
-            .contains(&format!("deleted 1 pod(s) and 1 secret(s) labelled runner-pod={label_a}")),
+        cleanup.stderr.contains(&format!(
+            "deleted 1 pod(s) and 1 secret(s) labelled runner-pod={label_a}"
+        )),
         "{}",
         cleanup.stderr
     );

@@ -89,7 +89,10 @@ fn cost_labels_on_job_service_and_step_pods_never_select_anything() {
     run.ok();
     let pod = runner.get_pod("runner-cost-workflow").unwrap();
     assert_eq!(cost_labels_of(&pod), expected_labels());
-    assert_eq!(pod.metadata.labels.as_ref().unwrap()["runner-pod"], "runner-cost");
+    assert_eq!(
+        pod.metadata.labels.as_ref().unwrap()["runner-pod"],
+        "runner-cost"
+    );
 
     let step = runner.script(&state, "cat /podinfo/labels\n", &[]);
     assert_eq!(step.run.code, 0, "{:#?}", step.run);
@@ -132,7 +135,10 @@ fn cost_labels_on_job_service_and_step_pods_never_select_anything() {
         .unwrap();
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
     assert_eq!(runner.labelled(), (vec![], vec![]));
-    assert!(runner.get_pod("decoy").is_some(), "cleanup selects by runner only");
+    assert!(
+        runner.get_pod("decoy").is_some(),
+        "cleanup selects by runner only"
+    );
 }
 
 #[test]
@@ -168,13 +174,15 @@ fn a_services_entrypoint_and_command_are_honoured() {
     with_entrypoint["entryPointArgs"] = json!(runner_split(
         "-c \"echo 'said  by' entrypoint > /__w/said-1; exec sleep 600\""
     ));
-    with_entrypoint["createOptions"] = json!("--health-cmd \"test -s /__w/said-1\" --health-interval 1s");
+    with_entrypoint["createOptions"] =
+        json!("--health-cmd \"test -s /__w/said-1\" --health-interval 1s");
     // No entrypoint: the command replaces the image's CMD.
     let mut command_only = container(&testenv().image(Image::Busybox));
     command_only["entryPointArgs"] = json!(runner_split(
         "sh -c \"echo 'said by command' > /__w/said-2; exec sleep 600\""
     ));
-    command_only["createOptions"] = json!("--health-cmd \"test -s /__w/said-2\" --health-interval 1s");
+    command_only["createOptions"] =
+        json!("--health-cmd \"test -s /__w/said-2\" --health-interval 1s");
     let mut job = container(&testenv().image(Image::Busybox));
     job["workingDirectory"] = json!("/__w/repo/repo");
     let (run, state) = runner.prepare(Some(job), vec![with_entrypoint, command_only]);
@@ -185,8 +193,15 @@ fn a_services_entrypoint_and_command_are_honoured() {
         "{:#?}",
         step.run
     );
-    let spec = runner.get_pod("runner-svc-cmd-workflow").unwrap().spec.unwrap();
-    assert_eq!(spec.containers[1].command.as_deref(), Some(&["sh".to_owned()][..]));
+    let spec = runner
+        .get_pod("runner-svc-cmd-workflow")
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(
+        spec.containers[1].command.as_deref(),
+        Some(&["sh".to_owned()][..])
+    );
     assert_eq!(spec.containers[2].command, None);
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
 }
@@ -207,7 +222,11 @@ fn reads_runner_temp(runner: &Runner, state: Option<&Value>) {
         &[("RUNNER_TEMP_OK", "dirs-ok")],
     );
     assert_eq!(step.run.code, 0, "{:#?}", step.run);
-    assert_eq!(step.run.stdout, "runner's temp\ndirs-ok\n", "{:#?}", step.run);
+    assert_eq!(
+        step.run.stdout, "runner's temp\ndirs-ok\n",
+        "{:#?}",
+        step.run
+    );
 }
 
 #[test]

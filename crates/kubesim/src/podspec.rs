@@ -394,11 +394,11 @@ mod tests {
                 .map(|m| m.name.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(mounted(&spec.containers[0]), [vol.name.clone()]);
+        assert_eq!(mounted(&spec.containers[0]), [vol.name.as_str()]);
         assert_eq!(mounted(&spec.containers[1]), ["own"]);
         assert_eq!(
             mounted(&spec.init_containers.as_ref().unwrap()[0]),
-            [vol.name.clone()]
+            [vol.name.as_str()]
         );
         // Admitting twice adds nothing.
         let before = p.clone();
