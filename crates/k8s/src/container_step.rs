@@ -76,6 +76,7 @@ pub async fn run_image(
         runner_image: settings.runner_image.clone(),
         storage: storage.clone(),
         layout: layout.clone(),
+        cost_labels: settings.pod_cost_labels(),
     };
     let name = names::step_pod(&settings.runner_pod, &names::random_id());
     let mut step_pod = pod::step_pod(&ctx, &name, image, args, pull_secrets)?;

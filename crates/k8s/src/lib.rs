@@ -44,7 +44,9 @@ mod snapshot_tests;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
-pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
+pub use settings::{
+    COST_LABELS_VAR, ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR,
+};
 
 use hooklib::{
     ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,

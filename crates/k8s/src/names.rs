@@ -1,11 +1,12 @@
 //! Names of the objects and containers the hook creates.
 //!
 //! Object names follow the upstream hooks (`<runner>-workflow`, `<runner>-step-<id>`,
-//! `<runner>-secret-<id>`, the runner pod name truncated so the whole name fits 63 characters);
+//! `<runner>-secret-<id>`); a runner pod name too long for that is cut and followed by a hash of
+//! the whole name, so no two runners share a name or a `runner-pod` label value;
 //! container names are DNS-1123 labels derived from images (`docker.io/library/redis:7` →
 //! `redis`, duplicates `redis-0`, `redis-1`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Longest pod, container or label-value name.
 pub const MAX_NAME_LEN: usize = 63;
@@ -26,17 +27,40 @@ pub const ROLE_LABEL: &str = "container-hooks/role";
 /// failure can recognise its own object.
 pub const TOKEN_ANNOTATION: &str = "container-hooks/creation-token";
 
-/// Cuts `prefix` so that `prefix + suffix` fits [`MAX_NAME_LEN`], like the upstream hooks, and
-/// drops a trailing `.` the cut would leave in front of the suffix (it would make the name
-/// invalid).
-fn with_suffix(prefix: &str, suffix: &str) -> String {
-    let room = MAX_NAME_LEN.saturating_sub(suffix.len());
-    let mut cut = prefix.len().min(room);
-    while !prefix.is_char_boundary(cut) {
-        cut -= 1;
+/// Hex digits of the hash (of the full runner pod name) that keeps cut names and label values
+/// unique: two runner pods whose names share their first 63 characters never share an object
+/// name or a `runner-pod` label value.
+pub const HASH_LEN: usize = 10;
+
+/// The first [`HASH_LEN`] hex digits of the SHA-256 of `s`.
+pub fn short_hash(s: &str) -> String {
+    use sha2::Digest;
+    let mut h = hex::encode(sha2::Sha256::digest(s.as_bytes()));
+    h.truncate(HASH_LEN);
+    h
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
-    let head = prefix[..cut].trim_end_matches('.');
-    format!("{head}{suffix}")
+    &s[..end]
+}
+
+/// `prefix + suffix` when it fits [`MAX_NAME_LEN`] (the upstream hooks' names); otherwise the
+/// prefix is cut and a hash of the whole prefix goes in front of the suffix
+/// (`<cut prefix>-<hash><suffix>`), so that runner pods sharing a long prefix get distinct
+/// names. A `.` or `-` the cut leaves at the end of the prefix is dropped (a `.` would make the
+/// name invalid).
+fn with_suffix(prefix: &str, suffix: &str) -> String {
+    if prefix.len() + suffix.len() <= MAX_NAME_LEN {
+        return format!("{prefix}{suffix}");
+    }
+    let room = MAX_NAME_LEN.saturating_sub(suffix.len() + 1 + HASH_LEN);
+    let head = cut(prefix, room).trim_end_matches(['.', '-']);
+    format!("{head}-{}{suffix}", short_hash(prefix))
 }
 
 /// The job pod: `<runner>-workflow`.
@@ -59,23 +83,82 @@ pub fn random_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..ID_LEN].to_owned()
 }
 
-/// The value of the [`RUNNER_POD_LABEL`] label: the runner pod's name, made a valid label value
-/// (≤ 63 characters, alphanumeric at both ends) when it is not one already.
+/// Whether `v` is a valid, non-empty label value: at most 63 of `[A-Za-z0-9._-]`,
+/// alphanumeric at both ends.
+pub fn is_label_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// `raw` made a label value of at most `max` (≤ 63) characters: every run of characters
+/// outside `[A-Za-z0-9._-]` becomes one `_`, the result is cut to `max` and trimmed until it
+/// starts and ends alphanumeric. `None` when nothing is left. A valid value of at most `max`
+/// characters comes back unchanged.
+pub fn clean_label_value(raw: &str, max: usize) -> Option<String> {
+    let mut out = String::with_capacity(raw.len().min(max));
+    let mut in_bad = false;
+    for c in raw.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+            out.push(c);
+            in_bad = false;
+        } else if !in_bad {
+            out.push('_');
+            in_bad = true;
+        }
+    }
+    let trimmed = out.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let trimmed =
+        cut(trimmed, max.min(MAX_NAME_LEN)).trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// The value of the [`RUNNER_POD_LABEL`] label, which prepare's sweep and cleanup select on.
+///
+/// A runner pod name that is a valid label value (every pod name of at most 63 characters) is
+/// used as it is, so `kubectl get pods -l runner-pod=<runner pod>` finds the objects. Any other
+/// name becomes `<cleaned, cut name>-<hash of the full name>` (63 characters at most): unique
+/// for every name, so runners whose names share their first 63 characters never select each
+/// other's objects.
 pub fn runner_label_value(runner_pod: &str) -> String {
-    let cleaned: String = runner_pod
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '-'
-            }
+    if is_label_value(runner_pod) {
+        return runner_pod.to_owned();
+    }
+    let hash = short_hash(runner_pod);
+    match clean_label_value(runner_pod, MAX_NAME_LEN - 1 - HASH_LEN) {
+        Some(head) => format!("{head}-{hash}"),
+        None => hash,
+    }
+}
+
+/// The runner's `GITHUB_*` variables that become cost labels on the job's pods, and the label
+/// each becomes (the `arc-context-` keys of actions/runner-container-hooks#248). They are data
+/// from the workflow: never used to select anything.
+pub const COST_LABELS: [(&str, &str); 8] = [
+    ("GITHUB_REPOSITORY", "arc-context-repository"),
+    ("GITHUB_WORKFLOW", "arc-context-workflow"),
+    ("GITHUB_JOB", "arc-context-job"),
+    ("GITHUB_RUN_ID", "arc-context-run-id"),
+    ("GITHUB_RUN_NUMBER", "arc-context-run-number"),
+    ("GITHUB_RUN_ATTEMPT", "arc-context-run-attempt"),
+    ("GITHUB_ACTOR", "arc-context-actor"),
+    ("GITHUB_EVENT_NAME", "arc-context-event-name"),
+];
+
+/// The cost labels from the runner's `GITHUB_*` values (variable → value): each cleaned with
+/// [`clean_label_value`]; a variable that is missing or cleans to nothing gives no label.
+pub fn cost_labels(context: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    COST_LABELS
+        .iter()
+        .filter_map(|(var, key)| {
+            let value = clean_label_value(context.get(*var)?, MAX_NAME_LEN)?;
+            Some(((*key).to_owned(), value))
         })
-        .take(MAX_NAME_LEN)
-        .collect();
-    cleaned
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_owned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -173,12 +256,30 @@ mod tests {
             "runner-abc-secret-0123abcd"
         );
         let long = "r".repeat(80);
-        assert_eq!(job_pod(&long), format!("{}-workflow", "r".repeat(54)));
-        assert_eq!(step_pod(&long, "01234567").len(), 63);
+        let hash = short_hash(&long);
+        assert_eq!(hash.len(), HASH_LEN);
         assert_eq!(
-            job_pod(&format!("{}.x", "a".repeat(53))),
-            format!("{}-workflow", "a".repeat(53))
+            job_pod(&long),
+            format!("{}-{hash}-workflow", "r".repeat(43))
         );
+        assert_eq!(step_pod(&long, "01234567").len(), 63);
+        // Exactly 63 characters: unchanged.
+        assert_eq!(
+            job_pod(&"a".repeat(54)),
+            format!("{}-workflow", "a".repeat(54))
+        );
+        let dotted = format!("{}.x", "a".repeat(53));
+        assert_eq!(
+            job_pod(&dotted),
+            format!("{}-{}-workflow", "a".repeat(43), short_hash(&dotted))
+        );
+        // Two runners sharing their first 63 characters get distinct names.
+        let (a, b) = (
+            format!("{}-aaaaaaa", "x".repeat(62)),
+            format!("{}-bbbbbbb", "x".repeat(62)),
+        );
+        assert_ne!(job_pod(&a), job_pod(&b));
+        assert_ne!(secret(&a, "01234567"), secret(&b, "01234567"));
     }
 
     #[test]
@@ -203,8 +304,57 @@ mod tests {
     #[test]
     fn label_values() {
         assert_eq!(runner_label_value("runner-1"), "runner-1");
+        assert_eq!(runner_label_value(&"a".repeat(63)), "a".repeat(63));
         let long = format!("{}-{}", "a".repeat(62), "b".repeat(10));
-        assert_eq!(runner_label_value(&long), "a".repeat(62));
+        assert_eq!(
+            runner_label_value(&long),
+            format!("{}-{}", "a".repeat(52), short_hash(&long))
+        );
+        let other = format!("{}-{}", "a".repeat(62), "c".repeat(10));
+        assert_ne!(runner_label_value(&long), runner_label_value(&other));
+        assert_eq!(runner_label_value("---"), short_hash("---"));
+        assert_eq!(
+            clean_label_value("octo-org/my-repo", 63).as_deref(),
+            Some("octo-org_my-repo")
+        );
+        assert_eq!(
+            clean_label_value("CI / Build & Test ", 63).as_deref(),
+            Some("CI_Build_Test")
+        );
+        assert_eq!(clean_label_value("  ", 63), None);
+        assert_eq!(clean_label_value("日本", 63), None);
+        assert_eq!(clean_label_value("-x-", 63).as_deref(), Some("x"));
+        assert_eq!(
+            clean_label_value(&format!("{}-{}", "a".repeat(62), "b"), 63).as_deref(),
+            Some("a".repeat(62).as_str())
+        );
+    }
+
+    #[test]
+    fn cost_labels_from_the_runner_context() {
+        let ctx: BTreeMap<String, String> = [
+            ("GITHUB_REPOSITORY", "octo-org/shop"),
+            ("GITHUB_WORKFLOW", "CI / build"),
+            ("GITHUB_RUN_ID", "1234567890"),
+            ("GITHUB_ACTOR", "  "),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_TOKEN", "ghs_secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let labels = cost_labels(&ctx);
+        let expected: BTreeMap<String, String> = [
+            ("arc-context-repository", "octo-org_shop"),
+            ("arc-context-workflow", "CI_build"),
+            ("arc-context-run-id", "1234567890"),
+            ("arc-context-event-name", "pull_request"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(labels, expected);
+        assert!(cost_labels(&BTreeMap::new()).is_empty());
     }
 
     fn label_value_ok(v: &str) -> bool {
@@ -238,7 +388,60 @@ mod tests {
 
         #[test]
         fn label_value_is_valid(runner in "\\PC{0,100}") {
-            prop_assert!(label_value_ok(&runner_label_value(&runner)));
+            let v = runner_label_value(&runner);
+            prop_assert!(!v.is_empty() && label_value_ok(&v), "{v}");
+            prop_assert!(is_label_value(&v));
+        }
+
+        #[test]
+        fn valid_runner_names_are_their_own_label(runner in "[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?") {
+            prop_assert_eq!(runner_label_value(&runner), runner);
+        }
+
+        #[test]
+        fn long_runner_names_never_share_a_label_or_a_name(
+            common in "[a-z0-9]([a-z0-9-]{55,70})",
+            a in "[a-z0-9-]{0,20}[a-z0-9]",
+            b in "[a-z0-9-]{0,20}[a-z0-9]",
+        ) {
+            let (ra, rb) = (format!("{common}{a}"), format!("{common}{b}"));
+            prop_assume!(ra != rb);
+            prop_assert_ne!(runner_label_value(&ra), runner_label_value(&rb));
+            prop_assert_ne!(job_pod(&ra), job_pod(&rb));
+            prop_assert_ne!(secret(&ra, "01234567"), secret(&rb, "01234567"));
+            prop_assert_ne!(step_pod(&ra, "01234567"), step_pod(&rb, "01234567"));
+        }
+
+        #[test]
+        fn cleaned_values_are_label_values(raw in "\\PC{0,100}", max in 1usize..=63) {
+            match clean_label_value(&raw, max) {
+                Some(v) => {
+                    prop_assert!(is_label_value(&v) && label_value_ok(&v), "{v}");
+                    prop_assert!(v.len() <= max);
+                    // Cleaning is idempotent.
+                    prop_assert_eq!(clean_label_value(&v, max), Some(v.clone()));
+                }
+                None => prop_assert!(!raw.chars().any(|c| c.is_ascii_alphanumeric())),
+            }
+        }
+
+        #[test]
+        fn valid_values_are_kept(v in "[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?") {
+            prop_assert_eq!(clean_label_value(&v, MAX_NAME_LEN), Some(v));
+        }
+
+        #[test]
+        fn cost_labels_are_always_valid(values in proptest::collection::vec("\\PC{0,120}", 8)) {
+            let ctx: BTreeMap<String, String> = COST_LABELS
+                .iter()
+                .zip(&values)
+                .map(|((var, _), v)| ((*var).to_owned(), v.clone()))
+                .collect();
+            let labels = cost_labels(&ctx);
+            for (k, v) in &labels {
+                prop_assert!(k.starts_with("arc-context-"));
+                prop_assert!(is_label_value(v), "{k}={v}");
+            }
         }
 
         #[test]

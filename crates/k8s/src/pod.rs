@@ -36,6 +36,9 @@ pub struct PodContext {
     pub storage: Storage,
     /// Host paths of the runner's work tree.
     pub layout: Layout,
+    /// Cost labels (`arc-context-*`) for the job, service-bearing and step pods; never used as
+    /// selectors.
+    pub cost_labels: BTreeMap<String, String>,
 }
 
 /// Input the hook cannot turn into a pod.
@@ -76,9 +79,14 @@ pub struct JobPod {
 
 impl PodContext {
     fn metadata(&self, name: &str, role: &str) -> ObjectMeta {
+        let mut labels = labels(&self.runner_pod, role);
+        for (k, v) in &self.cost_labels {
+            // The hook's own labels are never overridden.
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         ObjectMeta {
             name: Some(name.into()),
-            labels: Some(labels(&self.runner_pod, role)),
+            labels: Some(labels),
             annotations: Some(BTreeMap::from([(
                 TOKEN_ANNOTATION.to_owned(),
                 self.token.clone(),
@@ -91,6 +99,9 @@ impl PodContext {
     fn base_spec(&self) -> PodSpec {
         let mut spec = PodSpec {
             restart_policy: Some("Never".into()),
+            // Job code never gets the namespace's service-account token; a pod template that
+            // sets `automountServiceAccountToken` or `serviceAccountName` decides instead.
+            automount_service_account_token: Some(false),
             security_context: Some(PodSecurityContext {
                 fs_group: Some(FS_GROUP),
                 // A PVC full of files is not re-chowned on every job.
@@ -141,7 +152,8 @@ pub fn labels(runner_pod: &str, role: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The label selector of everything this runner's jobs created.
+/// The label selector of everything this runner's jobs created: only the `runner-pod` label,
+/// whose value is unique per runner pod ([`crate::names::runner_label_value`]).
 pub fn runner_selector(runner_pod: &str) -> String {
     format!(
         "{RUNNER_POD_LABEL}={}",

@@ -93,6 +93,7 @@ pub async fn prepare_job(
         runner_image: settings.runner_image.clone(),
         storage: storage.clone(),
         layout: layout.clone(),
+        cost_labels: settings.pod_cost_labels(),
     };
 
     // Registry credentials: one immutable secret per distinct login.

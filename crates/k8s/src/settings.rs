@@ -1,5 +1,6 @@
 //! The Kubernetes hook's settings, read once from the environment at the binary edge.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,7 +43,16 @@ pub struct Settings {
     pub runner_temp: Option<PathBuf>,
     /// `ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_*`: Dockerfile-action builds (registry, builder).
     pub build: crate::build::BuildSettings,
+    /// The runner's `GITHUB_*` values named in [`crate::names::COST_LABELS`] (variable → raw
+    /// value), the source of the cost labels.
+    pub github_context: BTreeMap<String, String>,
+    /// [`COST_LABELS_VAR`] (default true): put the `arc-context-*` cost labels on the job's
+    /// pods.
+    pub cost_labels: bool,
 }
+
+/// Environment variable turning the `arc-context-*` cost labels off (`false`).
+pub const COST_LABELS_VAR: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_COST_LABELS";
 
 /// Where the cluster's address and credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,20 +155,24 @@ impl Settings {
                 }
             },
         };
-        let use_kube_scheduler = match get("ACTIONS_RUNNER_USE_KUBE_SCHEDULER") {
-            None => false,
+        let boolean = |var: &'static str, default: bool| match get(var) {
+            None => Ok(default),
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        var: "ACTIONS_RUNNER_USE_KUBE_SCHEDULER",
-                        value: v,
-                        expected: "true or false",
-                    });
-                }
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(SettingsError::Invalid {
+                    var,
+                    value: v,
+                    expected: "true or false",
+                }),
             },
         };
+        let use_kube_scheduler = boolean("ACTIONS_RUNNER_USE_KUBE_SCHEDULER", false)?;
+        let cost_labels = boolean(COST_LABELS_VAR, true)?;
+        let github_context = crate::names::COST_LABELS
+            .iter()
+            .filter_map(|(var, _)| Some(((*var).to_owned(), get(var)?)))
+            .collect();
         let cluster = if let Some(k) = get("KUBECONFIG") {
             // KUBECONFIG may be a list; the first file names the cluster, as kubectl merges it.
             let first = k
@@ -190,6 +204,8 @@ impl Settings {
             runner_workspace: path("RUNNER_WORKSPACE"),
             runner_temp: path("RUNNER_TEMP"),
             build: crate::build::BuildSettings::from_lookup(&lookup)?,
+            github_context,
+            cost_labels,
         })
     }
 
@@ -210,6 +226,18 @@ impl Settings {
             runner_workspace: None,
             runner_temp: None,
             build: crate::build::BuildSettings::default(),
+            github_context: BTreeMap::new(),
+            cost_labels: true,
+        }
+    }
+
+    /// The cost labels for the job's pods: cleaned from [`Self::github_context`], none when
+    /// [`COST_LABELS_VAR`] is false.
+    pub fn pod_cost_labels(&self) -> BTreeMap<String, String> {
+        if self.cost_labels {
+            crate::names::cost_labels(&self.github_context)
+        } else {
+            BTreeMap::new()
         }
     }
 
@@ -261,6 +289,30 @@ mod tests {
         assert_eq!(s.heartbeat.deadline, Duration::from_millis(2200));
         assert_eq!(s.runner_image, "runner:1");
         assert_eq!(s.template_patch, Some("/p.json".into()));
+    }
+
+    #[test]
+    fn cost_labels_from_the_runner_environment() {
+        let vars = [
+            ("ACTIONS_RUNNER_POD_NAME", "r"),
+            ("GITHUB_REPOSITORY", "octo-org/shop"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+            ("GITHUB_ACTOR", " "),
+            ("GITHUB_TOKEN", "ghs_not_a_label"),
+        ];
+        let s = settings(&vars).unwrap();
+        assert_eq!(
+            s.github_context.keys().collect::<Vec<_>>(),
+            ["GITHUB_REPOSITORY", "GITHUB_RUN_ATTEMPT"]
+        );
+        let labels = s.pod_cost_labels();
+        assert_eq!(labels["arc-context-repository"], "octo-org_shop");
+        assert_eq!(labels["arc-context-run-attempt"], "2");
+        assert_eq!(labels.len(), 2);
+        let off = settings(&[vars.as_slice(), &[(COST_LABELS_VAR, "FALSE")]].concat()).unwrap();
+        assert!(!off.cost_labels && off.pod_cost_labels().is_empty());
+        let e = settings(&[("ACTIONS_RUNNER_POD_NAME", "r"), (COST_LABELS_VAR, "no")]).unwrap_err();
+        assert!(e.to_string().contains(COST_LABELS_VAR), "{e}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn ctx(storage: Storage) -> PodContext {
             Some(Path::new("/home/runner/_work/shop/shop")),
         )
         .unwrap(),
+        cost_labels: Default::default(),
     }
 }
 
@@ -295,4 +296,171 @@ fn bad_input_is_refused_before_anything_is_created() {
         e.to_string(),
         "the service #1 (redis): invalid port mapping \"99999\": the container port must be a number from 1 to 65535"
     );
+}
+
+/// Every kind of pod the hook makes: job pod with services, services-only pod, step pods in
+/// both modes.
+fn every_pod(ctx: &PodContext) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    let services_only = PrepareJobArgs {
+        container: None,
+        services: vec![spec("redis:7")],
+    };
+    let mut step = spec("alpine:3");
+    step.working_directory = Some("/github/workspace".into());
+    vec![
+        pod::job_pod(ctx, "runner-abc-workflow", &full_args(), &[])
+            .unwrap()
+            .pod,
+        pod::job_pod(ctx, "runner-abc-workflow", &services_only, &[])
+            .unwrap()
+            .pod,
+        pod::step_pod(ctx, "runner-abc-step-1", "alpine:3", &step, &[]).unwrap(),
+    ]
+}
+
+#[test]
+fn no_service_account_token_unless_the_template_says_so() {
+    let volume = Storage::Volume {
+        claim: "w".into(),
+        placement: Placement::Anywhere,
+    };
+    for storage in [Storage::Copy, volume] {
+        let ctx = ctx(storage);
+        for p in every_pod(&ctx) {
+            let automount = |p: &k8s_openapi::api::core::v1::Pod| {
+                p.spec.as_ref().unwrap().automount_service_account_token
+            };
+            assert_eq!(automount(&p), Some(false), "{:?}", p.metadata.name);
+            let with = |t: serde_json::Value, kind| {
+                let mut p = p.clone();
+                Customization::from_values(Some(t), None)
+                    .apply(&mut p, kind)
+                    .unwrap();
+                p
+            };
+            let kind = if p.metadata.name.as_deref() == Some("runner-abc-workflow") {
+                PodKind::Job
+            } else {
+                PodKind::Step
+            };
+            // A template without a word about service accounts keeps the token out.
+            let p1 = with(json!({"spec": {"nodeSelector": {"a": "b"}}}), kind);
+            assert_eq!(automount(&p1), Some(false));
+            // The template opts in.
+            let p2 = with(
+                json!({"spec": {"automountServiceAccountToken": true}}),
+                kind,
+            );
+            assert_eq!(automount(&p2), Some(true));
+            // A service account without a word about the token: the account's setting applies.
+            let p3 = with(json!({"spec": {"serviceAccountName": "ci-jobs"}}), kind);
+            assert_eq!(automount(&p3), None);
+            assert_eq!(
+                p3.spec.as_ref().unwrap().service_account_name.as_deref(),
+                Some("ci-jobs")
+            );
+            // Both: the template's word.
+            let p4 = with(
+                json!({"spec": {"serviceAccountName": "ci-jobs", "automountServiceAccountToken": false}}),
+                kind,
+            );
+            assert_eq!(automount(&p4), Some(false));
+        }
+    }
+}
+
+#[test]
+fn cost_labels_on_every_pod_and_never_over_the_hooks_own() {
+    let mut ctx = ctx(Storage::Copy);
+    ctx.cost_labels = crate::names::cost_labels(
+        &[
+            ("GITHUB_REPOSITORY", "octo-org/shop"),
+            ("GITHUB_WORKFLOW", "CI / build & test"),
+            ("GITHUB_JOB", "unit"),
+            ("GITHUB_RUN_ID", "9876543210"),
+            ("GITHUB_RUN_NUMBER", "42"),
+            ("GITHUB_RUN_ATTEMPT", "1"),
+            ("GITHUB_ACTOR", "octocat"),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    );
+    let pods = every_pod(&ctx);
+    insta::assert_yaml_snapshot!("cost_labels", pods[0].metadata.labels);
+    for p in &pods {
+        let labels = p.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels.len(), 10, "{labels:?}");
+        for (k, v) in &ctx.cost_labels {
+            assert_eq!(labels.get(k), Some(v));
+        }
+    }
+    // A cost label can never take the place of the runner label.
+    ctx.cost_labels
+        .insert(crate::names::RUNNER_POD_LABEL.into(), "someone-else".into());
+    for p in every_pod(&ctx) {
+        assert_eq!(
+            p.metadata.labels.as_ref().unwrap()[crate::names::RUNNER_POD_LABEL],
+            "runner-abc"
+        );
+    }
+}
+
+#[test]
+fn service_entrypoint_and_args_like_a_container_step() {
+    let mut svc = spec("redis:7");
+    svc.entry_point = Some("redis-server".into());
+    svc.entry_point_args = vec![
+        "--save".into(),
+        "\"\"".into(),
+        "--loglevel".into(),
+        "\"very".into(),
+        "verbose\"".into(),
+    ];
+    let mut args_only = spec("postgres:16");
+    args_only.entry_point_args = vec!["-c".into(), "max_connections=200".into()];
+    let args = PrepareJobArgs {
+        container: None,
+        services: vec![svc, args_only],
+    };
+    let built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &args, &[]).unwrap();
+    let containers = &built.pod.spec.as_ref().unwrap().containers;
+    assert_eq!(
+        containers[0].command.as_deref(),
+        Some(&["redis-server".to_owned()][..])
+    );
+    assert_eq!(
+        containers[0].args.as_deref().unwrap(),
+        ["--save", "", "--loglevel", "very verbose"]
+    );
+    // Without an entrypoint the image's own ENTRYPOINT runs with the args.
+    assert_eq!(containers[1].command, None);
+    assert_eq!(
+        containers[1].args.as_deref().unwrap(),
+        ["-c", "max_connections=200"]
+    );
+}
+
+#[test]
+fn step_pods_get_the_runners_temp_at_github_runner_temp() {
+    let volume = Storage::Volume {
+        claim: "w".into(),
+        placement: Placement::Anywhere,
+    };
+    for storage in [Storage::Copy, volume] {
+        let ctx = ctx(storage);
+        let step = pod::step_pod(&ctx, "s", "alpine:3", &spec("alpine:3"), &[]).unwrap();
+        let action = &step.spec.as_ref().unwrap().containers[0];
+        let m = action
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/github/runner_temp")
+            .expect("/github/runner_temp is mounted");
+        assert_eq!(
+            (m.name.as_str(), m.sub_path.as_deref()),
+            (crate::mounts::WORK_VOLUME, Some("_temp"))
+        );
+    }
 }

@@ -236,6 +236,14 @@ fn merge_template(
     let Some(Value::Object(spec)) = template.get("spec") else {
         return;
     };
+    // The template decides about the service-account token: its
+    // `automountServiceAccountToken` replaces the hook's `false` below; a service account
+    // without it lets that account's own setting apply.
+    if (spec.contains_key("serviceAccountName") || spec.contains_key("serviceAccount"))
+        && !spec.contains_key("automountServiceAccountToken")
+    {
+        object_at(pod, &["spec"]).remove("automountServiceAccountToken");
+    }
     for (field, value) in spec {
         match field.as_str() {
             "containers" => {

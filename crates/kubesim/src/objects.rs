@@ -4,7 +4,7 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret};
 use serde_json::{Value, json};
 
-use crate::podspec::{default_pod, validate_pod, validate_pod_update};
+use crate::podspec::{admit_service_account, default_pod, validate_pod, validate_pod_update};
 use crate::status::{ApiError, FieldError};
 use crate::store::Kind;
 use crate::validation::{NameRule, config_key, object_meta};
@@ -122,6 +122,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             let mut pod: Pod = decode(kind, &v)?;
             pod.status = None;
             default_pod(&mut pod);
+            admit_service_account(&mut pod);
             let out = encode(&pod)?;
             let errs = validate_pod(&pod, &out);
             if errs.is_empty() {

@@ -80,6 +80,86 @@ pub fn default_pod(pod: &mut Pod) {
     status.qos_class = Some(qos_class(spec).into());
 }
 
+/// Where the ServiceAccount admission plugin mounts the token.
+pub const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The ServiceAccount admission plugin's token volume (create only,
+/// `plugin/pkg/admission/serviceaccount`): unless `spec.automountServiceAccountToken` is
+/// `false` (kubesim stores no ServiceAccount objects, so an account's own setting is not
+/// consulted), a projected `kube-api-access-<5 chars>` volume with the token and the
+/// namespace is mounted read-only at [`SERVICE_ACCOUNT_MOUNT`] in every container and init
+/// container that has nothing mounted there. The `ca.crt` of the `kube-root-ca.crt` ConfigMap
+/// is left out: kubesim does not publish that ConfigMap.
+pub fn admit_service_account(pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{
+        DownwardAPIProjection, DownwardAPIVolumeFile, ObjectFieldSelector, ProjectedVolumeSource,
+        ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    };
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    if spec.automount_service_account_token == Some(false) {
+        return;
+    }
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    let name = match volumes
+        .iter()
+        .find(|v| v.name.starts_with("kube-api-access-"))
+    {
+        Some(v) => v.name.clone(),
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let name = format!("kube-api-access-{}", &id[..5]);
+            volumes.push(Volume {
+                name: name.clone(),
+                projected: Some(ProjectedVolumeSource {
+                    default_mode: Some(0o644),
+                    sources: Some(vec![
+                        VolumeProjection {
+                            service_account_token: Some(ServiceAccountTokenProjection {
+                                path: "token".into(),
+                                expiration_seconds: Some(3607),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        VolumeProjection {
+                            downward_api: Some(DownwardAPIProjection {
+                                items: Some(vec![DownwardAPIVolumeFile {
+                                    path: "namespace".into(),
+                                    field_ref: Some(ObjectFieldSelector {
+                                        api_version: Some("v1".into()),
+                                        field_path: "metadata.namespace".into(),
+                                    }),
+                                    ..Default::default()
+                                }]),
+                            }),
+                            ..Default::default()
+                        },
+                    ]),
+                }),
+                ..Default::default()
+            });
+            name
+        }
+    };
+    let containers = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten());
+    for c in containers {
+        let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+        if !mounts.iter().any(|m| m.mount_path == SERVICE_ACCOUNT_MOUNT) {
+            mounts.push(VolumeMount {
+                name: name.clone(),
+                mount_path: SERVICE_ACCOUNT_MOUNT.into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+    }
+}
+
 /// QoS class from requests/limits (`pkg/apis/core/helper/qos`), simplified: BestEffort when no
 /// container sets any, Guaranteed when every container has limits == requests for cpu and memory,
 /// else Burstable.
@@ -286,6 +366,49 @@ mod tests {
         default_pod(&mut p);
         let v = serde_json::to_value(&p).unwrap();
         (p, v)
+    }
+
+    #[test]
+    fn service_account_token_is_mounted_unless_opted_out() {
+        let base = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "busybox"},
+                           {"name": "d", "image": "busybox", "volumeMounts": [
+                               {"name": "own", "mountPath": SERVICE_ACCOUNT_MOUNT}]}],
+            "initContainers": [{"name": "i", "image": "busybox"}],
+            "volumes": [{"name": "own", "emptyDir": {}}]}});
+        let mut p: Pod = serde_json::from_value(base.clone()).unwrap();
+        admit_service_account(&mut p);
+        let spec = p.spec.as_ref().unwrap();
+        let vol = spec.volumes.as_ref().unwrap().last().unwrap().clone();
+        assert!(vol.name.starts_with("kube-api-access-") && vol.name.len() == 21);
+        let sources = vol.projected.unwrap().sources.unwrap();
+        assert_eq!(
+            sources[0].service_account_token.as_ref().unwrap().path,
+            "token"
+        );
+        let mounted = |c: &Container| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.mount_path == SERVICE_ACCOUNT_MOUNT)
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(mounted(&spec.containers[0]), [vol.name.as_str()]);
+        assert_eq!(mounted(&spec.containers[1]), ["own"]);
+        assert_eq!(
+            mounted(&spec.init_containers.as_ref().unwrap()[0]),
+            [vol.name.as_str()]
+        );
+        // Admitting twice adds nothing.
+        let before = p.clone();
+        admit_service_account(&mut p);
+        assert_eq!(p, before);
+        let mut off = base;
+        off["spec"]["automountServiceAccountToken"] = json!(false);
+        let mut p: Pod = serde_json::from_value(off.clone()).unwrap();
+        admit_service_account(&mut p);
+        assert_eq!(p, serde_json::from_value::<Pod>(off).unwrap());
     }
 
     #[test]
