@@ -8,6 +8,7 @@
 //! `hook`) is thin.
 
 mod body;
+mod cost;
 mod engine;
 mod error;
 mod exec;
@@ -18,10 +19,14 @@ mod log;
 mod names;
 mod network;
 mod options;
+mod policy;
 mod ports;
 mod settings;
 
+pub use cost::{COST_LABEL_SOURCES, label_value};
 pub use error::Error;
 pub use hook::{DockerHook, State};
 pub use names::{JOB_LABEL, ROLE_LABEL, RUNNER_LABEL};
-pub use settings::{DEFAULT_HEALTH_TIMEOUT, DockerHost, Settings, SettingsError};
+pub use settings::{
+    COST_LABELS, DEFAULT_HEALTH_TIMEOUT, DockerHost, REFUSE_PRIVILEGED, Settings, SettingsError,
+};

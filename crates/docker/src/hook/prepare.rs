@@ -10,7 +10,7 @@ use super::State;
 use crate::body::{BodyInput, container_body, path_from_env};
 use crate::engine::connect;
 use crate::error::{Error, engine};
-use crate::exec::capture;
+use crate::exec::{capture, unless_cancelled};
 use crate::health::{self, Watched};
 use crate::images;
 use crate::log::Group;
@@ -24,10 +24,15 @@ use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures::future::join_all;
 use hooklib::{
-    ContainerInfo, ContainerSpec, JobContext, PrepareJobArgs, PrepareJobResponse, Registry,
-    ServiceInfo,
+    Cancel, ContainerInfo, ContainerSpec, ImageRole, JobContext, PrepareJobArgs,
+    PrepareJobResponse, Registry, ServiceInfo,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// At most this much of `/etc/os-release` is read (real files are well under 1 KiB).
+const OS_RELEASE_CAP: usize = 64 * 1024;
+/// How long reading `/etc/os-release` may take.
+const OS_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One container to create.
 #[derive(Debug)]
@@ -43,26 +48,48 @@ struct Planned {
     body: ContainerCreateBody,
 }
 
+/// What every container of a job shares.
+struct Job<'a> {
+    settings: &'a Settings,
+    owner: &'a Owner,
+    network: &'a str,
+}
+
 fn plan_one(
+    job: &Job<'_>,
     role: Role,
     spec: &ContainerSpec,
     what: String,
     name: String,
     alias: Option<&str>,
-    network: &str,
-    owner: &Owner,
 ) -> Result<Planned, Error> {
+    let (settings, owner, network) = (job.settings, job.owner, job.network);
     let image = spec
         .image
         .clone()
         .filter(|i| !i.trim().is_empty())
         .ok_or_else(|| Error::MissingImage(what.clone()))?;
+    let policy_role = match role {
+        Role::Job => ImageRole::Job,
+        Role::Service => ImageRole::Service,
+        Role::Step => ImageRole::Step,
+    };
+    settings
+        .images
+        .check(policy_role, &image)
+        .map_err(|source| Error::ImageNotAllowed {
+            what: what.clone(),
+            source,
+        })?;
     let mut options = CreateOptions::parse(spec.create_options.as_deref())
         .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
         .map_err(|source| Error::Options {
             what: what.clone(),
             source,
         })?;
+    let mut spec = spec.clone();
+    super::steps::apply_privilege_policy(settings, &what, &mut spec, &options)?;
+    let spec = &spec;
     if alias.is_some() && !crate::body::network_has_aliases(network) {
         tracing::debug!("{what}: network {network} has no DNS aliases");
     }
@@ -74,6 +101,7 @@ fn plan_one(
         network,
         alias,
         owner,
+        cost_labels: &settings.cost_labels,
     })
     .map_err(|source| Error::Body {
         what: what.clone(),
@@ -93,11 +121,17 @@ fn plan_one(
 
 /// Every container of the job, validated and built, before anything is sent to the engine.
 fn plan(
+    settings: &Settings,
     args: &PrepareJobArgs,
     owner: &Owner,
     job_id: &str,
     network: &str,
 ) -> Result<Vec<Planned>, Error> {
+    let job = Job {
+        settings,
+        owner,
+        network,
+    };
     let mut plans = Vec::new();
     if let Some(c) = &args.container {
         let what = format!(
@@ -105,7 +139,7 @@ fn plan(
             c.image.as_deref().unwrap_or("no image")
         );
         let name = container_name(owner, job_id, "job");
-        plans.push(plan_one(Role::Job, c, what, name, None, network, owner)?);
+        plans.push(plan_one(&job, Role::Job, c, what, name, None)?);
     }
     let aliases = names::service_aliases(
         args.services
@@ -118,15 +152,7 @@ fn plan(
             s.image.as_deref().unwrap_or("no image")
         );
         let name = container_name(owner, job_id, alias);
-        plans.push(plan_one(
-            Role::Service,
-            s,
-            what,
-            name,
-            Some(alias),
-            network,
-            owner,
-        )?);
+        plans.push(plan_one(&job, Role::Service, s, what, name, Some(alias))?);
     }
     Ok(plans)
 }
@@ -214,12 +240,38 @@ async fn bring_up(docker: &Docker, p: &Planned) -> Result<Up, Error> {
     })
 }
 
-/// Whether `/etc/os-release` says Alpine (one exec). A container without `cat` is not Alpine.
+/// Whether `/etc/os-release` says Alpine (one exec, at most [`OS_RELEASE_CAP`] bytes read for at
+/// most [`OS_RELEASE_TIMEOUT`]: the job image decides what that file is). A container without
+/// `cat`, or whose file cannot be read in time, is taken as not Alpine, with a warning.
 async fn is_alpine(docker: &Docker, id: &str) -> Result<bool, Error> {
-    let (code, out) = capture(docker, id, &["cat", "/etc/os-release"]).await?;
-    let alpine = os_release_id(&String::from_utf8_lossy(&out)).as_deref() == Some("alpine");
-    if code != 0 && !alpine {
-        tracing::debug!("reading /etc/os-release exited {code}; assuming not Alpine");
+    let got = capture(
+        docker,
+        id,
+        &["cat", "/etc/os-release"],
+        OS_RELEASE_CAP,
+        OS_RELEASE_TIMEOUT,
+    )
+    .await?;
+    let alpine = os_release_id(&String::from_utf8_lossy(&got.stdout)).as_deref() == Some("alpine");
+    if got.timed_out {
+        tracing::warn!(
+            "reading /etc/os-release in the job container took longer than {}s; {}",
+            OS_RELEASE_TIMEOUT.as_secs(),
+            if alpine {
+                "it says Alpine"
+            } else {
+                "assuming not Alpine"
+            }
+        );
+    } else if got.truncated {
+        tracing::warn!(
+            "/etc/os-release in the job container is larger than {OS_RELEASE_CAP} bytes; read only its beginning"
+        );
+    } else if got.exit != Some(0) && !alpine {
+        tracing::debug!(
+            "reading /etc/os-release exited {:?}; assuming not Alpine",
+            got.exit
+        );
     }
     Ok(alpine)
 }
@@ -241,6 +293,7 @@ async fn inspect(docker: &Docker, id: &str, what: &str) -> Result<ContainerInspe
 pub(super) async fn prepare_job(
     settings: &Settings,
     args: PrepareJobArgs,
+    cancel: &Cancel,
 ) -> Result<PrepareJobResponse<State>, Error> {
     let started = Instant::now();
     let group = Group::open("Preparing job containers");
@@ -253,14 +306,26 @@ pub(super) async fn prepare_job(
         Some(n) => (n.clone(), false),
         None => (network_name(&owner, &job_id), true),
     };
-    let plans = plan(&args, &owner, &job_id, &network)?;
-    let docker = connect(&settings.docker_host).await?;
+    let plans = plan(settings, &args, &owner, &job_id, &network)?;
+    let docker = unless_cancelled(cancel, "prepare_job", connect(&settings.docker_host)).await?;
 
-    let outcome = run(settings, &docker, &plans, &owner, &network, network_created).await;
+    // Cancelled or failed half-way: what was created is removed here (requests still in
+    // flight may still create a labelled object, which cleanup_job removes).
+    let outcome = unless_cancelled(
+        cancel,
+        "prepare_job",
+        run(settings, &docker, &plans, &owner, &network, network_created),
+    )
+    .await;
     let (response, images_secs, start_secs) = match outcome {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!("prepare_job failed; removing the containers and network it created");
+            let how = if matches!(e, Error::Cancelled(_)) {
+                "was cancelled"
+            } else {
+                "failed"
+            };
+            tracing::warn!("prepare_job {how}; removing the containers and network it created");
             if let Err(clean) =
                 network::remove_runner_objects(&docker, &owner, None, &[], &[]).await
             {
@@ -428,7 +493,10 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let err = plan(&args, &owner, "j", "net").unwrap_err().to_string();
+        let settings = Settings::new("r");
+        let err = plan(&settings, &args, &owner, "j", "net")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("service redis (redis:7): unsupported container option `--frobnicate`"),
             "{err}"
@@ -437,7 +505,9 @@ mod tests {
             container: Some(ContainerSpec::default()),
             services: vec![],
         };
-        let err = plan(&args, &owner, "j", "net").unwrap_err().to_string();
+        let err = plan(&settings, &args, &owner, "j", "net")
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "the job container (no image) has no image");
     }
 }
