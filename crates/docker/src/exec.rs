@@ -28,17 +28,24 @@ list() {
     if tr '\000' '\n' < "$d/environ" 2>/dev/null | grep -qxF "$tag"; then echo "$p"; fi
   done
 }
+running() {
+  for p in $pids; do
+    { read -r st < "/proc/$p/stat"; } 2>/dev/null || continue
+    case "$st" in *") Z "*|*") X "*) ;; *) return 0 ;; esac
+  done
+  return 1
+}
 signal() { for p in $pids; do kill -s "$1" -- "-$p" 2>/dev/null; kill -s "$1" "$p" 2>/dev/null; done; }
 pids=$(list)
 [ -n "$pids" ] || exit 0
 signal TERM
 i=0
-while [ "$i" -lt "$2" ]; do
+while [ "$i" -lt "$2" ] && running; do
   sleep 0.1 2>/dev/null || sleep 1
-  pids=$(list)
-  [ -n "$pids" ] || exit 0
   i=$((i + 1))
 done
+pids=$(list)
+[ -n "$pids" ] || exit 0
 signal KILL
 echo "killed $pids after the grace period" >&2
 "#;

@@ -112,10 +112,10 @@ pub use cancel::Cancel;
 pub use hook::{
     Hook, Outcome, StateError, StepOutcome, dispatch, error_line, main_with, report_failure, run,
 };
-pub use policy::{ImagePolicy, ImageRole};
 pub use input::{
     Command, ContainerSpec, Input, Mount, PrepareJobArgs, Registry, Request, RunScriptStepArgs,
 };
+pub use policy::{ImagePolicy, ImageRole};
 pub use read::{InputError, parse_input, read_input};
 pub use response::{
     ContainerInfo, JobContext, PrepareJobResponse, ResponseError, ServiceInfo, StateResponse,

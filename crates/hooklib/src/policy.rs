@@ -471,10 +471,7 @@ pub fn base_images(dockerfile: &str) -> Vec<BaseImage> {
     let mut out = Vec::new();
     for line in logical {
         let mut words = line.split_whitespace();
-        if !words
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"))
-        {
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
             continue;
         }
         let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();

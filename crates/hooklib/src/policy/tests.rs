@@ -11,13 +11,19 @@ fn references_are_normalised_like_docker_does() {
         ("alpine:3.20", "docker.io/library/alpine:3.20"),
         ("library/alpine", "docker.io/library/alpine:latest"),
         ("docker.io/alpine", "docker.io/library/alpine:latest"),
-        ("index.docker.io/library/alpine:3", "docker.io/library/alpine:3"),
+        (
+            "index.docker.io/library/alpine:3",
+            "docker.io/library/alpine:3",
+        ),
         ("acme/tool:1", "docker.io/acme/tool:1"),
         ("ghcr.io/acme/tool", "ghcr.io/acme/tool:latest"),
         ("GHCR.io/acme/tool:1", "ghcr.io/acme/tool:1"),
         ("localhost/x", "localhost/x:latest"),
         ("localhost:5000/a/b:2", "localhost:5000/a/b:2"),
-        ("127.0.0.1:5555/hooktest/busybox:1", "127.0.0.1:5555/hooktest/busybox:1"),
+        (
+            "127.0.0.1:5555/hooktest/busybox:1",
+            "127.0.0.1:5555/hooktest/busybox:1",
+        ),
         ("redis@sha256:abc", "docker.io/library/redis@sha256:abc"),
         ("redis:7@sha256:abc", "docker.io/library/redis:7@sha256:abc"),
         ("  node:22 ", "docker.io/library/node:22"),
@@ -191,7 +197,10 @@ fn dockerfiles_are_checked_against_the_step_list() {
         .check_dockerfile("FROM alpine\nFROM evil/miner\n")
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("base image of the Dockerfile: the image \"evil/miner\""), "{e}");
+    assert!(
+        e.starts_with("base image of the Dockerfile: the image \"evil/miner\""),
+        "{e}"
+    );
     let e = p
         .check_dockerfile("ARG IMG=alpine\nFROM ${IMG}\n")
         .unwrap_err()
