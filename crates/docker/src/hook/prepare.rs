@@ -224,7 +224,10 @@ struct Up {
 
 /// Creates and starts one container, then inspects it (and, for the job container, reads its
 /// `/etc/os-release`) concurrently.
-async fn bring_up(docker: &Docker, p: &Planned) -> Result<Up, Error> {
+///
+/// Creating and starting are never interrupted (a request dropped half-way could create a
+/// container after prepare_job removed what it created); what follows stops at cancellation.
+async fn bring_up(docker: &Docker, p: &Planned, cancel: &Cancel) -> Result<Up, Error> {
     let id = create_and_start(docker, p).await?;
     let probe = async {
         match p.role {
@@ -232,12 +235,12 @@ async fn bring_up(docker: &Docker, p: &Planned) -> Result<Up, Error> {
             _ => Ok(None),
         }
     };
-    let (info, alpine) = tokio::join!(inspect(docker, &id, &p.what), probe);
-    Ok(Up {
-        info: info?,
-        alpine: alpine?,
-        id,
-    })
+    let both = async {
+        let (info, alpine) = tokio::join!(inspect(docker, &id, &p.what), probe);
+        Ok((info?, alpine?))
+    };
+    let (info, alpine) = unless_cancelled(cancel, "prepare_job", both).await?;
+    Ok(Up { info, alpine, id })
 }
 
 /// Whether `/etc/os-release` says Alpine (one exec, at most [`OS_RELEASE_CAP`] bytes read for at
@@ -309,12 +312,15 @@ pub(super) async fn prepare_job(
     let plans = plan(settings, &args, &owner, &job_id, &network)?;
     let docker = unless_cancelled(cancel, "prepare_job", connect(&settings.docker_host)).await?;
 
-    // Cancelled or failed half-way: what was created is removed here (requests still in
-    // flight may still create a labelled object, which cleanup_job removes).
-    let outcome = unless_cancelled(
+    // Cancelled or failed half-way: what was created is removed here.
+    let outcome = run(
+        settings,
+        &docker,
+        &plans,
+        &owner,
+        &network,
+        network_created,
         cancel,
-        "prepare_job",
-        run(settings, &docker, &plans, &owner, &network, network_created),
     )
     .await;
     let (response, images_secs, start_secs) = match outcome {
@@ -373,6 +379,7 @@ async fn run(
     owner: &Owner,
     network: &str,
     network_created: bool,
+    cancel: &Cancel,
 ) -> Result<(PrepareJobResponse<State>, f64, f64), Error> {
     let t0 = Instant::now();
     // This runner's leftovers (never this job's), the images and the network are independent.
@@ -383,9 +390,12 @@ async fn run(
             Ok(())
         }
     };
+    // A cancellation stops the pulls at once, but lets the leftover removal and the network
+    // creation finish (so that the network exists, labelled, when it is removed below).
+    let pulls = unless_cancelled(cancel, "prepare_job", pull_all(docker, plans));
     let (removed, pulled, created) = tokio::join!(
         network::remove_runner_objects(docker, owner, owner.job.as_deref(), &[], &[]),
-        pull_all(docker, plans),
+        pulls,
         create_network
     );
     let removed = removed?;
@@ -403,7 +413,14 @@ async fn run(
 
     // Each container: create, start, then inspect it (and probe the job container's OS) while
     // the others are still starting.
-    let started = collect(join_all(plans.iter().map(|p| bring_up(docker, p))).await)?;
+    let started = collect(join_all(plans.iter().map(|p| bring_up(docker, p, cancel))).await)
+        .map_err(|e| {
+            if cancel.is_cancelled() {
+                Error::Cancelled("prepare_job".into())
+            } else {
+                e
+            }
+        })?;
     let start_secs = t0.elapsed().as_secs_f64() - images_secs;
     let watched: Vec<Watched> = plans
         .iter()
@@ -413,7 +430,12 @@ async fn run(
             what: p.what.clone(),
         })
         .collect();
-    health::wait_all(docker, &watched, settings.health_timeout).await?;
+    unless_cancelled(
+        cancel,
+        "prepare_job",
+        health::wait_all(docker, &watched, settings.health_timeout),
+    )
+    .await?;
     let is_alpine = started.iter().any(|up| up.alpine == Some(true));
     let ids: Vec<String> = started.iter().map(|up| up.id.clone()).collect();
     let inspected: Vec<ContainerInspectResponse> = started.into_iter().map(|up| up.info).collect();
