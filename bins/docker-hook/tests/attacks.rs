@@ -265,3 +265,35 @@ fn without_a_policy_the_hook_behaves_as_before() {
         .ok();
     runner.assert_nothing_left();
 }
+
+#[test]
+fn a_hostile_os_release_is_read_with_a_size_cap_and_a_timeout() {
+    let runner = Runner::new("osrelease");
+    // An endless file (the host's /dev/zero) and a FIFO nobody writes to, mounted over the job
+    // image's /etc/os-release: the probe reads at most 64 KiB, for at most 10 s.
+    let fifo = runner.work().join("os-release.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (source, warning) in [
+        ("/dev/zero".to_owned(), "is larger than 65536 bytes"),
+        (fifo.display().to_string(), "took longer than 10s"),
+    ] {
+        let mut j = job(&runner, "");
+        j["userMountVolumes"] = json!([{
+            "userProvidedValue": null, "sourceVolumePath": source,
+            "targetVolumePath": "/etc/os-release", "readOnly": true
+        }]);
+        let prep = runner
+            .call("prepare_job", json!({"container": j, "services": []}), None)
+            .ok();
+        assert_eq!(prep.json()["isAlpine"], json!(false), "{prep:#?}");
+        assert!(prep.stderr.contains(warning), "{}", prep.stderr);
+        runner
+            .call("cleanup_job", json!({}), Some(&prep.json()["state"]))
+            .ok();
+    }
+    runner.assert_nothing_left();
+}
