@@ -49,8 +49,14 @@ fn cancel_a_script_step(sig: &str, code: i32, name: &str) {
     wait_until("the step started", LIVENESS, || {
         docker(&["exec", &id, "test", "-f", "/tmp/started"]).is_ok()
     });
+    let signalled = std::time::Instant::now();
     signal(&child, sig);
     let run = wait_bounded(child, &response, LIVENESS);
+    // Informative only (timings belong in benchmarks): how long stopping took.
+    eprintln!(
+        "SIG{sig}: the hook exited {:?} after the signal",
+        signalled.elapsed()
+    );
     assert_eq!(run.code, code, "{run:#?}");
     assert_eq!(
         run.errors(),
@@ -102,8 +108,13 @@ fn a_cancelled_container_step_is_stopped_and_removed() {
     let (child, response) = runner.spawn("run_container_step", step, Some(&state));
     let started = runner.workspace().join("started");
     wait_until("the container step started", LIVENESS, || started.exists());
+    let signalled = std::time::Instant::now();
     signal(&child, "INT");
     let run = wait_bounded(child, &response, LIVENESS);
+    eprintln!(
+        "container step: the hook exited {:?} after the signal",
+        signalled.elapsed()
+    );
     assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(run.errors().len(), 1, "{run:#?}");
     // Only the job container is left: the step container was stopped and removed.
@@ -135,11 +146,15 @@ fn a_cancelled_prepare_job_leaves_nothing_behind() {
     wait_until("both containers run", LIVENESS, || {
         runner.containers().len() == 2
     });
+    let signalled = std::time::Instant::now();
     signal(&child, "INT");
     let run = wait_bounded(child, &response, LIVENESS);
+    eprintln!(
+        "prepare_job: the hook exited {:?} after the signal",
+        signalled.elapsed()
+    );
     assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(run.response, "", "{run:#?}");
-    eprintln!("{}", run.stderr);
     runner.assert_nothing_left();
     runner.call("cleanup_job", json!({}), None).ok();
 }

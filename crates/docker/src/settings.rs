@@ -136,7 +136,7 @@ impl Settings {
             BTreeMap::new()
         };
         Ok(Self {
-            images: ImagePolicy::from_lookup(&get)?,
+            images: ImagePolicy::from_lookup(get)?,
             refuse_privileged: boolean(REFUSE_PRIVILEGED, get(REFUSE_PRIVILEGED), false)?,
             work_dir,
             runner_temp,
