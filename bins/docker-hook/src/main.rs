@@ -18,8 +18,8 @@ struct Cli {}
 fn main() -> ExitCode {
     Cli::parse();
     let env = |k: &str| std::env::var(k).ok();
-    hooklib::main_with(&LogSettings::from_lookup(env), |_cancel| {
+    hooklib::main_with(&LogSettings::from_lookup(env), |cancel| {
         container_hooks_docker::Settings::from_lookup(env)
-            .map(container_hooks_docker::DockerHook::new)
+            .map(|settings| container_hooks_docker::DockerHook::with_cancel(settings, cancel))
     })
 }

@@ -45,6 +45,8 @@ pub(crate) struct BodyInput<'a> {
     /// The service's network alias.
     pub alias: Option<&'a str>,
     pub owner: &'a Owner,
+    /// The cost labels (`hooks.actions/*`), possibly empty.
+    pub cost_labels: &'a BTreeMap<String, String>,
 }
 
 /// Whether containers can have DNS aliases on `network` (only user-defined networks).
@@ -129,7 +131,7 @@ pub(crate) fn container_body(input: BodyInput<'_>) -> Result<ContainerCreateBody
         cmd,
         env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
         working_dir: spec.working_directory.clone().filter(|w| !w.is_empty()),
-        labels: Some(input.owner.labels(input.role.as_str())),
+        labels: Some(labels(input)),
         exposed_ports: non_empty(exposed),
         volumes: non_empty(mounts.anonymous),
         host_config: Some(host),
@@ -147,6 +149,15 @@ pub(crate) fn container_body(input: BodyInput<'_>) -> Result<ContainerCreateBody
         body.cmd = None;
     }
     Ok(body)
+}
+
+/// The hook's own labels (runner, job, role) and the cost labels.
+fn labels(input: BodyInput<'_>) -> HashMap<String, String> {
+    let mut labels = input.owner.labels(input.role.as_str());
+    for (k, v) in input.cost_labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    labels
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -193,10 +204,15 @@ fn mounts<'a>(list: impl Iterator<Item = &'a Mount>) -> Result<Mounts, BodyError
     Ok(out)
 }
 
+/// The variable that tags every process of one script step (`<STEP_TAG>=<random id>`), so a
+/// cancelled step's processes can be found inside the container (`docker exec` kills nothing
+/// itself).
+pub(crate) const STEP_TAG: &str = "CONTAINER_HOOKS_STEP";
+
 /// The exec of a script step: the step env (values as data, never through a shell), `PATH` =
-/// `prependPath` + the container's own PATH (or the step env's PATH when it has one), and
-/// the working directory.
-pub(crate) fn script_exec(args: &RunScriptStepArgs, container_path: &str) -> ExecConfig {
+/// `prependPath` + the container's own PATH (or the step env's PATH when it has one), the
+/// working directory, and the step's tag (`CONTAINER_HOOKS_STEP=<tag>`).
+pub(crate) fn script_exec(args: &RunScriptStepArgs, container_path: &str, tag: &str) -> ExecConfig {
     let mut env: BTreeMap<&str, &str> = args
         .environment_variables
         .iter()
@@ -208,6 +224,7 @@ pub(crate) fn script_exec(args: &RunScriptStepArgs, container_path: &str) -> Exe
     if !path.is_empty() {
         env.push(format!("PATH={path}"));
     }
+    env.push(format!("{STEP_TAG}={tag}"));
     let cmd = std::iter::once(args.entry_point.clone())
         .chain(args.entry_point_args.iter().cloned())
         .collect();
@@ -221,6 +238,48 @@ pub(crate) fn script_exec(args: &RunScriptStepArgs, container_path: &str) -> Exe
         working_dir: Some(args.working_directory.clone()).filter(|w| !w.is_empty()),
         ..Default::default()
     }
+}
+
+/// Where container actions see the runner's `_temp`.
+pub(crate) const RUNNER_TEMP_TARGET: &str = "/github/runner_temp";
+
+/// Makes sure a container step mounts the runner's `_temp` at `/github/runner_temp`, whether or
+/// not this runner version sends that mount. The host path is `runner_temp` (`RUNNER_TEMP`), else
+/// the parent of the runner's `/github/home` or `/github/workflow` mount
+/// (`_temp/_github_home`). Returns whether a mount was added.
+pub(crate) fn ensure_runner_temp(spec: &mut ContainerSpec, runner_temp: Option<&str>) -> bool {
+    let all = || {
+        spec.system_mount_volumes
+            .iter()
+            .chain(&spec.user_mount_volumes)
+    };
+    if all().any(|m| m.target_volume_path.trim_end_matches('/') == RUNNER_TEMP_TARGET) {
+        return false;
+    }
+    let derived = || {
+        spec.system_mount_volumes
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.target_volume_path.as_str(),
+                    "/github/home" | "/github/workflow"
+                )
+            })
+            .find_map(|m| {
+                let source = std::path::Path::new(m.source_volume_path.as_deref()?);
+                Some(source.parent()?.to_str()?.to_owned())
+            })
+    };
+    let Some(source) = runner_temp.map(str::to_owned).or_else(derived) else {
+        return false;
+    };
+    spec.system_mount_volumes.push(Mount {
+        user_provided_value: None,
+        source_volume_path: Some(source),
+        target_volume_path: RUNNER_TEMP_TARGET.to_owned(),
+        read_only: false,
+    });
+    true
 }
 
 /// The bridge network of a job.

@@ -75,6 +75,33 @@ pub enum Error {
     /// A container without an image (and, for a container step, without a Dockerfile).
     #[error("{0} has no image")]
     MissingImage(String),
+    /// The administrator's policy refuses an option or volume.
+    #[error("{what}: {source}")]
+    Refused {
+        /// Which container.
+        what: String,
+        /// The option and why.
+        source: crate::policy::Refused,
+    },
+    /// The administrator's policy does not allow the image.
+    #[error("{what}: {source}")]
+    ImageNotAllowed {
+        /// Which container.
+        what: String,
+        /// The image and the setting.
+        source: hooklib::policy::ImageRefused,
+    },
+    /// The administrator's policy does not allow a base image of a Dockerfile action.
+    #[error("cannot build the action image from {dockerfile}: {source}")]
+    DockerfileNotAllowed {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+        /// The base image and the setting.
+        source: hooklib::policy::DockerfileRefused,
+    },
+    /// The runner cancelled the step (SIGINT/SIGTERM); it was stopped where it ran.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// Several containers failed at once (e.g. two services unhealthy).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),

@@ -12,6 +12,7 @@
 #![deny(clippy::disallowed_methods, clippy::print_stdout)]
 
 mod body;
+mod cost;
 mod engine;
 mod error;
 mod exec;
@@ -22,10 +23,14 @@ mod log;
 mod names;
 mod network;
 mod options;
+mod policy;
 mod ports;
 mod settings;
 
+pub use cost::{COST_LABEL_SOURCES, label_value};
 pub use error::Error;
 pub use hook::{DockerHook, State};
 pub use names::{JOB_LABEL, ROLE_LABEL, RUNNER_LABEL};
-pub use settings::{DEFAULT_HEALTH_TIMEOUT, DockerHost, Settings, SettingsError};
+pub use settings::{
+    COST_LABELS, DEFAULT_HEALTH_TIMEOUT, DockerHost, REFUSE_PRIVILEGED, Settings, SettingsError,
+};

@@ -1,6 +1,14 @@
 //! The docker hook's settings, read once from the environment at the binary edge.
 
+use hooklib::ImagePolicy;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The setting that refuses privileged `createOptions` and host binds outside `_work`.
+pub const REFUSE_PRIVILEGED: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_DOCKER_REFUSE_PRIVILEGED";
+/// The setting that turns the cost labels off.
+pub const COST_LABELS: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS";
 
 /// The default overall cap on waiting for containers to become healthy.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
@@ -19,6 +27,23 @@ pub struct Settings {
     /// to become healthy in `prepare_job` (default 600 s). Each container is also bounded by
     /// its own health-check settings.
     pub health_timeout: Duration,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_IMAGES`, `…_ALLOWED_SERVICES`,
+    /// `…_ALLOWED_STEP_IMAGES`: the administrator's allowed images (unset: any).
+    pub images: ImagePolicy,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS_DOCKER_REFUSE_PRIVILEGED`: refuse privileged
+    /// `createOptions`, host binds outside `_work`, and withhold the docker socket (default
+    /// false: today's behaviour).
+    pub refuse_privileged: bool,
+    /// The runner's `_work` on the host: the parent of `RUNNER_TEMP` (else of
+    /// `RUNNER_WORKSPACE`). Host binds must stay inside it when privileged options are refused.
+    pub work_dir: Option<PathBuf>,
+    /// `RUNNER_TEMP`: the runner's `_work/_temp`, mounted at `/github/runner_temp` in container
+    /// steps.
+    pub runner_temp: Option<PathBuf>,
+    /// The cost labels (`hooks.actions/*`) put on every job, service and step container, from
+    /// the runner's `GITHUB_*` environment; empty when `ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS`
+    /// is false.
+    pub cost_labels: BTreeMap<String, String>,
 }
 
 /// A required setting is missing or invalid.
@@ -30,6 +55,9 @@ pub enum SettingsError {
     /// A variable has a value the hook cannot use.
     #[error("{0}={1:?} is invalid: {2}")]
     Invalid(&'static str, String, &'static str),
+    /// An allowed-images pattern is invalid.
+    #[error(transparent)]
+    Policy(#[from] hooklib::policy::PolicyError),
 }
 
 /// Where the Docker Engine listens.
@@ -70,11 +98,49 @@ impl DockerHost {
     }
 }
 
+/// A boolean setting: `true`/`false`/`1`/`0`, any case; blank or unset is `default`.
+fn boolean(
+    name: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    match value
+        .as_deref()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(SettingsError::Invalid(
+            name,
+            value.unwrap_or_default(),
+            "expected true or false",
+        )),
+    }
+}
+
 impl Settings {
     /// Reads the settings through `lookup` (the binary passes `|k| std::env::var(k).ok()`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let runner_temp = get("RUNNER_TEMP").map(PathBuf::from);
+        let work_dir = runner_temp
+            .clone()
+            .or_else(|| get("RUNNER_WORKSPACE").map(PathBuf::from))
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .filter(|p| p.is_absolute() && p.parent().is_some());
+        let cost_labels = if boolean(COST_LABELS, get(COST_LABELS), true)? {
+            crate::cost::labels(&get)
+        } else {
+            BTreeMap::new()
+        };
         Ok(Self {
+            images: ImagePolicy::from_lookup(get)?,
+            refuse_privileged: boolean(REFUSE_PRIVILEGED, get(REFUSE_PRIVILEGED), false)?,
+            work_dir,
+            runner_temp,
+            cost_labels,
             runner_name: get("RUNNER_NAME").ok_or(SettingsError::Missing(
                 "RUNNER_NAME",
                 "it labels this runner's containers and networks",
@@ -105,6 +171,11 @@ impl Settings {
             network: None,
             docker_host: DockerHost::default(),
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            images: ImagePolicy::allow_all(),
+            refuse_privileged: false,
+            work_dir: None,
+            runner_temp: None,
+            cost_labels: BTreeMap::new(),
         }
     }
 }
@@ -113,6 +184,7 @@ impl Settings {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::Path;
 
     fn from(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let map: HashMap<String, String> = vars
@@ -150,6 +222,58 @@ mod tests {
             e.contains("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS=\"soon\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn policy_work_dir_and_cost_labels() {
+        let s = from(&[
+            ("RUNNER_NAME", "r1"),
+            ("RUNNER_TEMP", "/home/runner/_work/_temp"),
+            (
+                "ACTIONS_RUNNER_CONTAINER_HOOKS_DOCKER_REFUSE_PRIVILEGED",
+                "TRUE",
+            ),
+            (
+                "ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_IMAGES",
+                "node:*, alpine",
+            ),
+            ("GITHUB_REPOSITORY", "octo/shop"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+        ])
+        .unwrap();
+        assert!(s.refuse_privileged);
+        assert_eq!(s.work_dir.as_deref(), Some(Path::new("/home/runner/_work")));
+        assert_eq!(
+            s.runner_temp.as_deref(),
+            Some(Path::new("/home/runner/_work/_temp"))
+        );
+        assert!(s.images.job.allows("node:22") && !s.images.job.allows("evil"));
+        assert!(s.images.services.allows("evil"));
+        assert_eq!(s.cost_labels["hooks.actions/repository"], "octo_shop");
+        assert_eq!(s.cost_labels["hooks.actions/run-attempt"], "2");
+        let s = from(&[
+            ("RUNNER_NAME", "r1"),
+            ("RUNNER_WORKSPACE", "/w/_work/shop"),
+            ("GITHUB_REPOSITORY", "octo/shop"),
+            ("ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS", "false"),
+        ])
+        .unwrap();
+        assert!(!s.refuse_privileged);
+        assert_eq!(s.work_dir.as_deref(), Some(Path::new("/w/_work")));
+        assert!(s.cost_labels.is_empty());
+        for (k, v) in [
+            (
+                "ACTIONS_RUNNER_CONTAINER_HOOKS_DOCKER_REFUSE_PRIVILEGED",
+                "yes",
+            ),
+            ("ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS", "off"),
+            ("ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_STEP_IMAGES", "[x"),
+        ] {
+            let e = from(&[("RUNNER_NAME", "r1"), (k, v)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("{k}=\"{v}\" is invalid")), "{e}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, WaitContainerOptionsBuilder,
 };
-use container_hooks_docker::{DEFAULT_HEALTH_TIMEOUT, Settings};
+use container_hooks_docker::{COST_LABELS, DEFAULT_HEALTH_TIMEOUT, REFUSE_PRIVILEGED, Settings};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::io::Write;
@@ -335,6 +335,27 @@ fn reference_states_docker_defaults() {
     assert!(default_of("ACTIONS_RUNNER_NETWORK_DRIVER").starts_with("unset"));
     assert!(Settings::new("r").network.is_none());
     assert!(default_of("RUNNER_NAME").contains("required"));
+    assert_eq!(default_of(REFUSE_PRIVILEGED), "`false`");
+    assert!(!Settings::new("r").refuse_privileged);
+    assert_eq!(default_of(COST_LABELS), "`true`");
+    let with_github = Settings::from_lookup(|k| match k {
+        "RUNNER_NAME" => Some("r".into()),
+        "GITHUB_RUN_ID" => Some("1".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(
+        !with_github.cost_labels.is_empty(),
+        "cost labels are on by default"
+    );
+    for list in [
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_IMAGES",
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_SERVICES",
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_STEP_IMAGES",
+    ] {
+        assert!(default_of(list).starts_with("unset"), "{list}");
+    }
+    assert_eq!(Settings::new("r").images, hooklib::ImagePolicy::allow_all());
     assert!(
         Settings::from_lookup(|_| None).is_err(),
         "RUNNER_NAME is required"

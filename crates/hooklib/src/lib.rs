@@ -15,6 +15,8 @@
 //!   an [`Outcome`] whose [`Outcome::exit_code`] is the process exit code (a step's own code is
 //!   data and passes through; a hook failure prints one `::error::` line and exits 1);
 //! - [`Cancel`]: the runner's SIGINT/SIGTERM as a cancellation request the hook honours;
+//! - [`policy`]: the administrator's allowed images (job, services, steps) as glob patterns on
+//!   normalised references;
 //! - [`Secret`]: credentials that never print;
 //! - [`logging`]: `tracing` to stderr; stdout belongs to the step.
 //!
@@ -105,6 +107,7 @@ pub mod cancel;
 mod hook;
 mod input;
 pub mod logging;
+pub mod policy;
 mod read;
 mod response;
 mod secret;
@@ -117,6 +120,7 @@ pub use hook::{
 pub use input::{
     Command, ContainerSpec, Input, Mount, PrepareJobArgs, Registry, Request, RunScriptStepArgs,
 };
+pub use policy::{ImagePolicy, ImageRole};
 pub use read::{InputError, parse_input, read_input};
 pub use response::{
     ContainerInfo, JobContext, PrepareJobResponse, ResponseError, ServiceInfo, StateResponse,

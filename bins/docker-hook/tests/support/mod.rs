@@ -232,6 +232,27 @@ impl Runner {
         docker_ids(&["network", "ls", "-q", "--filter", &self.filter()])
     }
 
+    /// Ids of the images labelled with this runner (Dockerfile actions' images).
+    pub fn images(&self) -> Vec<String> {
+        docker_ids(&["images", "-q", "--filter", &self.filter()])
+    }
+
+    /// Nothing of this runner's is left on the engine: no container, network or image.
+    #[track_caller]
+    pub fn assert_nothing_left(&self) {
+        assert!(
+            self.containers().is_empty(),
+            "containers: {:?}",
+            self.containers()
+        );
+        assert!(
+            self.networks().is_empty(),
+            "networks: {:?}",
+            self.networks()
+        );
+        assert!(self.images().is_empty(), "images: {:?}", self.images());
+    }
+
     fn filter(&self) -> String {
         format!("label={RUNNER_LABEL}={}", self.name)
     }
@@ -313,4 +334,46 @@ pub fn http_get(port: &str) -> String {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+}
+
+/// Sends `signal` (`INT`, `TERM`) to a child process (tests may use the `kill` CLI).
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {}", child.id());
+}
+
+/// Waits for a child, failing the test (after killing it) if it is still running after
+/// `liveness` — a generous bound that only catches a hang, never a timing assertion.
+pub fn wait_bounded(mut child: Child, response: &Path, liveness: std::time::Duration) -> Run {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > liveness {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the hook still ran {liveness:?} after the signal; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        response: std::fs::read_to_string(response).unwrap_or_default(),
+    }
+}
+
+/// Polls `check` until it holds (bounded by `liveness`, then the test fails with `what`).
+pub fn wait_until(what: &str, liveness: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < liveness, "never happened: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -39,6 +39,17 @@ fn prepare_args() -> PrepareJobArgs {
     .unwrap()
 }
 
+/// Cost labels as `Settings` reads them from the runner's `GITHUB_*` environment.
+fn cost_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "hooks.actions/repository".to_owned(),
+            "octo_shop".to_owned(),
+        ),
+        ("hooks.actions/run-id".to_owned(), "4242".to_owned()),
+    ])
+}
+
 fn build(
     role: Role,
     spec: &ContainerSpec,
@@ -55,6 +66,7 @@ fn build(
         network,
         alias,
         owner: &owner(),
+        cost_labels: &cost_labels(),
     })
     .unwrap()
 }
@@ -167,6 +179,53 @@ fn mounts_with_colons_use_the_mount_api() {
 }
 
 #[test]
+fn service_entrypoint_and_command_are_honoured_like_a_container_steps() {
+    // runner #4276: a service's `entrypoint:` and `command:` arrive as entryPoint and the
+    // runner-split entryPointArgs.
+    let spec = ContainerSpec {
+        image: Some("redis:7".into()),
+        entry_point: Some("redis-server".into()),
+        entry_point_args: vec![
+            "--save".into(),
+            "\"\"".into(),
+            "--appendonly".into(),
+            "'no".into(),
+            "really'".into(),
+        ],
+        ..Default::default()
+    };
+    let body = build(Role::Service, &spec, "net", Some("redis"));
+    assert_eq!(body.entrypoint.unwrap(), ["redis-server"]);
+    assert_eq!(
+        body.cmd.unwrap(),
+        ["--save", "", "--appendonly", "no really"]
+    );
+    // `command:` alone keeps the image's entrypoint.
+    let spec = ContainerSpec {
+        image: Some("redis:7".into()),
+        entry_point_args: vec!["redis-server".into(), "--port".into(), "6380".into()],
+        ..Default::default()
+    };
+    let body = build(Role::Service, &spec, "net", Some("redis"));
+    assert_eq!(body.entrypoint, None);
+    assert_eq!(body.cmd.unwrap(), ["redis-server", "--port", "6380"]);
+}
+
+#[test]
+fn cost_labels_never_replace_the_hooks_own() {
+    let spec = ContainerSpec {
+        image: Some("busybox".into()),
+        create_options: Some("--label hooks.actions/repository=spoofed --label team=x".into()),
+        ..Default::default()
+    };
+    let labels = build(Role::Step, &spec, "net", None).labels.unwrap();
+    assert_eq!(labels["hooks.actions/repository"], "octo_shop");
+    assert_eq!(labels["hooks.actions/run-id"], "4242");
+    assert_eq!(labels["team"], "x");
+    assert_eq!(labels[crate::names::ROLE_LABEL], "step");
+}
+
+#[test]
 fn bad_inputs_are_errors() {
     let spec = ContainerSpec {
         image: Some("busybox".into()),
@@ -183,6 +242,7 @@ fn bad_inputs_are_errors() {
             network: "net",
             alias: None,
             owner: &owner(),
+            cost_labels: &BTreeMap::new(),
         })
         .map(|_| ())
         .unwrap_err()
@@ -209,7 +269,7 @@ fn script_step_exec() {
     .unwrap();
     snapshot(
         "script_step_exec",
-        script_exec(&args, "/usr/local/bin:/usr/bin:/bin"),
+        script_exec(&args, "/usr/local/bin:/usr/bin:/bin", "0123abcd"),
     );
 }
 
@@ -221,8 +281,11 @@ fn script_step_path_from_step_env_wins() {
         prepend_path: vec!["/first".into()],
         ..Default::default()
     };
-    let exec = script_exec(&args, "/usr/bin");
-    assert_eq!(exec.env.unwrap(), ["PATH=/first:/custom"]);
+    let exec = script_exec(&args, "/usr/bin", "t1");
+    assert_eq!(
+        exec.env.unwrap(),
+        ["PATH=/first:/custom", "CONTAINER_HOOKS_STEP=t1"]
+    );
     assert_eq!(exec.working_dir, None);
 }
 
@@ -239,4 +302,51 @@ fn container_path() {
     let env = vec!["A=1".to_owned(), "PATH=/x:/y".to_owned()];
     assert_eq!(path_from_env(Some(&env)), "/x:/y");
     assert_eq!(path_from_env(None), DEFAULT_PATH);
+}
+
+#[test]
+fn container_steps_always_get_the_runners_temp() {
+    let mount = |source: &str, target: &str| Mount {
+        user_provided_value: None,
+        source_volume_path: Some(source.into()),
+        target_volume_path: target.into(),
+        read_only: false,
+    };
+    let targets = |spec: &ContainerSpec| -> Vec<(String, String)> {
+        spec.system_mount_volumes
+            .iter()
+            .map(|m| {
+                (
+                    m.source_volume_path.clone().unwrap_or_default(),
+                    m.target_volume_path.clone(),
+                )
+            })
+            .collect()
+    };
+    // Already sent by the runner: kept as is.
+    let mut spec = ContainerSpec {
+        system_mount_volumes: vec![mount("/w/_temp", "/github/runner_temp/")],
+        ..Default::default()
+    };
+    assert!(!ensure_runner_temp(&mut spec, Some("/elsewhere")));
+    assert_eq!(spec.system_mount_volumes.len(), 1);
+    // Not sent: RUNNER_TEMP, else derived from the `/github/home` mount.
+    let mut spec = ContainerSpec {
+        system_mount_volumes: vec![mount("/w/_temp/_github_home", "/github/home")],
+        ..Default::default()
+    };
+    let mut derived = spec.clone();
+    assert!(ensure_runner_temp(&mut spec, Some("/runner/_work/_temp")));
+    assert_eq!(
+        targets(&spec)[1],
+        ("/runner/_work/_temp".into(), "/github/runner_temp".into())
+    );
+    assert!(ensure_runner_temp(&mut derived, None));
+    assert_eq!(
+        targets(&derived)[1],
+        ("/w/_temp".into(), "/github/runner_temp".into())
+    );
+    // Nothing to derive it from: nothing added.
+    let mut bare = ContainerSpec::default();
+    assert!(!ensure_runner_temp(&mut bare, None));
 }

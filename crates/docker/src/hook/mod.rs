@@ -7,7 +7,7 @@ mod steps;
 use crate::error::Error;
 use crate::settings::Settings;
 use hooklib::{
-    ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
+    Cancel, ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,12 +42,19 @@ pub struct State {
 #[derive(Debug)]
 pub struct DockerHook {
     settings: Settings,
+    cancel: Cancel,
 }
 
 impl DockerHook {
-    /// A hook with these settings. Connects to the engine per command.
+    /// A hook with these settings that is never cancelled. Connects to the engine per command.
     pub fn new(settings: Settings) -> Self {
-        Self { settings }
+        Self::with_cancel(settings, Cancel::new())
+    }
+
+    /// A hook that stops its step where it runs when `cancel` fires (the runner's SIGINT /
+    /// SIGTERM, handed over by [`hooklib::main_with`]).
+    pub fn with_cancel(settings: Settings, cancel: Cancel) -> Self {
+        Self { settings, cancel }
     }
 }
 
@@ -56,7 +63,7 @@ impl Hook for DockerHook {
     type Error = Error;
 
     async fn prepare_job(&self, args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
-        prepare::prepare_job(&self.settings, args).await
+        prepare::prepare_job(&self.settings, args, &self.cancel).await
     }
 
     async fn run_script_step(
@@ -64,7 +71,7 @@ impl Hook for DockerHook {
         args: RunScriptStepArgs,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        steps::run_script_step(&self.settings, args, state).await
+        steps::run_script_step(&self.settings, args, state, &self.cancel).await
     }
 
     async fn run_container_step(
@@ -72,7 +79,7 @@ impl Hook for DockerHook {
         args: ContainerSpec,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        steps::run_container_step(&self.settings, args, state).await
+        steps::run_container_step(&self.settings, args, state, &self.cancel).await
     }
 
     async fn cleanup_job(&self, state: State) -> Result<(), Error> {

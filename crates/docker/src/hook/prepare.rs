@@ -10,7 +10,7 @@ use super::State;
 use crate::body::{BodyInput, container_body, path_from_env};
 use crate::engine::connect;
 use crate::error::{Error, engine};
-use crate::exec::capture;
+use crate::exec::{capture, unless_cancelled};
 use crate::health::{self, Watched};
 use crate::images;
 use crate::log::Group;
@@ -24,10 +24,15 @@ use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures::future::join_all;
 use hooklib::{
-    ContainerInfo, ContainerSpec, JobContext, PrepareJobArgs, PrepareJobResponse, Registry,
-    ServiceInfo,
+    Cancel, ContainerInfo, ContainerSpec, ImageRole, JobContext, PrepareJobArgs,
+    PrepareJobResponse, Registry, ServiceInfo,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// At most this much of `/etc/os-release` is read (real files are well under 1 KiB).
+const OS_RELEASE_CAP: usize = 64 * 1024;
+/// How long reading `/etc/os-release` may take.
+const OS_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One container to create.
 #[derive(Debug)]
@@ -43,26 +48,48 @@ struct Planned {
     body: ContainerCreateBody,
 }
 
+/// What every container of a job shares.
+struct Job<'a> {
+    settings: &'a Settings,
+    owner: &'a Owner,
+    network: &'a str,
+}
+
 fn plan_one(
+    job: &Job<'_>,
     role: Role,
     spec: &ContainerSpec,
     what: String,
     name: String,
     alias: Option<&str>,
-    network: &str,
-    owner: &Owner,
 ) -> Result<Planned, Error> {
+    let (settings, owner, network) = (job.settings, job.owner, job.network);
     let image = spec
         .image
         .clone()
         .filter(|i| !i.trim().is_empty())
         .ok_or_else(|| Error::MissingImage(what.clone()))?;
+    let policy_role = match role {
+        Role::Job => ImageRole::Job,
+        Role::Service => ImageRole::Service,
+        Role::Step => ImageRole::Step,
+    };
+    settings
+        .images
+        .check(policy_role, &image)
+        .map_err(|source| Error::ImageNotAllowed {
+            what: what.clone(),
+            source,
+        })?;
     let mut options = CreateOptions::parse(spec.create_options.as_deref())
         .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
         .map_err(|source| Error::Options {
             what: what.clone(),
             source,
         })?;
+    let mut spec = spec.clone();
+    super::steps::apply_privilege_policy(settings, &what, &mut spec, &options)?;
+    let spec = &spec;
     if alias.is_some() && !crate::body::network_has_aliases(network) {
         tracing::debug!("{what}: network {network} has no DNS aliases");
     }
@@ -74,6 +101,7 @@ fn plan_one(
         network,
         alias,
         owner,
+        cost_labels: &settings.cost_labels,
     })
     .map_err(|source| Error::Body {
         what: what.clone(),
@@ -93,11 +121,17 @@ fn plan_one(
 
 /// Every container of the job, validated and built, before anything is sent to the engine.
 fn plan(
+    settings: &Settings,
     args: &PrepareJobArgs,
     owner: &Owner,
     job_id: &str,
     network: &str,
 ) -> Result<Vec<Planned>, Error> {
+    let job = Job {
+        settings,
+        owner,
+        network,
+    };
     let mut plans = Vec::new();
     if let Some(c) = &args.container {
         let what = format!(
@@ -105,7 +139,7 @@ fn plan(
             c.image.as_deref().unwrap_or("no image")
         );
         let name = container_name(owner, job_id, "job");
-        plans.push(plan_one(Role::Job, c, what, name, None, network, owner)?);
+        plans.push(plan_one(&job, Role::Job, c, what, name, None)?);
     }
     let aliases = names::service_aliases(
         args.services
@@ -118,15 +152,7 @@ fn plan(
             s.image.as_deref().unwrap_or("no image")
         );
         let name = container_name(owner, job_id, alias);
-        plans.push(plan_one(
-            Role::Service,
-            s,
-            what,
-            name,
-            Some(alias),
-            network,
-            owner,
-        )?);
+        plans.push(plan_one(&job, Role::Service, s, what, name, Some(alias))?);
     }
     Ok(plans)
 }
@@ -198,7 +224,10 @@ struct Up {
 
 /// Creates and starts one container, then inspects it (and, for the job container, reads its
 /// `/etc/os-release`) concurrently.
-async fn bring_up(docker: &Docker, p: &Planned) -> Result<Up, Error> {
+///
+/// Creating and starting are never interrupted (a request dropped half-way could create a
+/// container after prepare_job removed what it created); what follows stops at cancellation.
+async fn bring_up(docker: &Docker, p: &Planned, cancel: &Cancel) -> Result<Up, Error> {
     let id = create_and_start(docker, p).await?;
     let probe = async {
         match p.role {
@@ -206,20 +235,46 @@ async fn bring_up(docker: &Docker, p: &Planned) -> Result<Up, Error> {
             _ => Ok(None),
         }
     };
-    let (info, alpine) = tokio::join!(inspect(docker, &id, &p.what), probe);
-    Ok(Up {
-        info: info?,
-        alpine: alpine?,
-        id,
-    })
+    let both = async {
+        let (info, alpine) = tokio::join!(inspect(docker, &id, &p.what), probe);
+        Ok((info?, alpine?))
+    };
+    let (info, alpine) = unless_cancelled(cancel, "prepare_job", both).await?;
+    Ok(Up { info, alpine, id })
 }
 
-/// Whether `/etc/os-release` says Alpine (one exec). A container without `cat` is not Alpine.
+/// Whether `/etc/os-release` says Alpine (one exec, at most [`OS_RELEASE_CAP`] bytes read for at
+/// most [`OS_RELEASE_TIMEOUT`]: the job image decides what that file is). A container without
+/// `cat`, or whose file cannot be read in time, is taken as not Alpine, with a warning.
 async fn is_alpine(docker: &Docker, id: &str) -> Result<bool, Error> {
-    let (code, out) = capture(docker, id, &["cat", "/etc/os-release"]).await?;
-    let alpine = os_release_id(&String::from_utf8_lossy(&out)).as_deref() == Some("alpine");
-    if code != 0 && !alpine {
-        tracing::debug!("reading /etc/os-release exited {code}; assuming not Alpine");
+    let got = capture(
+        docker,
+        id,
+        &["cat", "/etc/os-release"],
+        OS_RELEASE_CAP,
+        OS_RELEASE_TIMEOUT,
+    )
+    .await?;
+    let alpine = os_release_id(&String::from_utf8_lossy(&got.stdout)).as_deref() == Some("alpine");
+    if got.timed_out {
+        tracing::warn!(
+            "reading /etc/os-release in the job container took longer than {}s; {}",
+            OS_RELEASE_TIMEOUT.as_secs(),
+            if alpine {
+                "it says Alpine"
+            } else {
+                "assuming not Alpine"
+            }
+        );
+    } else if got.truncated {
+        tracing::warn!(
+            "/etc/os-release in the job container is larger than {OS_RELEASE_CAP} bytes; read only its beginning"
+        );
+    } else if got.exit != Some(0) && !alpine {
+        tracing::debug!(
+            "reading /etc/os-release exited {:?}; assuming not Alpine",
+            got.exit
+        );
     }
     Ok(alpine)
 }
@@ -241,6 +296,7 @@ async fn inspect(docker: &Docker, id: &str, what: &str) -> Result<ContainerInspe
 pub(super) async fn prepare_job(
     settings: &Settings,
     args: PrepareJobArgs,
+    cancel: &Cancel,
 ) -> Result<PrepareJobResponse<State>, Error> {
     let started = Instant::now();
     let group = Group::open("Preparing job containers");
@@ -253,14 +309,29 @@ pub(super) async fn prepare_job(
         Some(n) => (n.clone(), false),
         None => (network_name(&owner, &job_id), true),
     };
-    let plans = plan(&args, &owner, &job_id, &network)?;
-    let docker = connect(&settings.docker_host).await?;
+    let plans = plan(settings, &args, &owner, &job_id, &network)?;
+    let docker = unless_cancelled(cancel, "prepare_job", connect(&settings.docker_host)).await?;
 
-    let outcome = run(settings, &docker, &plans, &owner, &network, network_created).await;
+    // Cancelled or failed half-way: what was created is removed here.
+    let outcome = run(
+        settings,
+        &docker,
+        &plans,
+        &owner,
+        &network,
+        network_created,
+        cancel,
+    )
+    .await;
     let (response, images_secs, start_secs) = match outcome {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!("prepare_job failed; removing the containers and network it created");
+            let how = if matches!(e, Error::Cancelled(_)) {
+                "was cancelled"
+            } else {
+                "failed"
+            };
+            tracing::warn!("prepare_job {how}; removing the containers and network it created");
             if let Err(clean) =
                 network::remove_runner_objects(&docker, &owner, None, &[], &[]).await
             {
@@ -308,6 +379,7 @@ async fn run(
     owner: &Owner,
     network: &str,
     network_created: bool,
+    cancel: &Cancel,
 ) -> Result<(PrepareJobResponse<State>, f64, f64), Error> {
     let t0 = Instant::now();
     // This runner's leftovers (never this job's), the images and the network are independent.
@@ -318,9 +390,12 @@ async fn run(
             Ok(())
         }
     };
+    // A cancellation stops the pulls at once, but lets the leftover removal and the network
+    // creation finish (so that the network exists, labelled, when it is removed below).
+    let pulls = unless_cancelled(cancel, "prepare_job", pull_all(docker, plans));
     let (removed, pulled, created) = tokio::join!(
         network::remove_runner_objects(docker, owner, owner.job.as_deref(), &[], &[]),
-        pull_all(docker, plans),
+        pulls,
         create_network
     );
     let removed = removed?;
@@ -338,7 +413,14 @@ async fn run(
 
     // Each container: create, start, then inspect it (and probe the job container's OS) while
     // the others are still starting.
-    let started = collect(join_all(plans.iter().map(|p| bring_up(docker, p))).await)?;
+    let started = collect(join_all(plans.iter().map(|p| bring_up(docker, p, cancel))).await)
+        .map_err(|e| {
+            if cancel.is_cancelled() {
+                Error::Cancelled("prepare_job".into())
+            } else {
+                e
+            }
+        })?;
     let start_secs = t0.elapsed().as_secs_f64() - images_secs;
     let watched: Vec<Watched> = plans
         .iter()
@@ -348,7 +430,12 @@ async fn run(
             what: p.what.clone(),
         })
         .collect();
-    health::wait_all(docker, &watched, settings.health_timeout).await?;
+    unless_cancelled(
+        cancel,
+        "prepare_job",
+        health::wait_all(docker, &watched, settings.health_timeout),
+    )
+    .await?;
     let is_alpine = started.iter().any(|up| up.alpine == Some(true));
     let ids: Vec<String> = started.iter().map(|up| up.id.clone()).collect();
     let inspected: Vec<ContainerInspectResponse> = started.into_iter().map(|up| up.info).collect();
@@ -428,7 +515,10 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let err = plan(&args, &owner, "j", "net").unwrap_err().to_string();
+        let settings = Settings::new("r");
+        let err = plan(&settings, &args, &owner, "j", "net")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("service redis (redis:7): unsupported container option `--frobnicate`"),
             "{err}"
@@ -437,7 +527,9 @@ mod tests {
             container: Some(ContainerSpec::default()),
             services: vec![],
         };
-        let err = plan(&args, &owner, "j", "net").unwrap_err().to_string();
+        let err = plan(&settings, &args, &owner, "j", "net")
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "the job container (no image) has no image");
     }
 }

@@ -1,79 +1,180 @@
 //! `run_script_step` (an exec in the job container) and `run_container_step` (a container from
 //! an image or a Dockerfile, run to completion and removed).
+//!
+//! Steps of one job may run at once (the runner's background steps): each invocation keeps
+//! everything it needs in memory and in its own exec or container (a random tag, a random
+//! container name), so concurrent steps share no file and no name.
 
 use super::{State, exit_code};
-use crate::body::{BodyInput, container_body, path_from_env, script_exec};
+use crate::body::{BodyInput, container_body, ensure_runner_temp, path_from_env, script_exec};
 use crate::engine::connect;
 use crate::error::{Error, engine};
-use crate::exec;
+use crate::exec::{self, unless_cancelled};
 use crate::images;
 use crate::log::Group;
 use crate::names::{Owner, Role, container_name, new_job_id};
 use crate::network::{remove_container, short};
 use crate::options::CreateOptions;
-use crate::settings::Settings;
+use crate::policy;
+use crate::settings::{DockerHost, Settings};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use hooklib::{ContainerSpec, RunScriptStepArgs, StepOutcome};
+use hooklib::{Cancel, ContainerSpec, ImageRole, RunScriptStepArgs, StepOutcome};
+use std::io::Read;
 use std::path::PathBuf;
+
+/// The largest Dockerfile whose base images are checked against the policy.
+const DOCKERFILE_CAP: u64 = 1024 * 1024;
 
 pub(super) async fn run_script_step(
     settings: &Settings,
     args: RunScriptStepArgs,
     state: State,
+    cancel: &Cancel,
 ) -> Result<StepOutcome<State>, Error> {
     let container = state.container.clone().ok_or(Error::NoJobContainer)?;
-    let docker = connect(&settings.docker_host).await?;
+    let what = "the script step";
+    let docker = unless_cancelled(cancel, what, connect(&settings.docker_host)).await?;
     let path = match &state.container_path {
         Some(p) => p.clone(),
         None => {
-            let info = docker
-                .inspect_container(&container, None)
-                .await
-                .map_err(engine("inspect the job container"))?;
+            let info = unless_cancelled(cancel, what, async {
+                docker
+                    .inspect_container(&container, None)
+                    .await
+                    .map_err(engine("inspect the job container"))
+            })
+            .await?;
             path_from_env(info.config.as_ref().and_then(|c| c.env.as_deref()))
         }
     };
-    let config = script_exec(&args, &path);
-    let code = exec::exec(&docker, &container, config, "the script step").await?;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let config = script_exec(&args, &path, &tag);
+    let code = exec::exec(&docker, &container, config, &tag, what, cancel).await?;
     Ok(StepOutcome::exited(exit_code(code)))
+}
+
+/// The engine's unix socket, if that is how it is reached.
+pub(super) fn socket_path(host: &DockerHost) -> Option<&str> {
+    match host {
+        DockerHost::Unix(p) => Some(p.as_str()),
+        DockerHost::Tcp(_) => None,
+    }
+}
+
+/// Applies the administrator's privilege policy to one container's spec and options: refuses
+/// what it forbids and withholds the docker socket. Nothing to do when the policy is off.
+pub(super) fn apply_privilege_policy(
+    settings: &Settings,
+    what: &str,
+    spec: &mut ContainerSpec,
+    options: &CreateOptions,
+) -> Result<(), Error> {
+    if !settings.refuse_privileged {
+        return Ok(());
+    }
+    let work = settings.work_dir.as_deref();
+    policy::check_options(options, work)
+        .and_then(|()| policy::check_user_mounts(&spec.user_mount_volumes, work))
+        .map_err(|source| Error::Refused {
+            what: what.to_owned(),
+            source,
+        })?;
+    if policy::withhold_docker_socket(spec, socket_path(&settings.docker_host)) {
+        tracing::info!(
+            "{what}: the docker socket is not mounted (privileged options are refused on this runner)"
+        );
+    }
+    Ok(())
+}
+
+/// Reads at most [`DOCKERFILE_CAP`] bytes of a Dockerfile.
+fn read_dockerfile(path: &str) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(DOCKERFILE_CAP + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > DOCKERFILE_CAP {
+        return Err(format!(
+            "it is larger than {DOCKERFILE_CAP} bytes, too large to check its base images"
+        ));
+    }
+    Ok(text)
 }
 
 pub(super) async fn run_container_step(
     settings: &Settings,
-    args: ContainerSpec,
+    mut args: ContainerSpec,
     state: State,
+    cancel: &Cancel,
 ) -> Result<StepOutcome<State>, Error> {
     let owner = Owner {
         runner: settings.runner_name.clone(),
         job: state.job_id.clone(),
     };
-    let what = match (&args.image, &args.dockerfile) {
-        (Some(i), _) if !i.trim().is_empty() => format!("the container step ({i})"),
-        (_, Some(d)) if !d.trim().is_empty() => format!("the container step ({d})"),
+    let image = args.image.clone().filter(|i| !i.trim().is_empty());
+    let dockerfile = args.dockerfile.clone().filter(|d| !d.trim().is_empty());
+    let what = match (&image, &dockerfile) {
+        (Some(i), _) => format!("the container step ({i})"),
+        (_, Some(d)) => format!("the container step ({d})"),
         _ => return Err(Error::MissingImage("the container step".to_owned())),
     };
+    // Everything that can be refused is refused before the engine is asked for anything.
+    match (&image, &dockerfile) {
+        (Some(i), _) => settings
+            .images
+            .check(ImageRole::Step, i)
+            .map_err(|source| Error::ImageNotAllowed {
+                what: what.clone(),
+                source,
+            })?,
+        (_, Some(d)) if settings.images.steps.is_restricted() => {
+            let refused = |reason: String| Error::Build {
+                dockerfile: d.clone(),
+                reason,
+            };
+            let text = read_dockerfile(d).map_err(refused)?;
+            settings.images.check_dockerfile(&text).map_err(|source| {
+                Error::DockerfileNotAllowed {
+                    dockerfile: d.clone(),
+                    source,
+                }
+            })?;
+        }
+        _ => {}
+    }
     let mut options = CreateOptions::parse(args.create_options.as_deref())
         .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
         .map_err(|source| Error::Options {
             what: what.clone(),
             source,
         })?;
+    apply_privilege_policy(settings, &what, &mut args, &options)?;
+    let runner_temp = settings.runner_temp.as_ref().and_then(|p| p.to_str());
+    if ensure_runner_temp(&mut args, runner_temp) {
+        tracing::debug!("{what}: mounted the runner's _temp at /github/runner_temp");
+    }
     let platform = options.platform.take();
     // Validate the arguments before pulling or building anything.
     hooklib::repair_entry_point_args(&args.entry_point_args).map_err(|e| Error::Body {
         what: what.clone(),
         source: e.into(),
     })?;
-    let docker = connect(&settings.docker_host).await?;
+    let docker = unless_cancelled(cancel, &what, connect(&settings.docker_host)).await?;
 
-    let image = match args.image.as_deref().filter(|i| !i.trim().is_empty()) {
+    let image = match image {
         Some(image) => {
             let _group = Group::open(format!("Pulling {image}"));
-            images::pull(&docker, image, args.registry.as_ref(), platform.as_deref()).await?;
-            image.to_owned()
+            unless_cancelled(
+                cancel,
+                &what,
+                images::pull(&docker, &image, args.registry.as_ref(), platform.as_deref()),
+            )
+            .await?;
+            image
         }
         None => {
-            let dockerfile = args.dockerfile.clone().unwrap_or_default();
+            let dockerfile = dockerfile.unwrap_or_default();
             let _group = Group::open(format!("Building {dockerfile}"));
             let path = PathBuf::from(&dockerfile);
             let packed = tokio::task::spawn_blocking(move || buildctx::pack(&path))
@@ -82,7 +183,8 @@ pub(super) async fn run_container_step(
                     dockerfile: dockerfile.clone(),
                     reason: e.to_string(),
                 })??;
-            images::build(&docker, &dockerfile, packed, &owner, platform.as_deref()).await?
+            let build = images::build(&docker, &dockerfile, packed, &owner, platform.as_deref());
+            unless_cancelled(cancel, &what, build).await?
         }
     };
 
@@ -99,6 +201,7 @@ pub(super) async fn run_container_step(
         network: &network,
         alias: None,
         owner: &owner,
+        cost_labels: &settings.cost_labels,
     })
     .map_err(|source| Error::Body {
         what: what.clone(),
@@ -110,12 +213,17 @@ pub(super) async fn run_container_step(
     if let Some(p) = &platform {
         create = create.platform(p);
     }
-    let created = docker
-        .create_container(Some(create.build()), body)
-        .await
-        .map_err(engine(format!("create {what}")))?;
+    // A create still in flight when the signal comes may leave a (labelled, never started)
+    // container behind: cleanup_job removes it with the rest of this runner's objects.
+    let created = unless_cancelled(cancel, &what, async {
+        docker
+            .create_container(Some(create.build()), body)
+            .await
+            .map_err(engine(format!("create {what}")))
+    })
+    .await?;
     tracing::debug!("created {what} as {}", short(&created.id));
-    let result = exec::run_container(&docker, &created.id, &what).await;
+    let result = exec::run_container(&docker, &created.id, &what, cancel).await;
     if let Err(e) = remove_container(&docker, &created.id).await {
         tracing::warn!("{e}");
     }
