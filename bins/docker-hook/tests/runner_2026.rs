@@ -133,7 +133,7 @@ fn containers_carry_cost_labels_unless_turned_off() {
     let mut job = container(&env.image(Image::Busybox));
     job["systemMountVolumes"] = runner.job_mounts();
     let mut svc = container(&env.image(Image::Healthy));
-    svc["createOptions"] = json!("--label hooks.actions/repository=spoofed");
+    svc["createOptions"] = json!("--label arc-context-repository=spoofed");
     let prep = runner
         .call(
             "prepare_job",
@@ -150,14 +150,14 @@ fn containers_carry_cost_labels_unless_turned_off() {
     ];
     for id in &ids {
         for (key, want) in [
-            ("hooks.actions/repository", "octo-org_shop"),
-            ("hooks.actions/workflow", "CI___build__linux"),
-            ("hooks.actions/job", "test"),
-            ("hooks.actions/run-id", "123456789"),
-            ("hooks.actions/run-number", "42"),
-            ("hooks.actions/run-attempt", "2"),
-            ("hooks.actions/actor", "dependabot_bot"),
-            ("hooks.actions/event", "pull_request"),
+            ("arc-context-repository", "octo-org_shop"),
+            ("arc-context-workflow", "CI_build_linux"),
+            ("arc-context-job", "test"),
+            ("arc-context-run-id", "123456789"),
+            ("arc-context-run-number", "42"),
+            ("arc-context-run-attempt", "2"),
+            ("arc-context-actor", "dependabot_bot"),
+            ("arc-context-event-name", "pull_request"),
         ] {
             assert_eq!(label(id, key), want, "{key} on {id}");
         }
@@ -184,7 +184,7 @@ fn containers_carry_cost_labels_unless_turned_off() {
             !step_id.is_empty()
         },
     );
-    assert_eq!(label(&step_id, "hooks.actions/run-id"), "123456789");
+    assert_eq!(label(&step_id, "arc-context-run-id"), "123456789");
     std::fs::write(runner.workspace().join("go"), "").unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     // Cleanup selects by the runner label only.
@@ -198,7 +198,7 @@ fn containers_carry_cost_labels_unless_turned_off() {
     let off = prepare(&runner);
     let id = off["state"]["container"].as_str().unwrap().to_owned();
     let labels = inspect(&id, "{{json .Config.Labels}}");
-    assert!(!labels.contains("hooks.actions/"), "{labels}");
+    assert!(!labels.contains("arc-context-"), "{labels}");
     runner
         .call("cleanup_job", json!({}), Some(&off["state"]))
         .ok();

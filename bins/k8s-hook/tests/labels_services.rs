@@ -154,7 +154,7 @@ fn services_only_pods_are_labelled_and_the_setting_turns_labels_off() {
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
 
     runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_COST_LABELS".into(),
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS".into(),
         "false".into(),
     ));
     let (run, state) = runner.prepare(None, vec![sleeping_service()]);

@@ -45,7 +45,7 @@ pub(crate) struct BodyInput<'a> {
     /// The service's network alias.
     pub alias: Option<&'a str>,
     pub owner: &'a Owner,
-    /// The cost labels (`hooks.actions/*`), possibly empty.
+    /// The cost labels (`arc-context-*`), possibly empty.
     pub cost_labels: &'a BTreeMap<String, String>,
 }
 

@@ -12,7 +12,6 @@
 #![deny(clippy::disallowed_methods, clippy::print_stdout)]
 
 mod body;
-mod cost;
 mod engine;
 mod error;
 mod exec;
@@ -27,7 +26,6 @@ mod policy;
 mod ports;
 mod settings;
 
-pub use cost::{COST_LABEL_SOURCES, label_value};
 pub use error::Error;
 pub use hook::{DockerHook, State};
 pub use names::{JOB_LABEL, ROLE_LABEL, RUNNER_LABEL};

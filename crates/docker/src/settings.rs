@@ -8,7 +8,7 @@ use std::time::Duration;
 /// The setting that refuses privileged `createOptions` and host binds outside `_work`.
 pub const REFUSE_PRIVILEGED: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_DOCKER_REFUSE_PRIVILEGED";
 /// The setting that turns the cost labels off.
-pub const COST_LABELS: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS";
+pub use hooklib::cost::COST_LABELS_VAR as COST_LABELS;
 
 /// The default overall cap on waiting for containers to become healthy.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
@@ -40,7 +40,7 @@ pub struct Settings {
     /// `RUNNER_TEMP`: the runner's `_work/_temp`, mounted at `/github/runner_temp` in container
     /// steps.
     pub runner_temp: Option<PathBuf>,
-    /// The cost labels (`hooks.actions/*`) put on every job, service and step container, from
+    /// The cost labels (`arc-context-*`, [`hooklib::cost`]) put on every job, service and step container, from
     /// the runner's `GITHUB_*` environment; empty when `ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS`
     /// is false.
     pub cost_labels: BTreeMap<String, String>,
@@ -131,7 +131,7 @@ impl Settings {
             .and_then(|p| p.parent().map(PathBuf::from))
             .filter(|p| p.is_absolute() && p.parent().is_some());
         let cost_labels = if boolean(COST_LABELS, get(COST_LABELS), true)? {
-            crate::cost::labels(&get)
+            hooklib::cost::cost_labels(get)
         } else {
             BTreeMap::new()
         };
@@ -249,8 +249,8 @@ mod tests {
         );
         assert!(s.images.job.allows("node:22") && !s.images.job.allows("evil"));
         assert!(s.images.services.allows("evil"));
-        assert_eq!(s.cost_labels["hooks.actions/repository"], "octo_shop");
-        assert_eq!(s.cost_labels["hooks.actions/run-attempt"], "2");
+        assert_eq!(s.cost_labels["arc-context-repository"], "octo_shop");
+        assert_eq!(s.cost_labels["arc-context-run-attempt"], "2");
         let s = from(&[
             ("RUNNER_NAME", "r1"),
             ("RUNNER_WORKSPACE", "/w/_work/shop"),

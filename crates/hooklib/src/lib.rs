@@ -104,6 +104,7 @@
 
 mod args;
 pub mod cancel;
+pub mod cost;
 mod hook;
 mod input;
 pub mod logging;

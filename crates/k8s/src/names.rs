@@ -95,28 +95,6 @@ pub fn is_label_value(v: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
-/// `raw` made a label value of at most `max` (≤ 63) characters: every run of characters
-/// outside `[A-Za-z0-9._-]` becomes one `_`, the result is cut to `max` and trimmed until it
-/// starts and ends alphanumeric. `None` when nothing is left. A valid value of at most `max`
-/// characters comes back unchanged.
-pub fn clean_label_value(raw: &str, max: usize) -> Option<String> {
-    let mut out = String::with_capacity(raw.len().min(max));
-    let mut in_bad = false;
-    for c in raw.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-            out.push(c);
-            in_bad = false;
-        } else if !in_bad {
-            out.push('_');
-            in_bad = true;
-        }
-    }
-    let trimmed = out.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
-    let trimmed =
-        cut(trimmed, max.min(MAX_NAME_LEN)).trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    (!trimmed.is_empty()).then(|| trimmed.to_owned())
-}
-
 /// The value of the [`RUNNER_POD_LABEL`] label, which prepare's sweep and cleanup select on.
 ///
 /// A runner pod name that is a valid label value (every pod name of at most 63 characters) is
@@ -129,36 +107,10 @@ pub fn runner_label_value(runner_pod: &str) -> String {
         return runner_pod.to_owned();
     }
     let hash = short_hash(runner_pod);
-    match clean_label_value(runner_pod, MAX_NAME_LEN - 1 - HASH_LEN) {
+    match hooklib::cost::clean_label_value(runner_pod, MAX_NAME_LEN - 1 - HASH_LEN) {
         Some(head) => format!("{head}-{hash}"),
         None => hash,
     }
-}
-
-/// The runner's `GITHUB_*` variables that become cost labels on the job's pods, and the label
-/// each becomes (the `arc-context-` keys of actions/runner-container-hooks#248). They are data
-/// from the workflow: never used to select anything.
-pub const COST_LABELS: [(&str, &str); 8] = [
-    ("GITHUB_REPOSITORY", "arc-context-repository"),
-    ("GITHUB_WORKFLOW", "arc-context-workflow"),
-    ("GITHUB_JOB", "arc-context-job"),
-    ("GITHUB_RUN_ID", "arc-context-run-id"),
-    ("GITHUB_RUN_NUMBER", "arc-context-run-number"),
-    ("GITHUB_RUN_ATTEMPT", "arc-context-run-attempt"),
-    ("GITHUB_ACTOR", "arc-context-actor"),
-    ("GITHUB_EVENT_NAME", "arc-context-event-name"),
-];
-
-/// The cost labels from the runner's `GITHUB_*` values (variable → value): each cleaned with
-/// [`clean_label_value`]; a variable that is missing or cleans to nothing gives no label.
-pub fn cost_labels(context: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    COST_LABELS
-        .iter()
-        .filter_map(|(var, key)| {
-            let value = clean_label_value(context.get(*var)?, MAX_NAME_LEN)?;
-            Some(((*key).to_owned(), value))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -313,48 +265,6 @@ mod tests {
         let other = format!("{}-{}", "a".repeat(62), "c".repeat(10));
         assert_ne!(runner_label_value(&long), runner_label_value(&other));
         assert_eq!(runner_label_value("---"), short_hash("---"));
-        assert_eq!(
-            clean_label_value("octo-org/my-repo", 63).as_deref(),
-            Some("octo-org_my-repo")
-        );
-        assert_eq!(
-            clean_label_value("CI / Build & Test ", 63).as_deref(),
-            Some("CI_Build_Test")
-        );
-        assert_eq!(clean_label_value("  ", 63), None);
-        assert_eq!(clean_label_value("日本", 63), None);
-        assert_eq!(clean_label_value("-x-", 63).as_deref(), Some("x"));
-        assert_eq!(
-            clean_label_value(&format!("{}-{}", "a".repeat(62), "b"), 63).as_deref(),
-            Some("a".repeat(62).as_str())
-        );
-    }
-
-    #[test]
-    fn cost_labels_from_the_runner_context() {
-        let ctx: BTreeMap<String, String> = [
-            ("GITHUB_REPOSITORY", "octo-org/shop"),
-            ("GITHUB_WORKFLOW", "CI / build"),
-            ("GITHUB_RUN_ID", "1234567890"),
-            ("GITHUB_ACTOR", "  "),
-            ("GITHUB_EVENT_NAME", "pull_request"),
-            ("GITHUB_TOKEN", "ghs_secret"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let labels = cost_labels(&ctx);
-        let expected: BTreeMap<String, String> = [
-            ("arc-context-repository", "octo-org_shop"),
-            ("arc-context-workflow", "CI_build"),
-            ("arc-context-run-id", "1234567890"),
-            ("arc-context-event-name", "pull_request"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        assert_eq!(labels, expected);
-        assert!(cost_labels(&BTreeMap::new()).is_empty());
     }
 
     fn label_value_ok(v: &str) -> bool {
@@ -410,38 +320,6 @@ mod tests {
             prop_assert_ne!(job_pod(&ra), job_pod(&rb));
             prop_assert_ne!(secret(&ra, "01234567"), secret(&rb, "01234567"));
             prop_assert_ne!(step_pod(&ra, "01234567"), step_pod(&rb, "01234567"));
-        }
-
-        #[test]
-        fn cleaned_values_are_label_values(raw in "\\PC{0,100}", max in 1usize..=63) {
-            match clean_label_value(&raw, max) {
-                Some(v) => {
-                    prop_assert!(is_label_value(&v) && label_value_ok(&v), "{v}");
-                    prop_assert!(v.len() <= max);
-                    // Cleaning is idempotent.
-                    prop_assert_eq!(clean_label_value(&v, max), Some(v.clone()));
-                }
-                None => prop_assert!(!raw.chars().any(|c| c.is_ascii_alphanumeric())),
-            }
-        }
-
-        #[test]
-        fn valid_values_are_kept(v in "[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?") {
-            prop_assert_eq!(clean_label_value(&v, MAX_NAME_LEN), Some(v));
-        }
-
-        #[test]
-        fn cost_labels_are_always_valid(values in proptest::collection::vec("\\PC{0,120}", 8)) {
-            let ctx: BTreeMap<String, String> = COST_LABELS
-                .iter()
-                .zip(&values)
-                .map(|((var, _), v)| ((*var).to_owned(), v.clone()))
-                .collect();
-            let labels = cost_labels(&ctx);
-            for (k, v) in &labels {
-                prop_assert!(k.starts_with("arc-context-"));
-                prop_assert!(is_label_value(v), "{k}={v}");
-            }
         }
 
         #[test]

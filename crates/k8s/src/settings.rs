@@ -43,7 +43,7 @@ pub struct Settings {
     pub runner_temp: Option<PathBuf>,
     /// `ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_*`: Dockerfile-action builds (registry, builder).
     pub build: crate::build::BuildSettings,
-    /// The runner's `GITHUB_*` values named in [`crate::names::COST_LABELS`] (variable → raw
+    /// The runner's `GITHUB_*` values named in [`hooklib::cost::COST_LABELS`] (variable → raw
     /// value), the source of the cost labels.
     pub github_context: BTreeMap<String, String>,
     /// [`COST_LABELS_VAR`] (default true): put the `arc-context-*` cost labels on the job's
@@ -52,7 +52,7 @@ pub struct Settings {
 }
 
 /// Environment variable turning the `arc-context-*` cost labels off (`false`).
-pub const COST_LABELS_VAR: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_COST_LABELS";
+pub use hooklib::cost::COST_LABELS_VAR;
 
 /// Where the cluster's address and credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,7 @@ impl Settings {
         };
         let use_kube_scheduler = boolean("ACTIONS_RUNNER_USE_KUBE_SCHEDULER", false)?;
         let cost_labels = boolean(COST_LABELS_VAR, true)?;
-        let github_context = crate::names::COST_LABELS
+        let github_context = hooklib::cost::COST_LABELS
             .iter()
             .filter_map(|(var, _)| Some(((*var).to_owned(), get(var)?)))
             .collect();
@@ -235,7 +235,7 @@ impl Settings {
     /// [`COST_LABELS_VAR`] is false.
     pub fn pod_cost_labels(&self) -> BTreeMap<String, String> {
         if self.cost_labels {
-            crate::names::cost_labels(&self.github_context)
+            hooklib::cost::cost_labels(|k| self.github_context.get(k).cloned())
         } else {
             BTreeMap::new()
         }

@@ -372,8 +372,7 @@ fn no_service_account_token_unless_the_template_says_so() {
 #[test]
 fn cost_labels_on_every_pod_and_never_over_the_hooks_own() {
     let mut ctx = ctx(Storage::Copy);
-    ctx.cost_labels = crate::names::cost_labels(
-        &[
+    let env: std::collections::BTreeMap<&str, &str> = [
             ("GITHUB_REPOSITORY", "octo-org/shop"),
             ("GITHUB_WORKFLOW", "CI / build & test"),
             ("GITHUB_JOB", "unit"),
@@ -382,11 +381,10 @@ fn cost_labels_on_every_pod_and_never_over_the_hooks_own() {
             ("GITHUB_RUN_ATTEMPT", "1"),
             ("GITHUB_ACTOR", "octocat"),
             ("GITHUB_EVENT_NAME", "pull_request"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-    );
+    ]
+    .into_iter()
+    .collect();
+    ctx.cost_labels = hooklib::cost::cost_labels(|k| env.get(k).map(|v| (*v).to_owned()));
     let pods = every_pod(&ctx);
     insta::assert_yaml_snapshot!("cost_labels", pods[0].metadata.labels);
     for p in &pods {

@@ -43,10 +43,10 @@ fn prepare_args() -> PrepareJobArgs {
 fn cost_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            "hooks.actions/repository".to_owned(),
+            "arc-context-repository".to_owned(),
             "octo_shop".to_owned(),
         ),
-        ("hooks.actions/run-id".to_owned(), "4242".to_owned()),
+        ("arc-context-run-id".to_owned(), "4242".to_owned()),
     ])
 }
 
@@ -215,12 +215,12 @@ fn service_entrypoint_and_command_are_honoured_like_a_container_steps() {
 fn cost_labels_never_replace_the_hooks_own() {
     let spec = ContainerSpec {
         image: Some("busybox".into()),
-        create_options: Some("--label hooks.actions/repository=spoofed --label team=x".into()),
+        create_options: Some("--label arc-context-repository=spoofed --label team=x".into()),
         ..Default::default()
     };
     let labels = build(Role::Step, &spec, "net", None).labels.unwrap();
-    assert_eq!(labels["hooks.actions/repository"], "octo_shop");
-    assert_eq!(labels["hooks.actions/run-id"], "4242");
+    assert_eq!(labels["arc-context-repository"], "octo_shop");
+    assert_eq!(labels["arc-context-run-id"], "4242");
     assert_eq!(labels["team"], "x");
     assert_eq!(labels[crate::names::ROLE_LABEL], "step");
 }
