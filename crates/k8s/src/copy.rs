@@ -2,8 +2,15 @@
 //!
 //! Success is proven by the remote tar's exit status and by its listing: `tar xv` names every
 //! entry it extracted, and that count must equal the entries packed. No hashing, no retry loop.
+//!
+//! The `tar` on the pod side always runs in a trusted container (the job pod's
+//! [`ARCHIVER_CONTAINER`](crate::pod::ARCHIVER_CONTAINER), a step pod's `fs-init` / `fs-sync`),
+//! never in a job or action image: the callers pick the endpoint. What comes back to the runner
+//! goes through [`admit`](crate::admit) (regular files and folders only, capped).
 
+use crate::admit::{AdmitError, Limits, Refusal};
 use crate::exec::{self, Command, ExecError, Sink};
+use crate::joblog;
 use crate::settings::Heartbeat;
 use crate::tarball::{self, Counts, Source};
 use kube::Client;
@@ -65,6 +72,14 @@ pub enum CopyError {
     /// Packing or unpacking on the runner failed.
     #[error("copying {0}: {1}")]
     Local(String, std::io::Error),
+    /// The archive coming back could not be admitted (over a cap, unreadable).
+    #[error("copying {what}: {source}")]
+    Admission {
+        /// What was copied.
+        what: String,
+        /// Why.
+        source: AdmitError,
+    },
 }
 
 /// What a copy moved.
@@ -76,6 +91,8 @@ pub struct CopyReport {
     pub content_bytes: u64,
     /// Bytes of the tar stream (host side; 0 when unknown).
     pub archive_bytes: u64,
+    /// Entries refused on the way back (links, devices, paths outside the folder).
+    pub refused: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -89,6 +106,9 @@ impl std::fmt::Display for CopyReport {
             write!(f, ", {mb:.1} MB ({:.0} MB/s)", mb / secs.max(1e-6))?;
         } else if self.archive_bytes > 0 {
             write!(f, ", {} KB", self.archive_bytes.div_ceil(1000))?;
+        }
+        if self.refused > 0 {
+            write!(f, ", {} refused", self.refused)?;
         }
         write!(f, " in {secs:.2} s")
     }
@@ -148,10 +168,15 @@ pub async fn to_pod(
         content_bytes: counts.content_bytes,
         archive_bytes: counts.archive_bytes,
         elapsed: start.elapsed(),
+        refused: 0,
     })
 }
 
-/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`).
+/// How many refused entries are named one by one in the job log; the rest are counted.
+pub const NAMED_REFUSALS: u64 = 50;
+
+/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`) with the
+/// workspace caps ([`Limits::WORKSPACE`]); see [`from_pod_admitted`].
 pub async fn from_pod(
     client: &Client,
     heartbeat: Heartbeat,
@@ -161,8 +186,45 @@ pub async fn from_pod(
     name: &str,
     dest: &Path,
 ) -> Result<CopyReport, CopyError> {
+    from_pod_admitted(
+        client,
+        heartbeat,
+        from,
+        what,
+        parent,
+        name,
+        dest,
+        Limits::WORKSPACE,
+    )
+    .await
+}
+
+/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`): `tar`
+/// runs in `from` (a trusted container), the archive is admitted on the runner by
+/// [`crate::admit::admit`] with `limits`. Each refused entry is one `::warning::` naming it
+/// (the first [`NAMED_REFUSALS`], then one count); refusals never fail the copy, a cap or an
+/// unreadable archive does.
+#[allow(clippy::too_many_arguments)]
+pub async fn from_pod_admitted(
+    client: &Client,
+    heartbeat: Heartbeat,
+    from: Endpoint<'_>,
+    what: &str,
+    parent: &str,
+    name: &str,
+    dest: &Path,
+    limits: Limits,
+) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
-    let (tx, unpacked) = tarball::unpack(dest.to_owned());
+    let label = what.to_owned();
+    let mut named = 0;
+    let warn = move |r: &Refusal| {
+        named += 1;
+        if named <= NAMED_REFUSALS {
+            joblog::warning(&format!("copying {label}: {r}"));
+        }
+    };
+    let (tx, unpacked) = tarball::unpack(dest.to_owned(), name.into(), limits, warn);
     let cmd = from.command(vec![
         "tar".into(),
         "cf".into(),
@@ -177,12 +239,15 @@ pub async fn from_pod(
     drop(out);
     let unpacked = match unpacked.await {
         Ok(r) => r,
-        Err(e) => Err(std::io::Error::other(e)),
+        Err(e) => Err(AdmitError::Io(std::io::Error::other(e))),
     };
-    let local = |e| CopyError::Local(what.to_owned(), e);
-    let entries = match (result, unpacked) {
-        (Ok(0), Ok(n)) => n,
-        (Ok(0), Err(e)) => return Err(local(e)),
+    let refused = |source| CopyError::Admission {
+        what: what.to_owned(),
+        source,
+    };
+    let admitted = match (result, unpacked) {
+        (Ok(0), Ok(a)) => a,
+        (Ok(0), Err(e)) => return Err(refused(e)),
         (Ok(code), _) => {
             return Err(CopyError::Remote {
                 what: what.to_owned(),
@@ -191,15 +256,46 @@ pub async fn from_pod(
                 stderr: err.text(),
             });
         }
-        // The unpacker stopped reading: its error is the cause.
-        (Err(ExecError::Output(..)), Err(e)) => return Err(local(e)),
+        // The admission stopped reading: its error is the cause.
+        (Err(ExecError::Output(..)), Err(e)) => return Err(refused(e)),
         (Err(e), _) => return Err(e.into()),
     };
+    if admitted.refused > NAMED_REFUSALS {
+        joblog::warning(&format!(
+            "copying {what}: {} more entries were skipped",
+            admitted.refused - NAMED_REFUSALS
+        ));
+    }
     Ok(CopyReport {
-        entries,
+        entries: admitted.entries,
+        content_bytes: admitted.bytes,
+        refused: admitted.refused,
         elapsed: start.elapsed(),
         ..CopyReport::default()
     })
+}
+
+/// Removes `paths` in the container (`rm -f`; a missing file is fine). For files the hook put
+/// into a pod for one step, e.g. the step script.
+pub async fn remove(
+    client: &Client,
+    heartbeat: Heartbeat,
+    at: Endpoint<'_>,
+    paths: &[String],
+) -> Result<(), CopyError> {
+    let mut argv = vec!["rm".to_owned(), "-f".to_owned(), "--".to_owned()];
+    argv.extend(paths.iter().cloned());
+    let cmd = at.command(argv);
+    let (code, _, err) = exec::output(client, heartbeat, &cmd, 4096).await?;
+    if code != 0 {
+        return Err(CopyError::Remote {
+            what: format!("removing {}", paths.join(" ")),
+            pod: format!("{}/{}", at.pod, at.container),
+            code,
+            stderr: err,
+        });
+    }
+    Ok(())
 }
 
 /// Pipes `parent/name` from one container into `dest` of another (as `dest/name`) without

@@ -6,6 +6,7 @@
 //! its own pod; `cleanup_job` deletes everything labelled with the runner pod. See
 //! `docs/k8s.md`.
 
+mod admit;
 mod build;
 mod cleanup;
 mod client;
@@ -40,7 +41,10 @@ mod snapshot_tests;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
-pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
+pub use admit::Limits as CopyBackLimits;
+pub use settings::{
+    ClusterSource, CopyBack, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR,
+};
 
 use hooklib::{
     ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,

@@ -1,6 +1,7 @@
-//! Tar streams of host folders (symlinks and modes kept) and their unpacking, on blocking
-//! threads, connected to the async side by channels of chunks.
+//! Tar streams of host folders (symlinks and modes kept) and the admission of archives coming
+//! back (see `admit`), on blocking threads, connected to the async side by channels of chunks.
 
+use crate::admit;
 use bytes::Bytes;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -207,14 +208,22 @@ impl Read for ChannelReader {
     }
 }
 
-/// Unpacks an archive arriving as chunks into `dest` on a blocking thread (permissions, mtimes
-/// and symlinks kept; nothing written outside `dest`). Returns the sender to feed and the
-/// handle giving the number of entries.
+/// Bytes of padding read after an archive's end marker before the reader gives up (a tar
+/// writer pads to one record; more is a misbehaving sender, not something to drain forever).
+const MAX_TRAILER: u64 = 1 << 20;
+
+/// Admits an archive arriving as chunks into `dest` on a blocking thread, through
+/// [`admit::admit`]: only regular files and folders under `root`, modes masked, links never
+/// created nor followed, within `limits`. Each refused entry is handed to `on_refused`.
+/// Returns the sender to feed and the handle giving what was admitted.
 pub fn unpack(
     dest: PathBuf,
+    root: PathBuf,
+    limits: admit::Limits,
+    mut on_refused: impl FnMut(&admit::Refusal) + Send + 'static,
 ) -> (
     mpsc::Sender<std::io::Result<Bytes>>,
-    tokio::task::JoinHandle<std::io::Result<u64>>,
+    tokio::task::JoinHandle<Result<admit::Admitted, admit::AdmitError>>,
 ) {
     let (tx, rx) = mpsc::channel(16);
     let handle = tokio::task::spawn_blocking(move || {
@@ -223,19 +232,19 @@ pub fn unpack(
             current: Bytes::new(),
         };
         std::fs::create_dir_all(&dest)?;
-        let mut archive = tar::Archive::new(&mut reader);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        let mut n = 0;
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            entry.unpack_in(&dest)?;
-            n += 1;
-        }
+        let admitted = admit::admit(&mut reader, &dest, &root, limits, &mut on_refused)?;
         // Drain the padding so the sender never blocks on a reader that stopped.
-        std::io::copy(&mut reader, &mut std::io::sink())?;
-        Ok(n)
+        let trailer = std::io::copy(
+            &mut (&mut reader).take(MAX_TRAILER + 1),
+            &mut std::io::sink(),
+        )?;
+        if trailer > MAX_TRAILER {
+            return Err(std::io::Error::other(format!(
+                "more than {MAX_TRAILER} bytes follow the end of the archive"
+            ))
+            .into());
+        }
+        Ok(admitted)
     });
     (tx, handle)
 }
@@ -304,20 +313,28 @@ mod tests {
         }
         let (mut rx, packed) = pack(vec![Source {
             dir: src.path().to_owned(),
-            name: String::new(),
+            name: "out".into(),
             exclude: vec![],
         }]);
         let dest = tempfile::tempdir().unwrap();
-        let (tx, unpacked) = unpack(dest.path().to_owned());
+        let (tx, unpacked) = unpack(
+            dest.path().to_owned(),
+            "out".into(),
+            admit::Limits::FILE_COMMANDS,
+            |r| panic!("refused {r}"),
+        );
         while let Some(chunk) = rx.recv().await {
             tx.send(chunk).await.unwrap();
         }
         drop(tx);
         let counts = packed.await.unwrap().unwrap();
-        assert_eq!(counts.entries, 50);
-        assert_eq!(unpacked.await.unwrap().unwrap(), 50);
+        // The folder and its 50 files.
+        assert_eq!(counts.entries, 51);
+        let admitted = unpacked.await.unwrap().unwrap();
+        assert_eq!(admitted.entries, 51);
+        assert_eq!(admitted.bytes, counts.content_bytes);
         assert_eq!(
-            std::fs::read(dest.path().join("f49")).unwrap().len(),
+            std::fs::read(dest.path().join("out/f49")).unwrap().len(),
             490_000
         );
     }
