@@ -114,6 +114,34 @@ impl std::fmt::Display for CopyReport {
     }
 }
 
+/// The extracting side of a copy into a pod: `$1` is the destination folder, the other
+/// arguments the archive's top-level names. The volume is shared with the job, which may have
+/// planted links where the archive has folders; a tar extracting through such a link would write
+/// into the archiver's own file system, so links to folders that resolve outside the destination
+/// are removed first (links inside it are the job's business and stay).
+pub const UNPACK_SCRIPT: &str = r#"mkdir -p "$1" && cd "$1" || exit 1
+shift
+for top in "$@"; do
+  find "$top" -type l 2>/dev/null | while IFS= read -r l; do
+    [ -d "$l" ] || continue
+    case "$(readlink -f "$l")" in "$PWD"/*) ;; *) rm -f "$l" ;; esac
+  done
+done
+exec tar xvf -"#;
+
+/// The arguments of [`UNPACK_SCRIPT`]: the destination, then the first component of each name
+/// (`.` for an archive rooted at the destination).
+fn unpack_args<'a>(dest: &'a str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut args = vec![dest];
+    for name in names {
+        let top = name.split('/').find(|p| !p.is_empty()).unwrap_or(".");
+        if !args[1..].contains(&top) {
+            args.push(top);
+        }
+    }
+    args
+}
+
 fn sh(script: &str, args: &[&str]) -> Vec<String> {
     let mut argv = vec![
         "sh".to_owned(),
@@ -135,8 +163,9 @@ pub async fn to_pod(
     dest: &str,
 ) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
+    let args = unpack_args(dest, sources.iter().map(|s| s.name.as_str()));
+    let cmd = to.command(sh(UNPACK_SCRIPT, &args));
     let (rx, packed) = tarball::pack(sources);
-    let cmd = to.command(sh(r#"mkdir -p "$1" && exec tar xvf - -C "$1""#, &[dest]));
     let mut out = Sink::Lines(0);
     let mut err = Sink::capture(4096);
     let result = exec::run(client, heartbeat, &cmd, Some(rx), &mut out, &mut err).await;
@@ -321,7 +350,7 @@ pub async fn between(
         parent.into(),
         name.into(),
     ]);
-    let unpack = to.command(sh(r#"mkdir -p "$1" && exec tar xvf - -C "$1""#, &[dest]));
+    let unpack = to.command(sh(UNPACK_SCRIPT, &unpack_args(dest, [name])));
     let mut pack_out = Sink::Channel(tx);
     let mut pack_err = Sink::capture(4096);
     let mut unpack_out = Sink::Lines(0);
