@@ -147,7 +147,12 @@ fn links_and_fifos_planted_in_the_file_command_folder_never_reach_the_runner() {
         assert_eq!(named.len(), 1, "one warning for {name}: {warnings:#?}");
         assert!(named[0].contains(kind), "{}", named[0]);
     }
-    assert!(!t.runner.temp().join("_runner_file_commands/dir-link").exists());
+    assert!(
+        !t.runner
+            .temp()
+            .join("_runner_file_commands/dir-link")
+            .exists()
+    );
     t.assert_contained();
     t.assert_next_step_runs();
     t.assert_contained();
@@ -254,7 +259,12 @@ fn step_scripts_are_private_on_the_runner_and_leave_the_pod_after_the_step() {
     assert!(lines[0].starts_with("-rw-------"), "{}", lines[0]);
     let second = t.step(list);
     let lines: Vec<&str> = second.run.stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "the previous script stayed: {:#?}", second.run);
+    assert_eq!(
+        lines.len(),
+        1,
+        "the previous script stayed: {:#?}",
+        second.run
+    );
     // And nothing of the hook's scripts is left on the runner.
     let left: Vec<_> = std::fs::read_dir(t.runner.temp())
         .unwrap()

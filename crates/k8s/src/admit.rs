@@ -17,8 +17,8 @@
 //! A refused entry never fails the step: it is reported and skipped. The function is blocking
 //! (run it on a blocking thread).
 
-use std::fs::{self, File, OpenOptions};
 use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -373,7 +373,9 @@ impl<R: Read> Read for Capped<R> {
                 self.limits.max_bytes, self.limits.bytes_setting
             )));
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
         Ok(n)

@@ -143,7 +143,12 @@ fn files_and_folders_are_admitted_with_masked_modes() {
     let r = Runner::new();
     let mut b = Builder::new(Vec::new());
     add_dir(&mut b, ROOT, 0o7777);
-    add_file(&mut b, &format!("{ROOT}/set_output_1"), b"name=value\n", 0o600);
+    add_file(
+        &mut b,
+        &format!("{ROOT}/set_output_1"),
+        b"name=value\n",
+        0o600,
+    );
     add_file(&mut b, &format!("{ROOT}/run"), b"#!/bin/sh\n", 0o4755);
     add_dir(&mut b, &format!("./{ROOT}/sub/"), 0o2777);
     add_file(&mut b, &format!("{ROOT}/sub/x"), b"x", 0o6777);
@@ -193,7 +198,10 @@ fn links_to_runner_files_folders_and_the_token_are_refused() {
     // Then a file through the folder link just refused: lands in a real folder, not outside.
     add_file(&mut b, &format!("{ROOT}/set_env_1/planted"), b"p", 0o644);
     let (done, refused) = r.admit(&finish(b));
-    let names: Vec<_> = refused.iter().map(|x| (x.path.as_str(), x.reason)).collect();
+    let names: Vec<_> = refused
+        .iter()
+        .map(|x| (x.path.as_str(), x.reason))
+        .collect();
     assert_eq!(
         names,
         [
@@ -263,7 +271,11 @@ fn devices_fifos_and_other_types_are_refused() {
 fn dot_dot_absolute_and_outside_the_root_are_refused() {
     let r = Runner::new();
     let mut b = Builder::new(Vec::new());
-    add_raw(&mut b, b"_runner_file_commands/../../outside/secret", b"pwned");
+    add_raw(
+        &mut b,
+        b"_runner_file_commands/../../outside/secret",
+        b"pwned",
+    );
     add_raw(&mut b, b"../outside/new", b"pwned");
     let abs = r.outside().join("abs");
     add_raw(&mut b, abs.to_str().unwrap().as_bytes(), b"pwned");
@@ -331,7 +343,10 @@ fn links_and_fifos_already_on_the_runner_are_replaced_not_written_through() {
     assert_eq!(done.entries, 4);
     for name in ["set_output_1", "set_env_1", "step_summary_1", "add_path_1"] {
         let m = fs::symlink_metadata(r.fc(name)).unwrap();
-        assert!(m.file_type().is_file() && !m.file_type().is_fifo(), "{name}");
+        assert!(
+            m.file_type().is_file() && !m.file_type().is_fifo(),
+            "{name}"
+        );
         assert_eq!(m.nlink(), 1, "{name}");
         assert_eq!(
             fs::read_to_string(r.fc(name)).unwrap(),

@@ -38,10 +38,10 @@ mod exec_tests;
 #[cfg(test)]
 mod snapshot_tests;
 
+pub use admit::Limits as CopyBackLimits;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
-pub use admit::Limits as CopyBackLimits;
 pub use settings::{
     ClusterSource, CopyBack, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR,
 };

@@ -216,8 +216,7 @@ impl Settings {
         } else {
             ClusterSource::None
         };
-        let cap = |var: &'static str, parse: fn(&str) -> Option<u64>, default: u64| match get(var)
-        {
+        let cap = |var: &'static str, parse: fn(&str) -> Option<u64>, default: u64| match get(var) {
             None => Ok(default),
             Some(v) => parse(&v).filter(|n| *n > 0).ok_or(SettingsError::Invalid {
                 var,
