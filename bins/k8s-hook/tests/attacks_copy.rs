@@ -253,10 +253,12 @@ fn step_scripts_are_private_on_the_runner_and_leave_the_pod_after_the_step() {
     let list = "ls -l /__w/_temp | grep k8s-hook- || true\n";
     let first = t.step(list);
     assert_eq!(first.run.code, 0, "{:#?}", first.run);
-    // While the step runs, its own script is there (0600, run with `sh <file>`), and only it.
+    // While the step runs, its own script is there, and only it: 0600 on the runner, in the
+    // pod readable by the owner and the pod's fsGroup only (never executable: run as
+    // `sh <file>`).
     let lines: Vec<&str> = first.run.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{:#?}", first.run);
-    assert!(lines[0].starts_with("-rw-------"), "{}", lines[0]);
+    assert!(lines[0].starts_with("-rw-rw----"), "{}", lines[0]);
     let second = t.step(list);
     let lines: Vec<&str> = second.run.stdout.lines().collect();
     assert_eq!(
@@ -272,4 +274,37 @@ fn step_scripts_are_private_on_the_runner_and_leave_the_pod_after_the_step() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("k8s-hook-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_non_root_job_user_can_use_what_the_archiver_brings_in() {
+    // The archiver, not the job's own tar, writes the pod's files now: a job container running
+    // as another user (here 2000, only the pods' fsGroup in common) must still read the 0600
+    // step script and write the workspace and its file commands.
+    let runner = Runner::new("atk-nonroot");
+    let template = runner.dir.path().join("template.yaml");
+    std::fs::write(
+        &template,
+        "spec:\n  containers:\n    - name: $job\n      securityContext:\n        runAsUser: 2000\n        runAsGroup: 2000\n",
+    )
+    .unwrap();
+    let mut runner = runner;
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
+        template.display().to_string(),
+    ));
+    let mut job = container(&testenv().image(Image::Busybox));
+    job["workingDirectory"] = json!("/__w/repo/repo");
+    let (run, state) = runner.prepare(Some(job), vec![]);
+    run.ok();
+    let step = runner.script(
+        &state,
+        "id -u\ncat README.md\necho made > by-2000\necho 'v=1' >> \"$GITHUB_OUTPUT\"\n",
+        &[],
+    );
+    assert_eq!(step.run.code, 0, "{:#?}", step.run);
+    assert_eq!(step.run.stdout, "2000\n# repo\n");
+    assert_eq!(step.output, "v=1\n");
+    let next = runner.script(&state, "cat by-2000\n", &[]);
+    assert_eq!(next.run.stdout, "made\n", "{:#?}", next.run);
 }

@@ -118,7 +118,8 @@ impl std::fmt::Display for CopyReport {
 /// arguments the archive's top-level names. The volume is shared with the job, which may have
 /// planted links where the archive has folders; a tar extracting through such a link would write
 /// into the archiver's own file system, so links to folders that resolve outside the destination
-/// are removed first (links inside it are the job's business and stay).
+/// are removed first (links inside it are the job's business and stay). `umask 0` lets the
+/// archive's modes (group = owner, for the pods' `fsGroup`) apply as they are.
 pub const UNPACK_SCRIPT: &str = r#"mkdir -p "$1" && cd "$1" || exit 1
 shift
 for top in "$@"; do
@@ -127,6 +128,7 @@ for top in "$@"; do
     case "$(readlink -f "$l")" in "$PWD"/*) ;; *) rm -f "$l" ;; esac
   done
 done
+umask 0
 exec tar xvf -"#;
 
 /// The arguments of [`UNPACK_SCRIPT`]: the destination, then the first component of each name

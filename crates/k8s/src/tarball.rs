@@ -4,6 +4,7 @@
 use crate::admit;
 use bytes::Bytes;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
@@ -71,6 +72,42 @@ impl Write for ChannelWriter {
     }
 }
 
+/// The mode an entry gets in the pod: the group has the owner's rights. Entries belong to the
+/// group [`FS_GROUP`](crate::pod::FS_GROUP), the pods' `fsGroup` and so a supplementary group
+/// of all their containers: a job container running as a user other than the archiver's can
+/// still read (and write) what the hook brought in, e.g. the step script, 0600 on the runner.
+pub fn pod_mode(mode: u32) -> u32 {
+    mode | ((mode & 0o700) >> 3)
+}
+
+/// Appends `path` (a folder, file or link, never followed) as `archived`, with [`pod_mode`].
+fn append_entry(
+    builder: &mut tar::Builder<impl Write>,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    archived: &Path,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    header.set_mode(pod_mode(meta.permissions().mode() & 0o7777));
+    header.set_gid(crate::pod::FS_GROUP as u64);
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        header.set_size(0);
+        builder.append_data(&mut header, archived, std::io::empty())
+    } else if kind.is_file() {
+        // Exactly the size in the header, even if the file grows meanwhile.
+        let file = std::fs::File::open(path)?.take(meta.len());
+        builder.append_data(&mut header, archived, file)
+    } else if kind.is_symlink() {
+        header.set_size(0);
+        builder.append_link(&mut header, archived, std::fs::read_link(path)?)
+    } else {
+        // FIFOs, sockets, devices: as the builder stores them.
+        builder.append_path_with_name(path, archived)
+    }
+}
+
 fn append_tree(
     builder: &mut tar::Builder<impl Write>,
     root: &Path,
@@ -90,15 +127,12 @@ fn append_tree(
         let meta = std::fs::symlink_metadata(&path)?;
         let archived = name.join(&rel_child);
         counts.entries += 1;
+        // Symlinks are archived as links, not followed.
+        append_entry(builder, &path, &meta, &archived)?;
         if meta.is_dir() {
-            builder.append_dir(&archived, &path)?;
             append_tree(builder, root, &rel_child, name, exclude, counts)?;
-        } else {
-            if meta.is_file() {
-                counts.content_bytes += meta.len();
-            }
-            // Symlinks are archived as links, not followed.
-            builder.append_path_with_name(&path, &archived)?;
+        } else if meta.is_file() {
+            counts.content_bytes += meta.len();
         }
     }
     Ok(())
@@ -119,7 +153,7 @@ pub fn write_archive(sources: &[Source], out: impl Write) -> std::io::Result<(Co
                 let mut prefix = PathBuf::new();
                 for part in name.components() {
                     prefix.push(part);
-                    builder.append_dir(&prefix, &s.dir)?;
+                    append_entry(&mut builder, &s.dir, &std::fs::metadata(&s.dir)?, &prefix)?;
                     counts.entries += 1;
                 }
             }
@@ -255,7 +289,6 @@ mod tests {
 
     #[test]
     fn archive_keeps_links_modes_and_padding() {
-        use std::os::unix::fs::PermissionsExt;
         let src = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(src.path().join("a/b")).unwrap();
         std::fs::write(src.path().join("a/b/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
@@ -293,10 +326,11 @@ mod tests {
             })
             .unwrap();
         assert!(status.success());
+        // The group gets the owner's rights (the pods' fsGroup).
         let run = dest.path().join("w/x/a/b/run.sh");
         assert_eq!(
             std::fs::metadata(&run).unwrap().permissions().mode() & 0o777,
-            0o755
+            0o775
         );
         assert_eq!(
             std::fs::read_link(dest.path().join("w/x/a/link")).unwrap(),
