@@ -308,3 +308,24 @@ fn a_non_root_job_user_can_use_what_the_archiver_brings_in() {
     let next = runner.script(&state, "cat by-2000\n", &[]);
     assert_eq!(next.run.stdout, "made\n", "{:#?}", next.run);
 }
+
+#[test]
+fn a_temp_folder_leading_out_of_the_volume_is_not_archived() {
+    let t = Target::new("atk-temp");
+    // `_temp` itself becomes a link to a folder of the container's own file system: packing
+    // the file commands through it would archive the archiver's /tmp. The hook refuses (a
+    // failed step, never an open one), and the next copy in repairs `_temp`.
+    let step = t.step(
+        "mkdir -p /tmp/_runner_file_commands\n\
+         echo crafted > /tmp/_runner_file_commands/pwned\n\
+         mv /__w/_temp /__w/_temp-real\n\
+         ln -s /tmp /__w/_temp\n",
+    );
+    assert_ne!(step.run.code, 0, "{:#?}", step.run);
+    let errors = step.run.errors();
+    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    assert!(errors[0].contains("leads out of /__w"), "{}", errors[0]);
+    assert!(!t.runner.temp().join("_runner_file_commands/pwned").exists());
+    t.assert_contained();
+    t.assert_next_step_runs();
+}

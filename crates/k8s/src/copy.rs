@@ -144,6 +144,25 @@ fn unpack_args<'a>(dest: &'a str, names: impl IntoIterator<Item = &'a str>) -> V
     args
 }
 
+/// The packing side of a copy out of a pod: `$1` is the parent folder, `$2` the volume it must
+/// stay in, `$3` the name to archive. A parent the job turned into a link leading out of the
+/// volume (into the archiver's own file system) is refused; `$3` itself is archived as it is
+/// (a link stays a link, which the admission on the runner refuses).
+pub const PACK_SCRIPT: &str = r#"cd "$1" || exit 1
+case "$(pwd -P)/" in "$2"/*) exec tar cf - "$3" ;; esac
+echo "$1 leads out of $2 (to $(pwd -P)): refusing to archive it" >&2
+exit 1"#;
+
+/// The [`PACK_SCRIPT`] command for `parent/name`; the volume is the first component of
+/// `parent` (`/__w`).
+fn pack_argv(parent: &str, name: &str) -> Vec<String> {
+    let volume = parent
+        .split('/')
+        .find(|p| !p.is_empty())
+        .map_or_else(|| "/".to_owned(), |v| format!("/{v}"));
+    sh(PACK_SCRIPT, &[parent, &volume, name])
+}
+
 fn sh(script: &str, args: &[&str]) -> Vec<String> {
     let mut argv = vec![
         "sh".to_owned(),
@@ -256,14 +275,7 @@ pub async fn from_pod_admitted(
         }
     };
     let (tx, unpacked) = tarball::unpack(dest.to_owned(), name.into(), limits, warn);
-    let cmd = from.command(vec![
-        "tar".into(),
-        "cf".into(),
-        "-".into(),
-        "-C".into(),
-        parent.into(),
-        name.into(),
-    ]);
+    let cmd = from.command(pack_argv(parent, name));
     let mut out = Sink::Channel(tx);
     let mut err = Sink::capture(4096);
     let result = exec::run(client, heartbeat, &cmd, None, &mut out, &mut err).await;
@@ -344,14 +356,7 @@ pub async fn between(
 ) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let pack = from.command(vec![
-        "tar".into(),
-        "cf".into(),
-        "-".into(),
-        "-C".into(),
-        parent.into(),
-        name.into(),
-    ]);
+    let pack = from.command(pack_argv(parent, name));
     let unpack = to.command(sh(UNPACK_SCRIPT, &unpack_args(dest, [name])));
     let mut pack_out = Sink::Channel(tx);
     let mut pack_err = Sink::capture(4096);
