@@ -82,7 +82,7 @@ spec:
     assert_eq!(annotations["example.com/patched"], "yes");
     let spec = pod.spec.unwrap();
     let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["job", "busybox", "sidecar"]);
+    assert_eq!(names, ["job", "busybox", "hook-archiver", "sidecar"]);
     let svc = &spec.containers[1];
     assert_eq!(
         svc.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0,

@@ -2,8 +2,15 @@
 //!
 //! Success is proven by the remote tar's exit status and by its listing: `tar xv` names every
 //! entry it extracted, and that count must equal the entries packed. No hashing, no retry loop.
+//!
+//! The `tar` on the pod side always runs in a trusted container (the job pod's
+//! [`ARCHIVER_CONTAINER`](crate::pod::ARCHIVER_CONTAINER), a step pod's `fs-init` / `fs-sync`),
+//! never in a job or action image: the callers pick the endpoint. What comes back to the runner
+//! goes through [`admit`](crate::admit) (regular files and folders only, capped).
 
+use crate::admit::{AdmitError, Limits, Refusal};
 use crate::exec::{self, Command, ExecError, Sink};
+use crate::joblog;
 use crate::settings::Heartbeat;
 use crate::tarball::{self, Counts, Source};
 use kube::Client;
@@ -65,6 +72,14 @@ pub enum CopyError {
     /// Packing or unpacking on the runner failed.
     #[error("copying {0}: {1}")]
     Local(String, std::io::Error),
+    /// The archive coming back could not be admitted (over a cap, unreadable).
+    #[error("copying {what}: {source}")]
+    Admission {
+        /// What was copied.
+        what: String,
+        /// Why.
+        source: AdmitError,
+    },
 }
 
 /// What a copy moved.
@@ -76,6 +91,8 @@ pub struct CopyReport {
     pub content_bytes: u64,
     /// Bytes of the tar stream (host side; 0 when unknown).
     pub archive_bytes: u64,
+    /// Entries refused on the way back (links, devices, paths outside the folder).
+    pub refused: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -90,8 +107,60 @@ impl std::fmt::Display for CopyReport {
         } else if self.archive_bytes > 0 {
             write!(f, ", {} KB", self.archive_bytes.div_ceil(1000))?;
         }
+        if self.refused > 0 {
+            write!(f, ", {} refused", self.refused)?;
+        }
         write!(f, " in {secs:.2} s")
     }
+}
+
+/// The extracting side of a copy into a pod: `$1` is the destination folder, the other
+/// arguments the archive's top-level names. The volume is shared with the job, which may have
+/// planted links where the archive has folders; a tar extracting through such a link would write
+/// into the archiver's own file system, so links to folders that resolve outside the destination
+/// are removed first (links inside it are the job's business and stay). `umask 0` lets the
+/// archive's modes (group = owner, for the pods' `fsGroup`) apply as they are.
+pub const UNPACK_SCRIPT: &str = r#"mkdir -p "$1" && cd "$1" || exit 1
+shift
+for top in "$@"; do
+  find "$top" -type l 2>/dev/null | while IFS= read -r l; do
+    [ -d "$l" ] || continue
+    case "$(readlink -f "$l")" in "$PWD"/*) ;; *) rm -f "$l" ;; esac
+  done
+done
+umask 0
+exec tar xvf -"#;
+
+/// The arguments of [`UNPACK_SCRIPT`]: the destination, then the first component of each name
+/// (`.` for an archive rooted at the destination).
+fn unpack_args<'a>(dest: &'a str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut args = vec![dest];
+    for name in names {
+        let top = name.split('/').find(|p| !p.is_empty()).unwrap_or(".");
+        if !args[1..].contains(&top) {
+            args.push(top);
+        }
+    }
+    args
+}
+
+/// The packing side of a copy out of a pod: `$1` is the parent folder, `$2` the volume it must
+/// stay in, `$3` the name to archive. A parent the job turned into a link leading out of the
+/// volume (into the archiver's own file system) is refused; `$3` itself is archived as it is
+/// (a link stays a link, which the admission on the runner refuses).
+pub const PACK_SCRIPT: &str = r#"cd "$1" || exit 1
+case "$(pwd -P)/" in "$2"/*) exec tar cf - "$3" ;; esac
+echo "$1 leads out of $2 (to $(pwd -P)): refusing to archive it" >&2
+exit 1"#;
+
+/// The [`PACK_SCRIPT`] command for `parent/name`; the volume is the first component of
+/// `parent` (`/__w`).
+fn pack_argv(parent: &str, name: &str) -> Vec<String> {
+    let volume = parent
+        .split('/')
+        .find(|p| !p.is_empty())
+        .map_or_else(|| "/".to_owned(), |v| format!("/{v}"));
+    sh(PACK_SCRIPT, &[parent, &volume, name])
 }
 
 fn sh(script: &str, args: &[&str]) -> Vec<String> {
@@ -115,8 +184,9 @@ pub async fn to_pod(
     dest: &str,
 ) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
+    let args = unpack_args(dest, sources.iter().map(|s| s.name.as_str()));
+    let cmd = to.command(sh(UNPACK_SCRIPT, &args));
     let (rx, packed) = tarball::pack(sources);
-    let cmd = to.command(sh(r#"mkdir -p "$1" && exec tar xvf - -C "$1""#, &[dest]));
     let mut out = Sink::Lines(0);
     let mut err = Sink::capture(4096);
     let result = exec::run(client, heartbeat, &cmd, Some(rx), &mut out, &mut err).await;
@@ -148,10 +218,15 @@ pub async fn to_pod(
         content_bytes: counts.content_bytes,
         archive_bytes: counts.archive_bytes,
         elapsed: start.elapsed(),
+        refused: 0,
     })
 }
 
-/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`).
+/// How many refused entries are named one by one in the job log; the rest are counted.
+pub const NAMED_REFUSALS: u64 = 50;
+
+/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`) with the
+/// workspace caps ([`Limits::WORKSPACE`]); see [`from_pod_admitted`].
 pub async fn from_pod(
     client: &Client,
     heartbeat: Heartbeat,
@@ -161,28 +236,61 @@ pub async fn from_pod(
     name: &str,
     dest: &Path,
 ) -> Result<CopyReport, CopyError> {
+    from_pod_admitted(
+        client,
+        heartbeat,
+        from,
+        what,
+        parent,
+        name,
+        dest,
+        Limits::WORKSPACE,
+    )
+    .await
+}
+
+/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`): `tar`
+/// runs in `from` (a trusted container), the archive is admitted on the runner by
+/// [`crate::admit::admit`] with `limits`. Each refused entry is one `::warning::` naming it
+/// (the first [`NAMED_REFUSALS`], then one count); refusals never fail the copy, a cap or an
+/// unreadable archive does.
+#[allow(clippy::too_many_arguments)]
+pub async fn from_pod_admitted(
+    client: &Client,
+    heartbeat: Heartbeat,
+    from: Endpoint<'_>,
+    what: &str,
+    parent: &str,
+    name: &str,
+    dest: &Path,
+    limits: Limits,
+) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
-    let (tx, unpacked) = tarball::unpack(dest.to_owned());
-    let cmd = from.command(vec![
-        "tar".into(),
-        "cf".into(),
-        "-".into(),
-        "-C".into(),
-        parent.into(),
-        name.into(),
-    ]);
+    let label = what.to_owned();
+    let mut named = 0;
+    let warn = move |r: &Refusal| {
+        named += 1;
+        if named <= NAMED_REFUSALS {
+            joblog::warning(&format!("copying {label}: {r}"));
+        }
+    };
+    let (tx, unpacked) = tarball::unpack(dest.to_owned(), name.into(), limits, warn);
+    let cmd = from.command(pack_argv(parent, name));
     let mut out = Sink::Channel(tx);
     let mut err = Sink::capture(4096);
     let result = exec::run(client, heartbeat, &cmd, None, &mut out, &mut err).await;
     drop(out);
     let unpacked = match unpacked.await {
         Ok(r) => r,
-        Err(e) => Err(std::io::Error::other(e)),
+        Err(e) => Err(AdmitError::Io(std::io::Error::other(e))),
     };
-    let local = |e| CopyError::Local(what.to_owned(), e);
-    let entries = match (result, unpacked) {
-        (Ok(0), Ok(n)) => n,
-        (Ok(0), Err(e)) => return Err(local(e)),
+    let refused = |source| CopyError::Admission {
+        what: what.to_owned(),
+        source,
+    };
+    let admitted = match (result, unpacked) {
+        (Ok(0), Ok(a)) => a,
+        (Ok(0), Err(e)) => return Err(refused(e)),
         (Ok(code), _) => {
             return Err(CopyError::Remote {
                 what: what.to_owned(),
@@ -191,15 +299,46 @@ pub async fn from_pod(
                 stderr: err.text(),
             });
         }
-        // The unpacker stopped reading: its error is the cause.
-        (Err(ExecError::Output(..)), Err(e)) => return Err(local(e)),
+        // The admission stopped reading: its error is the cause.
+        (Err(ExecError::Output(..)), Err(e)) => return Err(refused(e)),
         (Err(e), _) => return Err(e.into()),
     };
+    if admitted.refused > NAMED_REFUSALS {
+        joblog::warning(&format!(
+            "copying {what}: {} more entries were skipped",
+            admitted.refused - NAMED_REFUSALS
+        ));
+    }
     Ok(CopyReport {
-        entries,
+        entries: admitted.entries,
+        content_bytes: admitted.bytes,
+        refused: admitted.refused,
         elapsed: start.elapsed(),
         ..CopyReport::default()
     })
+}
+
+/// Removes `paths` in the container (`rm -f`; a missing file is fine). For files the hook put
+/// into a pod for one step, e.g. the step script.
+pub async fn remove(
+    client: &Client,
+    heartbeat: Heartbeat,
+    at: Endpoint<'_>,
+    paths: &[String],
+) -> Result<(), CopyError> {
+    let mut argv = vec!["rm".to_owned(), "-f".to_owned(), "--".to_owned()];
+    argv.extend(paths.iter().cloned());
+    let cmd = at.command(argv);
+    let (code, _, err) = exec::output(client, heartbeat, &cmd, 4096).await?;
+    if code != 0 {
+        return Err(CopyError::Remote {
+            what: format!("removing {}", paths.join(" ")),
+            pod: format!("{}/{}", at.pod, at.container),
+            code,
+            stderr: err,
+        });
+    }
+    Ok(())
 }
 
 /// Pipes `parent/name` from one container into `dest` of another (as `dest/name`) without
@@ -217,15 +356,8 @@ pub async fn between(
 ) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let pack = from.command(vec![
-        "tar".into(),
-        "cf".into(),
-        "-".into(),
-        "-C".into(),
-        parent.into(),
-        name.into(),
-    ]);
-    let unpack = to.command(sh(r#"mkdir -p "$1" && exec tar xvf - -C "$1""#, &[dest]));
+    let pack = from.command(pack_argv(parent, name));
+    let unpack = to.command(sh(UNPACK_SCRIPT, &unpack_args(dest, [name])));
     let mut pack_out = Sink::Channel(tx);
     let mut pack_err = Sink::capture(4096);
     let mut unpack_out = Sink::Lines(0);

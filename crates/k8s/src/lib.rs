@@ -10,6 +10,7 @@
 // (clippy.toml lists the methods) and stdout belongs to the step.
 #![deny(clippy::disallowed_methods, clippy::print_stdout)]
 
+mod admit;
 mod build;
 mod cleanup;
 mod client;
@@ -41,11 +42,13 @@ mod exec_tests;
 #[cfg(test)]
 mod snapshot_tests;
 
+pub use admit::Limits as CopyBackLimits;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
 pub use settings::{
-    COST_LABELS_VAR, ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR,
+    COST_LABELS_VAR, ClusterSource, CopyBack, Heartbeat, Settings, SettingsError,
+    TEMPLATE_PATCH_VAR,
 };
 
 use hooklib::{

@@ -20,6 +20,12 @@ use std::collections::BTreeMap;
 pub const FS_GROUP: i64 = 1001;
 /// The file a copy-mode step pod's `fs-init` waits for before the action may start.
 pub const READY_MARKER: &str = "/__w/.hook-ready";
+/// The job pod's trusted archiver (copy mode): a container of the runner image sharing the work
+/// volume, in which every `tar` of the job pod runs, so the job image's own `tar` (which the job
+/// can replace) is never used and images without `tar` work.
+pub const ARCHIVER_CONTAINER: &str = "hook-archiver";
+/// The archiver's command: idle, and gone at once on SIGTERM so the pod's deletion is quick.
+pub const ARCHIVER_SCRIPT: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
 /// What every generated pod shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +145,17 @@ impl PodContext {
             ..Container::default()
         }
     }
+
+    /// The job pod's [`ARCHIVER_CONTAINER`]: the runner image, the work volume at `/__w`.
+    fn archiver(&self) -> Container {
+        Container {
+            name: ARCHIVER_CONTAINER.into(),
+            image: Some(self.runner_image.clone()),
+            command: Some(vec!["sh".into(), "-c".into(), ARCHIVER_SCRIPT.into()]),
+            volume_mounts: Some(vec![mounts::work_mount(WORK_MOUNT, None, false)]),
+            ..Container::default()
+        }
+    }
 }
 
 /// The labels of every object of the job: `runner-pod` (as upstream) and the object's role.
@@ -222,8 +239,8 @@ fn command_and_args(what: &str, spec: &ContainerSpec) -> Result<CommandArgs, Bui
 }
 
 /// Builds the job pod: the job container (kept alive with `tail -f /dev/null` unless an
-/// entrypoint is given), one container per service, the `fs-init` init container, volumes,
-/// labels and the owner reference. The template is applied afterwards.
+/// entrypoint is given), one container per service, in copy mode the [`ARCHIVER_CONTAINER`],
+/// the `fs-init` init container, volumes, labels and the owner reference. The template is applied afterwards.
 pub fn job_pod(
     ctx: &PodContext,
     name: &str,
@@ -311,6 +328,10 @@ pub fn job_pod(
             ),
             ..Container::default()
         });
+    }
+    // Copy mode: the workspace and `_temp` are streamed in and out by the archiver.
+    if args.container.is_some() && ctx.storage == Storage::Copy {
+        containers.push(ctx.archiver());
     }
     let mut spec = ctx.base_spec();
     spec.containers = containers;

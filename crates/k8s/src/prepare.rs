@@ -7,7 +7,7 @@ use crate::joblog::{self, Group, secs};
 use crate::mounts::{Placement, Storage, WORK_MOUNT};
 use crate::names::{self, JOB_CONTAINER};
 use crate::objects::{Cluster, owner_of};
-use crate::pod::{self, PodContext, labels, runner_selector};
+use crate::pod::{self, ARCHIVER_CONTAINER, PodContext, labels, runner_selector};
 use crate::rbac::{self, Preflight};
 use crate::secrets::{self, distinct_credentials};
 use crate::tarball::Source;
@@ -178,7 +178,14 @@ pub async fn prepare_job(
                 wait_ready(running.metadata.resource_version.clone()),
                 async {
                     let (copied, alpine) = tokio::join!(
-                        copy_work(&cluster, &job_name, &storage, &layout),
+                        copy_work(
+                            &cluster,
+                            &job_name,
+                            &storage,
+                            &layout,
+                            running.metadata.resource_version.clone(),
+                            settings.prepare_timeout,
+                        ),
                         is_alpine(&cluster, &job_name),
                     );
                     Ok::<_, Error>((copied?, alpine?))
@@ -214,15 +221,28 @@ pub async fn prepare_job(
     Ok(response(&ready, &args, &built.service_names, is_alpine))
 }
 
+/// Copy mode: streams the runner's `_work` into the job pod through its archiver (never the
+/// job image's `tar`), once the archiver runs.
 async fn copy_work(
     cluster: &Cluster,
     pod: &str,
     storage: &Storage,
     layout: &crate::mounts::Layout,
+    rv: Option<String>,
+    timeout: std::time::Duration,
 ) -> Result<Option<copy::CopyReport>, Error> {
     if !matches!(storage, Storage::Copy) {
         return Ok(None);
     }
+    wait::until(
+        &cluster.pods,
+        pod,
+        rv,
+        &Goal::Started(ARCHIVER_CONTAINER.into()),
+        timeout,
+        joblog::info,
+    )
+    .await?;
     let source = Source {
         dir: layout.work_root.clone(),
         name: String::new(),
@@ -234,7 +254,7 @@ async fn copy_work(
         Endpoint {
             namespace: &cluster.namespace,
             pod,
-            container: JOB_CONTAINER,
+            container: ARCHIVER_CONTAINER,
         },
         "the runner's _work",
         vec![source],

@@ -1,13 +1,15 @@
 //! `run_script_step`: bring `_temp` into the job pod (copy mode), run the step over exec with
 //! its output streamed live, bring the file commands back.
 
+use crate::admit::Limits;
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
 use crate::exec::{self, Sink};
-use crate::joblog::Group;
+use crate::joblog::{self, Group};
 use crate::mounts::WORK_MOUNT;
 use crate::names::JOB_CONTAINER;
 use crate::objects::Cluster;
+use crate::pod::ARCHIVER_CONTAINER;
 use crate::prepare::NOT_COPIED;
 use crate::tarball::Source;
 use crate::{K8sHook, State, script};
@@ -37,31 +39,40 @@ pub async fn run_script_step(
     result.map(StepOutcome::exited)
 }
 
+/// Writes the step script readable by the runner's user only (it holds the step's environment):
+/// created 0600, never executable; the pod runs it as `sh <file>`.
 fn write_script(path: &Path, script: &str) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Io {
         what: "cannot write the step script",
         path: path.display().to_string(),
         source,
     };
-    std::fs::write(path, script).map_err(io)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io)
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(script.as_bytes()).map_err(io)
 }
 
 async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<i32, Error> {
     let cluster = hook.cluster().await?;
     let copy_mode = !hook.settings.volume_mode();
-    let job = Endpoint {
+    // Every tar of the job pod runs in its archiver, never in the job image.
+    let archiver = Endpoint {
         namespace: &cluster.namespace,
         pod,
-        container: JOB_CONTAINER,
+        container: ARCHIVER_CONTAINER,
     };
     if copy_mode {
         let group = Group::start("Copying _temp into the job pod");
         let report = copy::to_pod(
             &cluster.client,
             cluster.heartbeat,
-            job,
+            archiver,
             "the runner's _temp",
             vec![temp_source(temp)],
             WORK_MOUNT,
@@ -70,14 +81,29 @@ async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<
         eprintln!("{report}");
         group.end();
     }
-    let code = exec_step(&cluster, pod, file_name).await?;
-    if copy_mode {
+    let code = exec_step(&cluster, pod, file_name).await;
+    if !copy_mode {
+        return code;
+    }
+    // The script leaves the pod with the step, whatever its outcome.
+    let script = [format!("{WORK_MOUNT}/_temp/{file_name}")];
+    let removed = copy::remove(&cluster.client, cluster.heartbeat, archiver, &script);
+    let back = async {
+        let code = code?;
         let group = Group::start("Copying the step's file commands back");
-        let report = copy_file_commands_back(&cluster, job, temp).await?;
+        let limits = hook.settings.copy_back.file_commands;
+        let report = file_commands_back(&cluster, archiver, temp, limits).await?;
         eprintln!("{report}");
         group.end();
+        Ok(code)
+    };
+    let (removed, code) = tokio::join!(removed, back);
+    if let Err(e) = removed {
+        joblog::warning(&format!(
+            "could not remove the step script from the job pod: {e}"
+        ));
     }
-    Ok(code)
+    code
 }
 
 /// `_temp` as an archive source (without the runner's hook responses).
@@ -93,13 +119,26 @@ pub fn temp_source(temp: &Path) -> Source {
     }
 }
 
-/// Copies `/__w/_temp/_runner_file_commands` of `from` over the runner's.
+/// Copies `/__w/_temp/_runner_file_commands` of `from` over the runner's with the default caps
+/// ([`Limits::FILE_COMMANDS`]); see [`file_commands_back`].
 pub async fn copy_file_commands_back(
     cluster: &Cluster,
     from: Endpoint<'_>,
     temp: &Path,
 ) -> Result<copy::CopyReport, Error> {
-    Ok(copy::from_pod(
+    file_commands_back(cluster, from, temp, Limits::FILE_COMMANDS).await
+}
+
+/// Copies `/__w/_temp/_runner_file_commands` of `from` (a trusted container: the job pod's
+/// archiver, a step pod's `fs-sync`) over the runner's, admitting only regular files and folders
+/// within `limits` (refused entries are `::warning::` lines; a cap is an error).
+pub async fn file_commands_back(
+    cluster: &Cluster,
+    from: Endpoint<'_>,
+    temp: &Path,
+    limits: Limits,
+) -> Result<copy::CopyReport, Error> {
+    Ok(copy::from_pod_admitted(
         &cluster.client,
         cluster.heartbeat,
         from,
@@ -107,6 +146,7 @@ pub async fn copy_file_commands_back(
         &format!("{WORK_MOUNT}/_temp"),
         FILE_COMMANDS,
         temp,
+        limits,
     )
     .await?)
 }

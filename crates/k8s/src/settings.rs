@@ -1,6 +1,7 @@
 //! The Kubernetes hook's settings, read once from the environment at the binary edge.
 
 use std::collections::BTreeMap;
+use crate::admit::{self, Limits};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,47 @@ pub struct Settings {
     /// [`COST_LABELS_VAR`] (default true): put the `arc-context-*` cost labels on the job's
     /// pods.
     pub cost_labels: bool,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_[WORKSPACE_]COPY_BACK_MAX_{BYTES,ENTRIES}`: caps on
+    /// what copy mode brings back from pods.
+    pub copy_back: CopyBack,
+}
+
+/// Caps on the archives copied back to the runner (copy mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyBack {
+    /// A step's file commands (default 1 GiB, 100 000 entries).
+    pub file_commands: Limits,
+    /// A container step's workspace (default 32 GiB, 1 000 000 entries).
+    pub workspace: Limits,
+}
+
+impl Default for CopyBack {
+    fn default() -> Self {
+        Self {
+            file_commands: Limits::FILE_COMMANDS,
+            workspace: Limits::WORKSPACE,
+        }
+    }
+}
+
+/// A size: a whole number of bytes, or with a binary suffix `K`, `M`, `G`, `T` (`KiB`, `Ki`
+/// and `KB` mean the same, powers of 1024).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit.trim_end_matches('B').trim_end_matches('I');
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
 }
 
 /// Environment variable turning the `arc-context-*` cost labels off (`false`).
@@ -188,6 +230,36 @@ impl Settings {
         } else {
             ClusterSource::None
         };
+        let cap = |var: &'static str, parse: fn(&str) -> Option<u64>, default: u64| match get(var) {
+            None => Ok(default),
+            Some(v) => parse(&v).filter(|n| *n > 0).ok_or(SettingsError::Invalid {
+                var,
+                value: v,
+                expected: "a whole number > 0 (bytes may take a K, M, G or T suffix)",
+            }),
+        };
+        let count = |v: &str| v.trim().parse::<u64>().ok();
+        let mut copy_back = CopyBack::default();
+        copy_back.file_commands.max_bytes = cap(
+            admit::COPY_BACK_MAX_BYTES,
+            parse_size,
+            copy_back.file_commands.max_bytes,
+        )?;
+        copy_back.file_commands.max_entries = cap(
+            admit::COPY_BACK_MAX_ENTRIES,
+            count,
+            copy_back.file_commands.max_entries,
+        )?;
+        copy_back.workspace.max_bytes = cap(
+            admit::WORKSPACE_COPY_BACK_MAX_BYTES,
+            parse_size,
+            copy_back.workspace.max_bytes,
+        )?;
+        copy_back.workspace.max_entries = cap(
+            admit::WORKSPACE_COPY_BACK_MAX_ENTRIES,
+            count,
+            copy_back.workspace.max_entries,
+        )?;
         Ok(Self {
             runner_pod,
             namespace: get("ACTIONS_RUNNER_KUBERNETES_NAMESPACE"),
@@ -206,6 +278,7 @@ impl Settings {
             build: crate::build::BuildSettings::from_lookup(&lookup)?,
             github_context,
             cost_labels,
+            copy_back,
         })
     }
 
@@ -226,6 +299,7 @@ impl Settings {
             runner_workspace: None,
             runner_temp: None,
             build: crate::build::BuildSettings::default(),
+            copy_back: CopyBack::default(),
             github_context: BTreeMap::new(),
             cost_labels: true,
         }
@@ -337,5 +411,39 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("\"soon\""), "{e}");
+    }
+
+    #[test]
+    fn copy_back_caps() {
+        let s = settings(&[
+            ("ACTIONS_RUNNER_POD_NAME", "r"),
+            (admit::COPY_BACK_MAX_BYTES, "64M"),
+            (admit::COPY_BACK_MAX_ENTRIES, "500"),
+            (admit::WORKSPACE_COPY_BACK_MAX_BYTES, "2GiB"),
+            (admit::WORKSPACE_COPY_BACK_MAX_ENTRIES, "7"),
+        ])
+        .unwrap();
+        assert_eq!(s.copy_back.file_commands.max_bytes, 64 << 20);
+        assert_eq!(s.copy_back.file_commands.max_entries, 500);
+        assert_eq!(s.copy_back.workspace.max_bytes, 2 << 30);
+        assert_eq!(s.copy_back.workspace.max_entries, 7);
+        for bad in ["0", "lots", "12X", "-1", "5MB5"] {
+            let e = settings(&[
+                ("ACTIONS_RUNNER_POD_NAME", "r"),
+                (admit::COPY_BACK_MAX_BYTES, bad),
+            ])
+            .unwrap_err();
+            assert!(e.to_string().contains(admit::COPY_BACK_MAX_BYTES), "{e}");
+        }
+        let e = settings(&[
+            ("ACTIONS_RUNNER_POD_NAME", "r"),
+            (admit::COPY_BACK_MAX_ENTRIES, "1K"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("1K"), "{e}");
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("1 KiB"), Some(1024));
+        assert_eq!(parse_size("3g"), Some(3 << 30));
+        assert_eq!(parse_size("99999999999T"), None);
     }
 }

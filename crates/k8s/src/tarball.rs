@@ -1,8 +1,10 @@
-//! Tar streams of host folders (symlinks and modes kept) and their unpacking, on blocking
-//! threads, connected to the async side by channels of chunks.
+//! Tar streams of host folders (symlinks and modes kept) and the admission of archives coming
+//! back (see `admit`), on blocking threads, connected to the async side by channels of chunks.
 
+use crate::admit;
 use bytes::Bytes;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
@@ -70,6 +72,42 @@ impl Write for ChannelWriter {
     }
 }
 
+/// The mode an entry gets in the pod: the group has the owner's rights. Entries belong to the
+/// group [`FS_GROUP`](crate::pod::FS_GROUP), the pods' `fsGroup` and so a supplementary group
+/// of all their containers: a job container running as a user other than the archiver's can
+/// still read (and write) what the hook brought in, e.g. the step script, 0600 on the runner.
+pub fn pod_mode(mode: u32) -> u32 {
+    mode | ((mode & 0o700) >> 3)
+}
+
+/// Appends `path` (a folder, file or link, never followed) as `archived`, with [`pod_mode`].
+fn append_entry(
+    builder: &mut tar::Builder<impl Write>,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    archived: &Path,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    header.set_mode(pod_mode(meta.permissions().mode() & 0o7777));
+    header.set_gid(crate::pod::FS_GROUP as u64);
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        header.set_size(0);
+        builder.append_data(&mut header, archived, std::io::empty())
+    } else if kind.is_file() {
+        // Exactly the size in the header, even if the file grows meanwhile.
+        let file = std::fs::File::open(path)?.take(meta.len());
+        builder.append_data(&mut header, archived, file)
+    } else if kind.is_symlink() {
+        header.set_size(0);
+        builder.append_link(&mut header, archived, std::fs::read_link(path)?)
+    } else {
+        // FIFOs, sockets, devices: as the builder stores them.
+        builder.append_path_with_name(path, archived)
+    }
+}
+
 fn append_tree(
     builder: &mut tar::Builder<impl Write>,
     root: &Path,
@@ -89,15 +127,12 @@ fn append_tree(
         let meta = std::fs::symlink_metadata(&path)?;
         let archived = name.join(&rel_child);
         counts.entries += 1;
+        // Symlinks are archived as links, not followed.
+        append_entry(builder, &path, &meta, &archived)?;
         if meta.is_dir() {
-            builder.append_dir(&archived, &path)?;
             append_tree(builder, root, &rel_child, name, exclude, counts)?;
-        } else {
-            if meta.is_file() {
-                counts.content_bytes += meta.len();
-            }
-            // Symlinks are archived as links, not followed.
-            builder.append_path_with_name(&path, &archived)?;
+        } else if meta.is_file() {
+            counts.content_bytes += meta.len();
         }
     }
     Ok(())
@@ -118,7 +153,7 @@ pub fn write_archive(sources: &[Source], out: impl Write) -> std::io::Result<(Co
                 let mut prefix = PathBuf::new();
                 for part in name.components() {
                     prefix.push(part);
-                    builder.append_dir(&prefix, &s.dir)?;
+                    append_entry(&mut builder, &s.dir, &std::fs::metadata(&s.dir)?, &prefix)?;
                     counts.entries += 1;
                 }
             }
@@ -207,14 +242,22 @@ impl Read for ChannelReader {
     }
 }
 
-/// Unpacks an archive arriving as chunks into `dest` on a blocking thread (permissions, mtimes
-/// and symlinks kept; nothing written outside `dest`). Returns the sender to feed and the
-/// handle giving the number of entries.
+/// Bytes of padding read after an archive's end marker before the reader gives up (a tar
+/// writer pads to one record; more is a misbehaving sender, not something to drain forever).
+const MAX_TRAILER: u64 = 1 << 20;
+
+/// Admits an archive arriving as chunks into `dest` on a blocking thread, through
+/// [`admit::admit`]: only regular files and folders under `root`, modes masked, links never
+/// created nor followed, within `limits`. Each refused entry is handed to `on_refused`.
+/// Returns the sender to feed and the handle giving what was admitted.
 pub fn unpack(
     dest: PathBuf,
+    root: PathBuf,
+    limits: admit::Limits,
+    mut on_refused: impl FnMut(&admit::Refusal) + Send + 'static,
 ) -> (
     mpsc::Sender<std::io::Result<Bytes>>,
-    tokio::task::JoinHandle<std::io::Result<u64>>,
+    tokio::task::JoinHandle<Result<admit::Admitted, admit::AdmitError>>,
 ) {
     let (tx, rx) = mpsc::channel(16);
     let handle = tokio::task::spawn_blocking(move || {
@@ -223,19 +266,19 @@ pub fn unpack(
             current: Bytes::new(),
         };
         std::fs::create_dir_all(&dest)?;
-        let mut archive = tar::Archive::new(&mut reader);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        let mut n = 0;
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            entry.unpack_in(&dest)?;
-            n += 1;
-        }
+        let admitted = admit::admit(&mut reader, &dest, &root, limits, &mut on_refused)?;
         // Drain the padding so the sender never blocks on a reader that stopped.
-        std::io::copy(&mut reader, &mut std::io::sink())?;
-        Ok(n)
+        let trailer = std::io::copy(
+            &mut (&mut reader).take(MAX_TRAILER + 1),
+            &mut std::io::sink(),
+        )?;
+        if trailer > MAX_TRAILER {
+            return Err(std::io::Error::other(format!(
+                "more than {MAX_TRAILER} bytes follow the end of the archive"
+            ))
+            .into());
+        }
+        Ok(admitted)
     });
     (tx, handle)
 }
@@ -246,7 +289,6 @@ mod tests {
 
     #[test]
     fn archive_keeps_links_modes_and_padding() {
-        use std::os::unix::fs::PermissionsExt;
         let src = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(src.path().join("a/b")).unwrap();
         std::fs::write(src.path().join("a/b/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
@@ -284,10 +326,11 @@ mod tests {
             })
             .unwrap();
         assert!(status.success());
+        // The group gets the owner's rights (the pods' fsGroup).
         let run = dest.path().join("w/x/a/b/run.sh");
         assert_eq!(
             std::fs::metadata(&run).unwrap().permissions().mode() & 0o777,
-            0o755
+            0o775
         );
         assert_eq!(
             std::fs::read_link(dest.path().join("w/x/a/link")).unwrap(),
@@ -304,20 +347,28 @@ mod tests {
         }
         let (mut rx, packed) = pack(vec![Source {
             dir: src.path().to_owned(),
-            name: String::new(),
+            name: "out".into(),
             exclude: vec![],
         }]);
         let dest = tempfile::tempdir().unwrap();
-        let (tx, unpacked) = unpack(dest.path().to_owned());
+        let (tx, unpacked) = unpack(
+            dest.path().to_owned(),
+            "out".into(),
+            admit::Limits::FILE_COMMANDS,
+            |r| panic!("refused {r}"),
+        );
         while let Some(chunk) = rx.recv().await {
             tx.send(chunk).await.unwrap();
         }
         drop(tx);
         let counts = packed.await.unwrap().unwrap();
-        assert_eq!(counts.entries, 50);
-        assert_eq!(unpacked.await.unwrap().unwrap(), 50);
+        // The folder and its 50 files.
+        assert_eq!(counts.entries, 51);
+        let admitted = unpacked.await.unwrap().unwrap();
+        assert_eq!(admitted.entries, 51);
+        assert_eq!(admitted.bytes, counts.content_bytes);
         assert_eq!(
-            std::fs::read(dest.path().join("f49")).unwrap().len(),
+            std::fs::read(dest.path().join("out/f49")).unwrap().len(),
             490_000
         );
     }
