@@ -76,8 +76,14 @@ mod tests {
     #[test]
     fn values_are_cleaned() {
         let clean = |s: &str| clean_label_value(s, 63);
-        assert_eq!(clean("octo-org/my-repo").as_deref(), Some("octo-org_my-repo"));
-        assert_eq!(clean("CI / Build & Test ").as_deref(), Some("CI_Build_Test"));
+        assert_eq!(
+            clean("octo-org/my-repo").as_deref(),
+            Some("octo-org_my-repo")
+        );
+        assert_eq!(
+            clean("CI / Build & Test ").as_deref(),
+            Some("CI_Build_Test")
+        );
         assert_eq!(clean("dependabot[bot]").as_deref(), Some("dependabot_bot"));
         assert_eq!(clean("  "), None);
         assert_eq!(clean("日本"), None);

@@ -6,7 +6,7 @@
 //! container names are DNS-1123 labels derived from images (`docker.io/library/redis:7` →
 //! `redis`, duplicates `redis-0`, `redis-1`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Longest pod, container or label-value name.
 pub const MAX_NAME_LEN: usize = 63;

@@ -1,7 +1,7 @@
 //! The Kubernetes hook's settings, read once from the environment at the binary edge.
 
-use std::collections::BTreeMap;
 use crate::admit::{self, Limits};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 

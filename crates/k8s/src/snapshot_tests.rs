@@ -373,14 +373,14 @@ fn no_service_account_token_unless_the_template_says_so() {
 fn cost_labels_on_every_pod_and_never_over_the_hooks_own() {
     let mut ctx = ctx(Storage::Copy);
     let env: std::collections::BTreeMap<&str, &str> = [
-            ("GITHUB_REPOSITORY", "octo-org/shop"),
-            ("GITHUB_WORKFLOW", "CI / build & test"),
-            ("GITHUB_JOB", "unit"),
-            ("GITHUB_RUN_ID", "9876543210"),
-            ("GITHUB_RUN_NUMBER", "42"),
-            ("GITHUB_RUN_ATTEMPT", "1"),
-            ("GITHUB_ACTOR", "octocat"),
-            ("GITHUB_EVENT_NAME", "pull_request"),
+        ("GITHUB_REPOSITORY", "octo-org/shop"),
+        ("GITHUB_WORKFLOW", "CI / build & test"),
+        ("GITHUB_JOB", "unit"),
+        ("GITHUB_RUN_ID", "9876543210"),
+        ("GITHUB_RUN_NUMBER", "42"),
+        ("GITHUB_RUN_ATTEMPT", "1"),
+        ("GITHUB_ACTOR", "octocat"),
+        ("GITHUB_EVENT_NAME", "pull_request"),
     ]
     .into_iter()
     .collect();

@@ -42,10 +42,7 @@ fn prepare_args() -> PrepareJobArgs {
 /// Cost labels as `Settings` reads them from the runner's `GITHUB_*` environment.
 fn cost_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
-        (
-            "arc-context-repository".to_owned(),
-            "octo_shop".to_owned(),
-        ),
+        ("arc-context-repository".to_owned(), "octo_shop".to_owned()),
         ("arc-context-run-id".to_owned(), "4242".to_owned()),
     ])
 }
