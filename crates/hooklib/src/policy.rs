@@ -495,3 +495,23 @@ pub fn base_images(dockerfile: &str) -> Vec<BaseImage> {
 
 #[cfg(test)]
 mod tests;
+
+/// The largest Dockerfile whose base images are checked against the policy.
+pub const DOCKERFILE_CAP: u64 = 1 << 20;
+
+/// Reads at most [`DOCKERFILE_CAP`] bytes of the Dockerfile at `path` (a file of the action,
+/// so of the workflow's choosing: bounded). The error says why, in words for the job log.
+pub fn read_dockerfile(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(DOCKERFILE_CAP + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > DOCKERFILE_CAP {
+        return Err(format!(
+            "it is larger than {DOCKERFILE_CAP} bytes, too large to check its base images"
+        ));
+    }
+    Ok(text)
+}

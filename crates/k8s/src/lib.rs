@@ -24,6 +24,7 @@ mod names;
 mod objects;
 mod options;
 mod pod;
+mod policy;
 mod prepare;
 mod rbac;
 mod retry;
@@ -120,6 +121,7 @@ impl Hook for K8sHook {
     type Error = Error;
 
     async fn prepare_job(&self, args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
+        policy::check_job(&self.settings.images, &args)?;
         prepare::prepare_job(self, args).await
     }
 
@@ -136,6 +138,7 @@ impl Hook for K8sHook {
         args: ContainerSpec,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
+        policy::check_step(&self.settings.images, &args)?;
         container_step::run_container_step(self, args, state).await
     }
 

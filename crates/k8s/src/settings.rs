@@ -53,6 +53,9 @@ pub struct Settings {
     /// `ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_[WORKSPACE_]COPY_BACK_MAX_{BYTES,ENTRIES}`: caps on
     /// what copy mode brings back from pods.
     pub copy_back: CopyBack,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_IMAGES`, `…_ALLOWED_SERVICES`,
+    /// `…_ALLOWED_STEP_IMAGES`: the administrator's allowed images (unset: any).
+    pub images: hooklib::ImagePolicy,
 }
 
 /// Caps on the archives copied back to the runner (copy mode).
@@ -154,6 +157,9 @@ pub enum SettingsError {
         /// What it should look like.
         expected: &'static str,
     },
+    /// An allowed-images setting has a pattern that cannot be read.
+    #[error(transparent)]
+    Policy(#[from] hooklib::policy::PolicyError),
 }
 
 impl Settings {
@@ -279,6 +285,7 @@ impl Settings {
             github_context,
             cost_labels,
             copy_back,
+            images: hooklib::ImagePolicy::from_lookup(&get)?,
         })
     }
 
@@ -300,6 +307,7 @@ impl Settings {
             runner_temp: None,
             build: crate::build::BuildSettings::default(),
             copy_back: CopyBack::default(),
+            images: hooklib::ImagePolicy::allow_all(),
             github_context: BTreeMap::new(),
             cost_labels: true,
         }

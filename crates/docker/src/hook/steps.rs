@@ -19,11 +19,7 @@ use crate::policy;
 use crate::settings::{DockerHost, Settings};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use hooklib::{Cancel, ContainerSpec, ImageRole, RunScriptStepArgs, StepOutcome};
-use std::io::Read;
 use std::path::PathBuf;
-
-/// The largest Dockerfile whose base images are checked against the policy.
-const DOCKERFILE_CAP: u64 = 1024 * 1024;
 
 pub(super) async fn run_script_step(
     settings: &Settings,
@@ -87,21 +83,6 @@ pub(super) fn apply_privilege_policy(
     Ok(())
 }
 
-/// Reads at most [`DOCKERFILE_CAP`] bytes of a Dockerfile.
-fn read_dockerfile(path: &str) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    file.take(DOCKERFILE_CAP + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    if text.len() as u64 > DOCKERFILE_CAP {
-        return Err(format!(
-            "it is larger than {DOCKERFILE_CAP} bytes, too large to check its base images"
-        ));
-    }
-    Ok(text)
-}
-
 pub(super) async fn run_container_step(
     settings: &Settings,
     mut args: ContainerSpec,
@@ -133,7 +114,8 @@ pub(super) async fn run_container_step(
                 dockerfile: d.clone(),
                 reason,
             };
-            let text = read_dockerfile(d).map_err(refused)?;
+            let text =
+                hooklib::policy::read_dockerfile(std::path::Path::new(d)).map_err(refused)?;
             settings.images.check_dockerfile(&text).map_err(|source| {
                 Error::DockerfileNotAllowed {
                     dockerfile: d.clone(),

@@ -1,0 +1,133 @@
+//! The administrator's allowed images (`hooklib::policy`), checked at the start of a command,
+//! before anything is created: the job container and services in `prepare_job`, the image or
+//! the Dockerfile's base images of a container step.
+
+use crate::error::Error;
+use hooklib::policy::{ImagePolicy, ImageRole, read_dockerfile};
+use hooklib::{ContainerSpec, PrepareJobArgs};
+
+fn image(spec: &ContainerSpec) -> Option<&str> {
+    spec.image.as_deref().filter(|i| !i.trim().is_empty())
+}
+
+/// The job container's and every service's image.
+pub fn check_job(policy: &ImagePolicy, args: &PrepareJobArgs) -> Result<(), Error> {
+    let job = args
+        .container
+        .iter()
+        .map(|c| ("the job container", ImageRole::Job, c));
+    let services = args
+        .services
+        .iter()
+        .map(|c| ("a service", ImageRole::Service, c));
+    for (what, role, spec) in job.chain(services) {
+        if let Some(i) = image(spec) {
+            policy
+                .check(role, i)
+                .map_err(|source| Error::ImageNotAllowed {
+                    what: format!("{what} ({i})"),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// A container step's image, or the base images of its Dockerfile.
+pub fn check_step(policy: &ImagePolicy, spec: &ContainerSpec) -> Result<(), Error> {
+    if let Some(i) = image(spec) {
+        return policy
+            .check(ImageRole::Step, i)
+            .map_err(|source| Error::ImageNotAllowed {
+                what: format!("the container step ({i})"),
+                source,
+            });
+    }
+    let Some(dockerfile) = spec.dockerfile.as_deref() else {
+        return Ok(());
+    };
+    if !policy.list(ImageRole::Step).is_restricted() {
+        return Ok(());
+    }
+    let text = read_dockerfile(std::path::Path::new(dockerfile)).map_err(|reason| {
+        Error::DockerfileUnreadable {
+            dockerfile: dockerfile.to_owned(),
+            reason,
+        }
+    })?;
+    policy
+        .check_dockerfile(&text)
+        .map_err(|source| Error::DockerfileNotAllowed {
+            dockerfile: dockerfile.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(jobs: &str, services: &str, steps: &str) -> ImagePolicy {
+        let vars = [
+            (hooklib::policy::JOB_IMAGES, jobs),
+            (hooklib::policy::SERVICE_IMAGES, services),
+            (hooklib::policy::STEP_IMAGES, steps),
+        ];
+        ImagePolicy::from_lookup(|k| {
+            vars.iter()
+                .find(|(v, _)| *v == k)
+                .map(|(_, x)| (*x).to_owned())
+        })
+        .unwrap()
+    }
+
+    fn spec(image: &str) -> ContainerSpec {
+        serde_json::from_value(serde_json::json!({ "image": image })).unwrap()
+    }
+
+    #[test]
+    fn job_and_services_are_checked_against_their_own_lists() {
+        let p = policy("alpine", "redis:*", "");
+        let args = |job: &str, svc: &str| PrepareJobArgs {
+            container: Some(spec(job)),
+            services: vec![spec(svc)],
+        };
+        assert!(check_job(&p, &args("alpine:latest", "redis:7")).is_ok());
+        let e = check_job(&p, &args("debian", "redis:7")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("the job container (debian): "),
+            "{e}"
+        );
+        let e = check_job(&p, &args("alpine", "postgres:16")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_SERVICES"),
+            "{e}"
+        );
+        // Unset lists allow everything.
+        assert!(check_job(&ImagePolicy::allow_all(), &args("x/y:z", "q")).is_ok());
+    }
+
+    #[test]
+    fn dockerfile_base_images_are_checked_when_steps_are_restricted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Dockerfile");
+        std::fs::write(&file, "FROM debian:12\nRUN true\n").unwrap();
+        let mut s = spec("");
+        s.image = None;
+        s.dockerfile = Some(file.display().to_string());
+        assert!(check_step(&policy("", "", "debian:*"), &s).is_ok());
+        let e = check_step(&policy("", "", "alpine"), &s).unwrap_err();
+        assert!(
+            e.to_string().contains("base image of the Dockerfile"),
+            "{e}"
+        );
+        // Unrestricted: the Dockerfile is not even read.
+        s.dockerfile = Some("/nonexistent/Dockerfile".into());
+        assert!(check_step(&policy("", "", ""), &s).is_ok());
+        assert!(matches!(
+            check_step(&policy("", "", "alpine"), &s),
+            Err(Error::DockerfileUnreadable { .. })
+        ));
+    }
+}
