@@ -49,7 +49,13 @@ fn a_step_image_outside_the_list_is_refused_and_an_allowed_one_runs() {
     let r = runner("policy-step", &[(STEPS, "registry.example/allowed/*")]);
     let (run, state) = r.prepare(Some(container(&busybox)), vec![]);
     run.ok();
-    let step = r.container_step(Some(&state), &busybox, Some("sh"), &["-c", "echo ran"], &[]);
+    let step = r.container_step(
+        Some(&state),
+        &busybox,
+        Some("sh"),
+        &["-c", "\"echo", "ran\""],
+        &[],
+    );
     assert_ne!(step.run.code, 0, "{:#?}", step.run);
     assert_eq!(step.run.errors().len(), 1, "{:#?}", step.run);
     assert!(step.run.errors()[0].contains(STEPS), "{:#?}", step.run);
@@ -64,7 +70,13 @@ fn a_step_image_outside_the_list_is_refused_and_an_allowed_one_runs() {
     let r2 = runner("policy-step-ok", &[(STEPS, repo)]);
     let (run, state) = r2.prepare(Some(container(&busybox)), vec![]);
     run.ok();
-    let step = r2.container_step(Some(&state), &busybox, Some("sh"), &["-c", "echo ran"], &[]);
+    let step = r2.container_step(
+        Some(&state),
+        &busybox,
+        Some("sh"),
+        &["-c", "\"echo", "ran\""],
+        &[],
+    );
     assert_eq!(step.run.code, 0, "{:#?}", step.run);
     assert!(step.run.stdout.contains("ran"));
     for (runner, state) in [(&r, json!({})), (&r2, state)] {
