@@ -40,7 +40,10 @@ mod snapshot_tests;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
-pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
+pub use settings::{
+    ClusterSource, Heartbeat, LAUNCHER_DIR_VAR, Settings, SettingsError, TEMPLATE_PATCH_VAR,
+    VOLUME_MODE_FOLDER,
+};
 
 use hooklib::{
     ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,

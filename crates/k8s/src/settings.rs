@@ -1,6 +1,6 @@
 //! The Kubernetes hook's settings, read once from the environment at the binary edge.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default `ACTIONS_RUNNER_IMAGE`: the image of the `fs-init` init container.
@@ -8,6 +8,12 @@ pub const DEFAULT_RUNNER_IMAGE: &str = "ghcr.io/actions/actions-runner:latest";
 /// Environment variable naming an optional JSON merge patch / RFC 6902 patch file applied last
 /// to every pod the hook creates (a superset of the upstream hooks).
 pub const TEMPLATE_PATCH_VAR: &str = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE_PATCH";
+/// Environment variable the launchers (`index.js`, `index.sh`) set to their own folder.
+pub const LAUNCHER_DIR_VAR: &str = "CONTAINER_HOOKS_LAUNCHER_DIR";
+/// The launcher folder of GitHub's volume-mode hook in the runner image (`/home/runner/k8s`,
+/// hooks v0.7.0, ARC's `containerMode: kubernetes`): started from a folder of this name, the
+/// hook defaults to volume mode with the claim `<ACTIONS_RUNNER_POD_NAME>-work`.
+pub const VOLUME_MODE_FOLDER: &str = "k8s";
 
 /// Everything the Kubernetes hook takes from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,8 @@ pub struct Settings {
     /// `ACTIONS_RUNNER_IMAGE`: image of the `fs-init` init container providing `externals`.
     pub runner_image: String,
     /// `ACTIONS_RUNNER_CLAIM_NAME`: when set, shared-volume mode (the PVC holding `_work`).
+    /// Unset, it is `<runner pod>-work` when the launcher's folder ([`LAUNCHER_DIR_VAR`]) is
+    /// named [`VOLUME_MODE_FOLDER`], else none (copy mode).
     pub claim_name: Option<String>,
     /// `ACTIONS_RUNNER_USE_KUBE_SCHEDULER=true`: shared-volume mode uses node affinity instead
     /// of `nodeName`.
@@ -183,7 +191,11 @@ impl Settings {
             prepare_timeout,
             runner_image: get("ACTIONS_RUNNER_IMAGE")
                 .unwrap_or_else(|| DEFAULT_RUNNER_IMAGE.into()),
-            claim_name: get("ACTIONS_RUNNER_CLAIM_NAME"),
+            claim_name: get("ACTIONS_RUNNER_CLAIM_NAME").or_else(|| {
+                let dir = get(LAUNCHER_DIR_VAR)?;
+                let folder = Path::new(dir.trim_end_matches('/')).file_name()?;
+                (folder == VOLUME_MODE_FOLDER).then(|| format!("{runner_pod}-work"))
+            }),
             use_kube_scheduler,
             heartbeat,
             github_workspace: path("GITHUB_WORKSPACE"),
@@ -261,6 +273,38 @@ mod tests {
         assert_eq!(s.heartbeat.deadline, Duration::from_millis(2200));
         assert_eq!(s.runner_image, "runner:1");
         assert_eq!(s.template_patch, Some("/p.json".into()));
+    }
+
+    #[test]
+    fn the_k8s_folder_defaults_to_volume_mode() {
+        let from = |dir: &str, claim: Option<&str>| {
+            let mut vars = vec![
+                ("ACTIONS_RUNNER_POD_NAME", "runner-1"),
+                (LAUNCHER_DIR_VAR, dir),
+            ];
+            vars.extend(claim.map(|c| ("ACTIONS_RUNNER_CLAIM_NAME", c)));
+            settings(&vars).unwrap().claim_name
+        };
+        let pod_work = Some("runner-1-work".to_owned());
+        assert_eq!(from("/home/runner/k8s", None), pod_work);
+        assert_eq!(from("/home/runner/k8s/", None), pod_work);
+        assert_eq!(from("/opt/hooks/k8s", None), pod_work);
+        // An explicit claim wins in every folder.
+        assert_eq!(from("/home/runner/k8s", Some("mine")), Some("mine".into()));
+        assert_eq!(
+            from("/home/runner/k8s-novolume", Some("mine")),
+            Some("mine".into())
+        );
+        // Every other folder is copy mode by default.
+        for dir in [
+            "/home/runner/k8s-novolume",
+            "/home/runner/k8s-hook",
+            "/k8s/x",
+            "",
+            "/",
+        ] {
+            assert_eq!(from(dir, None), None, "{dir:?}");
+        }
     }
 
     #[test]
