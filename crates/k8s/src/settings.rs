@@ -182,6 +182,12 @@ impl Settings {
         } else {
             ClusterSource::None
         };
+        // GitHub's `k8s` folder is volume mode with the claim <pod>-work (hooks v0.7.0).
+        let claim_name = get("ACTIONS_RUNNER_CLAIM_NAME").or_else(|| {
+            let dir = get(LAUNCHER_DIR_VAR)?;
+            let folder = Path::new(dir.trim_end_matches('/')).file_name()?;
+            (folder == VOLUME_MODE_FOLDER).then(|| format!("{runner_pod}-work"))
+        });
         Ok(Self {
             runner_pod,
             namespace: get("ACTIONS_RUNNER_KUBERNETES_NAMESPACE"),
@@ -191,11 +197,7 @@ impl Settings {
             prepare_timeout,
             runner_image: get("ACTIONS_RUNNER_IMAGE")
                 .unwrap_or_else(|| DEFAULT_RUNNER_IMAGE.into()),
-            claim_name: get("ACTIONS_RUNNER_CLAIM_NAME").or_else(|| {
-                let dir = get(LAUNCHER_DIR_VAR)?;
-                let folder = Path::new(dir.trim_end_matches('/')).file_name()?;
-                (folder == VOLUME_MODE_FOLDER).then(|| format!("{runner_pod}-work"))
-            }),
+            claim_name,
             use_kube_scheduler,
             heartbeat,
             github_workspace: path("GITHUB_WORKSPACE"),
