@@ -230,7 +230,12 @@ fn arc_values_give_the_hook_valid_settings() {
         let env = runner_env(&values, &spec);
         let hook = std::path::Path::new(&env["ACTIONS_RUNNER_CONTAINER_HOOKS"]);
         let folder = if volume { "k8s" } else { "k8s-novolume" };
-        assert_eq!(hook, std::path::Path::new("/home/runner").join(folder).join("index.js"));
+        assert_eq!(
+            hook,
+            std::path::Path::new("/home/runner")
+                .join(folder)
+                .join("index.js")
+        );
         // What the launcher adds: its own folder.
         let launcher_dir = hook.parent().unwrap().display().to_string();
         let settings = Settings::from_lookup(|k| match k {
