@@ -134,3 +134,31 @@ fn background_steps_in_volume_mode() {
         .unwrap();
     background_steps_are_their_own(&runner);
 }
+
+/// The file commands come back from a pod the job controls: a link planted in place of one
+/// (here to a file of the runner's) is never followed, and the runner's file stays as it was.
+#[test]
+fn a_file_command_replaced_by_a_link_is_not_followed() {
+    let runner = Runner::new("bglink");
+    let secret = runner.dir.path().join("runner-secret");
+    std::fs::write(&secret, "TOKEN=hunter2\n").unwrap();
+    let state = prepare(&runner);
+    let script = format!(
+        "rm \"$GITHUB_OUTPUT\"\nln -s '{}' \"$GITHUB_OUTPUT\"\necho 'E=1' >> \"$GITHUB_ENV\"\n",
+        secret.display()
+    );
+    let step = ScriptStep::start(&runner, &Program::Binary, &state, &script);
+    let (run, files) = step.finish(&runner);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(files[0], "", "the runner's GITHUB_OUTPUT file is untouched");
+    assert_eq!(files[1], "E=1\n");
+    let output = runner.temp().join("_runner_file_commands");
+    for entry in std::fs::read_dir(output).unwrap() {
+        let entry = entry.unwrap();
+        assert!(
+            entry.file_type().unwrap().is_file(),
+            "{:?} is not a regular file",
+            entry.path()
+        );
+    }
+}

@@ -124,10 +124,16 @@ impl Staging {
 
     /// Puts the step's own file commands, as copied back into [`Self::back`], over the
     /// runner's; the other files that came back belong to other steps and are left alone.
+    /// Only regular files count: the archive is the job's, and a link it planted (to the
+    /// runner's credentials, say) is never followed.
     fn deliver(&self, temp: &Path) -> Result<(), Error> {
         for name in &self.own {
             let from = self.back().join(FILE_COMMANDS).join(name);
-            if !from.is_file() {
+            let regular = std::fs::symlink_metadata(&from).is_ok_and(|m| m.file_type().is_file());
+            if !regular {
+                if from.symlink_metadata().is_ok() {
+                    tracing::warn!(file = %name, "a file command came back as a link or folder: ignored");
+                }
                 continue;
             }
             let to = temp.join(FILE_COMMANDS).join(name);
