@@ -31,7 +31,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Release archives of both hooks (binary, index.sh, LICENSE, README) and SHA-256 sums in dist/.
+    /// Release archives of both hooks (binary, index.js, index.sh, LICENSE, README), the
+    /// runner-image overlay container-hooks-overlay.tar.gz and SHA-256 sums in dist/.
     Dist,
     /// The shared test environment: `up`, `down`, `status`.
     #[command(disable_help_flag = true)]

@@ -1,14 +1,17 @@
 //! The docker side of the documentation tests (the rest is `crates/k8s/tests/docs.rs`):
 //!
-//! - `examples/runner.Dockerfile` builds on the real engine from a release-shaped archive and
-//!   installs each hook where `ACTIONS_RUNNER_CONTAINER_HOOKS` points, and the hook then runs
-//!   the way the runner runs it (`sh -e <path>`, one JSON line on stdin, exit code through);
-//! - the docker quick start's runner settings are valid docker-hook settings and name the path
-//!   the Dockerfile installs;
+//! - `examples/runner.Dockerfile` builds on the real engine from an overlay shaped like the one
+//!   `cargo xtask dist` writes, on top of a stand-in of GitHub's runner image that already has
+//!   its own `k8s` and `k8s-novolume` hooks: each folder's launcher then starts the right binary
+//!   the way the runner does (`sh -e <path>`, one JSON line on stdin, exit code through) and
+//!   tells it its folder, GitHub's files are replaced and `/home/runner` keeps its owner;
+//! - the docker quick start's runner settings are valid docker-hook settings and name a path
+//!   the overlay installs;
 //! - `docs/reference.md` states docker-hook's defaults.
 //!
-//! The test image is busybox-based without glibc, so the archive's binary is a shell stand-in
-//! that reports how it was started; the launcher is the real `bins/index.sh`.
+//! The test image is busybox-based without glibc or node, so the overlay's binaries are a shell
+//! stand-in that reports how it was started; the launchers are the real `bins/index.sh` and
+//! `bins/index.js` (`node <path>/index.js` itself is tested in `bins/docker-hook/tests/launcher.rs`).
 
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
@@ -25,11 +28,22 @@ use std::path::{Path, PathBuf};
 /// Label on everything this test creates (value: the run id).
 const LABEL: &str = "container-hooks.docs-test";
 
-/// What the stand-in binary does: say how it was started, then exit 7.
+/// What the stand-in binary does: say how and from which folder it was started, then exit 7.
 const STAND_IN: &str = "#!/bin/sh\n\
 IFS= read -r line\n\
-printf 'stand-in %s: args=[%s] stdin=%s\\n' \"$(basename \"$0\")\" \"$*\" \"$line\"\n\
+printf 'stand-in %s from %s: args=[%s] stdin=%s\\n' \"$(basename \"$0\")\" \
+\"$(basename \"$CONTAINER_HOOKS_LAUNCHER_DIR\")\" \"$*\" \"$line\"\n\
 exit 7\n";
+
+/// The overlay's folders under /home/runner and their hooks (`xtask/src/dist.rs`'s `OVERLAY`).
+const OVERLAY: [(&str, &str); 3] = [
+    ("k8s", "k8s-hook"),
+    ("k8s-novolume", "k8s-hook"),
+    ("docker", "docker-hook"),
+];
+
+/// What GitHub's runner image has in its hook folders (stand-in).
+const GITHUB_HOOK: &str = "// GitHub's bundled hook\n";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -72,106 +86,109 @@ fn tar_entry(tar: &mut tar::Builder<impl Write>, path: &str, mode: u32, data: &[
     tar.append_data(&mut h, path, data).unwrap();
 }
 
-/// A `.tar.gz` laid out like `cargo xtask dist` makes it: `<hook>/{<hook>,index.sh,LICENSE,README.md}`.
-fn release_archive(hook: &str) -> Vec<u8> {
+/// The launchers of `hook`: file name and text.
+fn launchers(hook: &str) -> [(&'static str, String); 2] {
+    [
+        ("index.sh", read("bins/index.sh").replace("@BIN@", hook)),
+        ("index.js", read("bins/index.js").replace("@BIN@", hook)),
+    ]
+}
+
+/// A `.tar.gz` laid out like the overlay of `cargo xtask dist`: `home/runner/<folder>/` with
+/// the launchers, `LICENSE` and the binary or a link to the first folder's.
+fn overlay_archive() -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    let launcher = read("bins/index.sh").replace("@BIN@", hook);
-    tar_entry(
-        &mut tar,
-        &format!("{hook}/{hook}"),
-        0o755,
-        STAND_IN.as_bytes(),
-    );
-    tar_entry(
-        &mut tar,
-        &format!("{hook}/index.sh"),
-        0o755,
-        launcher.as_bytes(),
-    );
-    tar_entry(
-        &mut tar,
-        &format!("{hook}/LICENSE"),
-        0o644,
-        read("LICENSE").as_bytes(),
-    );
-    tar_entry(
-        &mut tar,
-        &format!("{hook}/README.md"),
-        0o644,
-        b"# stand-in\n",
-    );
+    let mut first: Vec<(&str, &str)> = Vec::new();
+    for (folder, hook) in OVERLAY {
+        let dir = format!("home/runner/{folder}");
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        tar.append_data(&mut h, format!("{dir}/"), std::io::empty())
+            .unwrap();
+        for (name, text) in launchers(hook) {
+            tar_entry(&mut tar, &format!("{dir}/{name}"), 0o755, text.as_bytes());
+        }
+        tar_entry(
+            &mut tar,
+            &format!("{dir}/LICENSE"),
+            0o644,
+            read("LICENSE").as_bytes(),
+        );
+        match first.iter().find(|(_, h)| *h == hook) {
+            Some((owner, _)) => {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                tar.append_link(
+                    &mut h,
+                    format!("{dir}/{hook}"),
+                    format!("../{owner}/{hook}"),
+                )
+                .unwrap();
+            }
+            None => {
+                tar_entry(
+                    &mut tar,
+                    &format!("{dir}/{hook}"),
+                    0o755,
+                    STAND_IN.as_bytes(),
+                );
+                first.push((folder, hook));
+            }
+        }
+    }
     tar.into_inner().unwrap().finish().unwrap()
 }
 
-/// The build context: the Dockerfile and the archive under the name it expects by default.
-fn context(hook: &str) -> Vec<u8> {
-    let dockerfile = read("examples/runner.Dockerfile");
-    let arg = |name: &str| {
-        dockerfile
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("ARG {name}=")))
-            .unwrap_or_else(|| panic!("the Dockerfile has no default for {name}"))
-            .to_owned()
-    };
-    let name = format!("{hook}-{}-{}.tar.gz", arg("HOOK_VERSION"), arg("TARGET"));
-    let mut tar = tar::Builder::new(Vec::new());
-    tar_entry(&mut tar, "runner.Dockerfile", 0o644, dockerfile.as_bytes());
-    tar_entry(&mut tar, &name, 0o644, &release_archive(hook));
-    tar.into_inner().unwrap()
-}
-
-struct Run {
-    env: Vec<String>,
-    output: String,
-    status: i64,
-}
-
-/// Builds the example Dockerfile for `hook` on `base`, then starts the hook like the runner.
-async fn build_and_run(docker: &Docker, base: &str, hook: &str, tag: &str, run_id: &str) -> Run {
+/// Builds the `Dockerfile` among `files` (the whole build context) as `tag`.
+async fn build(
+    docker: &Docker,
+    tag: &str,
+    run_id: &str,
+    args: &HashMap<&str, &str>,
+    files: &[(&str, u32, &[u8])],
+) {
     let labels = HashMap::from([(LABEL, run_id)]);
-    let args = HashMap::from([("RUNNER_IMAGE", base), ("HOOK", hook)]);
     let options = BuildImageOptionsBuilder::new()
-        .dockerfile("runner.Dockerfile")
+        .dockerfile("Dockerfile")
         .t(tag)
-        .buildargs(&args)
+        .buildargs(args)
         .labels(&labels)
         .rm(true)
         .forcerm(true)
         .build();
+    let mut context = tar::Builder::new(Vec::new());
+    for (path, mode, data) in files {
+        tar_entry(&mut context, path, *mode, data);
+    }
+    let context = context.into_inner().unwrap();
     let mut log = String::new();
-    let mut build = docker.build_image(
-        options,
-        None,
-        Some(bollard::body_full(context(hook).into())),
-    );
+    let mut build = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(item) = build.next().await {
         let info = item.unwrap_or_else(|e| panic!("building {tag}: {e}\n{log}"));
         log.push_str(info.stream.as_deref().unwrap_or_default());
     }
-    let env = docker
-        .inspect_image(tag)
-        .await
-        .unwrap()
-        .config
-        .and_then(|c| c.env)
-        .unwrap_or_default();
-    // The runner: `sh -e <ACTIONS_RUNNER_CONTAINER_HOOKS>` with one JSON line on stdin.
-    let input = read("examples/cleanup_job.json");
+}
+
+/// Runs `script` with `sh -c` in `image` as the runner user; returns its output and status.
+async fn run_in(
+    docker: &Docker,
+    image: &str,
+    run_id: &str,
+    env: Vec<String>,
+    script: &str,
+) -> (String, i64) {
     let body = ContainerCreateBody {
-        image: Some(tag.to_owned()),
+        image: Some(image.to_owned()),
         user: Some("1001".into()),
-        env: Some(vec![format!("INPUT={}", input.trim())]),
-        cmd: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "printf '%s\\n' \"$INPUT\" | sh -e \"$ACTIONS_RUNNER_CONTAINER_HOOKS\"; echo \"status=$?\""
-                .into(),
-        ]),
+        env: Some(env),
+        cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
         labels: Some(HashMap::from([(LABEL.to_owned(), run_id.to_owned())])),
         ..ContainerCreateBody::default()
     };
-    let name = format!("{tag}-run").replace([':', '/'], "-");
+    let name = format!("{image}-run").replace([':', '/'], "-");
     let create = CreateContainerOptionsBuilder::new().name(&name).build();
     let id = docker
         .create_container(Some(create), body)
@@ -192,11 +209,7 @@ async fn build_and_run(docker: &Docker, base: &str, hook: &str, tag: &str, run_i
         .try_collect()
         .await
         .unwrap();
-    Run {
-        env,
-        output: output.concat(),
-        status,
-    }
+    (output.concat(), status)
 }
 
 /// Removes this run's containers and images when the test ends, also when it panics.
@@ -242,51 +255,94 @@ async fn remove_everything(docker: &Docker, run_id: &str, tags: &[String]) {
 }
 
 #[tokio::test]
-async fn runner_dockerfile_installs_each_hook_where_the_runner_starts_it() {
+async fn runner_dockerfile_replaces_the_runner_images_hooks() {
     let env = testenv::ensure().await.unwrap();
-    let base = env.local(testenv::Image::Runner);
     let docker = Docker::connect_with_local_defaults()
         .unwrap()
         .negotiate_version()
         .await
         .unwrap();
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let hooks = ["docker-hook", "k8s-hook"];
-    let tags: Vec<String> = hooks
-        .iter()
-        .map(|h| format!("docs-test-runner-{run_id}-{h}:1"))
-        .collect();
+    let github = format!("docs-test-github-runner-{run_id}:1");
+    let ours = format!("docs-test-runner-{run_id}:1");
     let _cleanup = Cleanup {
         run_id: run_id.clone(),
-        tags: tags.clone(),
+        tags: vec![ours.clone(), github.clone()],
     };
-    let runs = futures::future::join_all(
-        hooks
-            .iter()
-            .zip(&tags)
-            .map(|(hook, tag)| build_and_run(&docker, &base, hook, tag, &run_id)),
+    // GitHub's runner image, as far as hooks go: its own k8s and k8s-novolume hooks, owned by
+    // the runner user like /home/runner.
+    let base = env.local(testenv::Image::Runner);
+    let github_dockerfile = format!("FROM {base}\nCOPY --chown=1001:1001 home/ /home/\n");
+    build(
+        &docker,
+        &github,
+        &run_id,
+        &HashMap::new(),
+        &[
+            ("Dockerfile", 0o644, github_dockerfile.as_bytes()),
+            ("home/runner/k8s/index.js", 0o644, GITHUB_HOOK.as_bytes()),
+            (
+                "home/runner/k8s-novolume/index.js",
+                0o644,
+                GITHUB_HOOK.as_bytes(),
+            ),
+        ],
     )
     .await;
+    let dockerfile = read("examples/runner.Dockerfile");
+    let overlay = overlay_archive();
+    build(
+        &docker,
+        &ours,
+        &run_id,
+        &HashMap::from([("RUNNER_IMAGE", github.as_str())]),
+        &[
+            ("Dockerfile", 0o644, dockerfile.as_bytes()),
+            ("container-hooks-overlay.tar.gz", 0o644, &overlay),
+        ],
+    )
+    .await;
+    // The runner: `sh -e <ACTIONS_RUNNER_CONTAINER_HOOKS>` with one JSON line on stdin.
     let input = read("examples/cleanup_job.json");
-    for (hook, run) in hooks.iter().zip(&runs) {
-        let path = format!("/home/runner/{hook}/index.sh");
-        assert!(
-            run.env
-                .contains(&format!("ACTIONS_RUNNER_CONTAINER_HOOKS={path}")),
-            "{hook}: {:?}",
-            run.env
-        );
-        assert!(
-            path.ends_with(".sh"),
-            "the runner only accepts .sh, .js, .ps1"
-        );
-        let want = format!(
-            "stand-in {hook}: args=[] stdin={}\nstatus=7\n",
+    let script = "for f in k8s k8s-novolume docker; do\n\
+         echo \"== $f\"\n\
+         printf '%s\\n' \"$INPUT\" | sh -e \"/home/runner/$f/index.sh\"; echo \"status=$?\"\n\
+         cat \"/home/runner/$f/index.js\"\n\
+         done\n\
+         set -- $(ls -lnd /home/runner); echo \"home=$3:$4\"\n";
+    let (output, status) = run_in(
+        &docker,
+        &ours,
+        &run_id,
+        vec![format!("INPUT={}", input.trim())],
+        script,
+    )
+    .await;
+    let mut want = String::new();
+    for (folder, hook) in OVERLAY {
+        want.push_str(&format!(
+            "== {folder}\nstand-in {hook} from {folder}: args=[] stdin={}\nstatus=7\n",
             input.trim()
-        );
-        assert_eq!(run.output, want, "{hook}");
-        assert_eq!(run.status, 0);
+        ));
+        want.push_str(&launchers(hook)[1].1);
     }
+    want.push_str("home=1001:1001\n");
+    assert_eq!(output, want);
+    assert_eq!(status, 0);
+    // Nothing to set: the image's env names no hook (ARC's chart or the runner's .env does).
+    let image_env = docker
+        .inspect_image(&ours)
+        .await
+        .unwrap()
+        .config
+        .and_then(|c| c.env)
+        .unwrap_or_default();
+    assert!(
+        !image_env
+            .iter()
+            .any(|e| e.starts_with("ACTIONS_RUNNER_CONTAINER_HOOKS=")),
+        "{image_env:?}"
+    );
 }
 
 #[test]
@@ -294,7 +350,7 @@ fn docker_quickstart_settings_are_valid() {
     let md = read("docs/quickstart.md");
     let vars: HashMap<String, String> = fenced(&md)
         .into_iter()
-        .filter(|(lang, text)| lang == "sh" && text.contains("docker-hook/index.sh"))
+        .filter(|(lang, text)| lang == "sh" && text.contains("/home/runner/docker/index.js"))
         .flat_map(|(_, text)| {
             text.lines()
                 .filter_map(|l| l.split_once('='))
@@ -306,7 +362,7 @@ fn docker_quickstart_settings_are_valid() {
     assert_eq!(
         vars.get("ACTIONS_RUNNER_CONTAINER_HOOKS")
             .map(String::as_str),
-        Some("/home/runner/docker-hook/index.sh"),
+        Some("/home/runner/docker/index.js"),
         "{vars:?}"
     );
     // The runner adds RUNNER_NAME; nothing else is needed.

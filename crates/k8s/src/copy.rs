@@ -145,22 +145,32 @@ fn unpack_args<'a>(dest: &'a str, names: impl IntoIterator<Item = &'a str>) -> V
 }
 
 /// The packing side of a copy out of a pod: `$1` is the parent folder, `$2` the volume it must
-/// stay in, `$3` the name to archive. A parent the job turned into a link leading out of the
-/// volume (into the archiver's own file system) is refused; `$3` itself is archived as it is
-/// (a link stays a link, which the admission on the runner refuses).
+/// stay in, `$3…` the names to archive (those that exist; none: an empty stream). A parent the
+/// job turned into a link leading out of the volume (into the archiver's own file system) is
+/// refused; a name is archived as it is (a link stays a link, which the admission on the runner
+/// refuses).
 pub const PACK_SCRIPT: &str = r#"cd "$1" || exit 1
-case "$(pwd -P)/" in "$2"/*) exec tar cf - "$3" ;; esac
-echo "$1 leads out of $2 (to $(pwd -P)): refusing to archive it" >&2
-exit 1"#;
+case "$(pwd -P)/" in "$2"/*) ;; *)
+  echo "$1 leads out of $2 (to $(pwd -P)): refusing to archive it" >&2
+  exit 1 ;;
+esac
+shift 2
+n=$#
+for f; do if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi; done
+shift "$n"
+[ "$#" -gt 0 ] || exit 0
+exec tar cf - "$@""#;
 
-/// The [`PACK_SCRIPT`] command for `parent/name`; the volume is the first component of
+/// The [`PACK_SCRIPT`] command for `names` in `parent`; the volume is the first component of
 /// `parent` (`/__w`).
-fn pack_argv(parent: &str, name: &str) -> Vec<String> {
+fn pack_argv(parent: &str, names: &[&str]) -> Vec<String> {
     let volume = parent
         .split('/')
         .find(|p| !p.is_empty())
         .map_or_else(|| "/".to_owned(), |v| format!("/{v}"));
-    sh(PACK_SCRIPT, &[parent, &volume, name])
+    let mut args = vec![parent, volume.as_str()];
+    args.extend_from_slice(names);
+    sh(PACK_SCRIPT, &args)
 }
 
 fn sh(script: &str, args: &[&str]) -> Vec<String> {
@@ -245,6 +255,7 @@ pub async fn from_pod(
         name,
         dest,
         Limits::WORKSPACE,
+        &[],
     )
     .await
 }
@@ -264,6 +275,7 @@ pub async fn from_pod_admitted(
     name: &str,
     dest: &Path,
     limits: Limits,
+    only: &[String],
 ) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
     let label = what.to_owned();
@@ -275,7 +287,14 @@ pub async fn from_pod_admitted(
         }
     };
     let (tx, unpacked) = tarball::unpack(dest.to_owned(), name.into(), limits, warn);
-    let cmd = from.command(pack_argv(parent, name));
+    // `only`: these entries under `name` (a background step's own file commands), so files
+    // other steps are still writing are never read.
+    let names: Vec<&str> = if only.is_empty() {
+        vec![name]
+    } else {
+        only.iter().map(String::as_str).collect()
+    };
+    let cmd = from.command(pack_argv(parent, &names));
     let mut out = Sink::Channel(tx);
     let mut err = Sink::capture(4096);
     let result = exec::run(client, heartbeat, &cmd, None, &mut out, &mut err).await;
@@ -356,7 +375,7 @@ pub async fn between(
 ) -> Result<CopyReport, CopyError> {
     let start = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let pack = from.command(pack_argv(parent, name));
+    let pack = from.command(pack_argv(parent, &[name]));
     let unpack = to.command(sh(UNPACK_SCRIPT, &unpack_args(dest, [name])));
     let mut pack_out = Sink::Channel(tx);
     let mut pack_err = Sink::capture(4096);

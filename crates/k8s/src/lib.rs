@@ -48,8 +48,8 @@ pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
 pub use settings::{
-    COST_LABELS_VAR, ClusterSource, CopyBack, Heartbeat, Settings, SettingsError,
-    TEMPLATE_PATCH_VAR,
+    COST_LABELS_VAR, ClusterSource, CopyBack, Heartbeat, LAUNCHER_DIR_VAR, Settings, SettingsError,
+    TEMPLATE_PATCH_VAR, VOLUME_MODE_FOLDER,
 };
 
 use hooklib::{

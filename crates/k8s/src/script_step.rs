@@ -1,5 +1,13 @@
 //! `run_script_step`: bring `_temp` into the job pod (copy mode), run the step over exec with
 //! its output streamed live, bring the file commands back.
+//!
+//! Background steps run several of these at once against one job pod, so in copy mode a step
+//! moves only its *own* file-command files (those its environment names) in and out: the
+//! shared `_runner_file_commands` folder is never copied over wholesale, which would put a
+//! concurrent step's empty or half-written files over the ones it is writing. The hook's own
+//! files (the step script, the copies of the file commands) are staged in a private folder
+//! beside `_temp`, never in `_temp`, where another step packing `_temp` could catch them
+//! half-made or vanishing.
 
 use crate::admit::Limits;
 use crate::copy::{self, Endpoint};
@@ -14,7 +22,7 @@ use crate::prepare::NOT_COPIED;
 use crate::tarball::Source;
 use crate::{K8sHook, State, script};
 use hooklib::{RunScriptStepArgs, StepOutcome};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The runner's file-command folder inside `_temp`.
 pub const FILE_COMMANDS: &str = "_runner_file_commands";
@@ -31,12 +39,124 @@ pub async fn run_script_step(
     let layout = hook.layout()?;
     let script = script::step_script(&args)?;
     let temp = layout.temp();
-    let file_name = format!("k8s-hook-{}.sh", uuid::Uuid::new_v4().simple());
-    let host_script = temp.join(&file_name);
-    write_script(&host_script, &script)?;
-    let result = run(hook, &pod, &file_name, &temp).await;
-    let _ = std::fs::remove_file(&host_script);
-    result.map(StepOutcome::exited)
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let file_name = format!("k8s-hook-{id}.sh");
+    if hook.settings.volume_mode() {
+        // `_temp` is the job pod's own: nothing is copied, the script is simply there.
+        let host_script = temp.join(&file_name);
+        write_script(&host_script, &script)?;
+        let result = run(hook, &pod, &file_name, &temp, None).await;
+        let _ = std::fs::remove_file(&host_script);
+        return result.map(StepOutcome::exited);
+    }
+    let staging = Staging::new(&layout.work_root, &id, &temp, &own_file_commands(&args))?;
+    write_script(&staging.temp().join(&file_name), &script)?;
+    run(hook, &pod, &file_name, &temp, Some(&staging))
+        .await
+        .map(StepOutcome::exited)
+}
+
+/// This step's own files in `_runner_file_commands`: those its environment names
+/// (`GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_STEP_SUMMARY`, `GITHUB_STATE`, …).
+pub fn own_file_commands(args: &RunScriptStepArgs) -> Vec<String> {
+    let dir = format!("{WORK_MOUNT}/_temp/{FILE_COMMANDS}/");
+    let mut names: Vec<String> = args
+        .environment_variables
+        .values()
+        .filter_map(|v| v.strip_prefix(&dir))
+        .filter(|n| !n.is_empty() && !n.contains('/') && *n != "." && *n != "..")
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A copy-mode step's private folder `_work/.k8s-hook-<id>/`: `temp/` is what the step adds to
+/// the job pod's `_temp` (its script, its own file-command files as the runner made them),
+/// `back/` receives the file commands from the pod. Removed when dropped.
+struct Staging {
+    root: PathBuf,
+    own: Vec<String>,
+}
+
+impl Staging {
+    fn new(work_root: &Path, id: &str, temp: &Path, own: &[String]) -> Result<Self, Error> {
+        let root = work_root.join(format!(".k8s-hook-{id}"));
+        let staging = Self {
+            root,
+            own: own.to_vec(),
+        };
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| Error::Io {
+                what: "cannot stage the step's files",
+                path,
+                source,
+            }
+        };
+        let fc_host = temp.join(FILE_COMMANDS);
+        let fc = staging.temp().join(FILE_COMMANDS);
+        std::fs::create_dir_all(&fc).map_err(io(&fc))?;
+        // The folders' entries in the archive carry these modes: keep the runner's.
+        for (ours, theirs) in [
+            (staging.temp(), temp.to_owned()),
+            (fc.clone(), fc_host.clone()),
+        ] {
+            if let Ok(meta) = std::fs::metadata(&theirs) {
+                std::fs::set_permissions(&ours, meta.permissions()).map_err(io(&ours))?;
+            }
+        }
+        for name in own {
+            let from = fc_host.join(name);
+            if from.is_file() {
+                std::fs::copy(&from, fc.join(name)).map_err(io(&from))?;
+            }
+        }
+        Ok(staging)
+    }
+
+    fn temp(&self) -> PathBuf {
+        self.root.join("temp")
+    }
+
+    fn back(&self) -> PathBuf {
+        self.root.join("back")
+    }
+
+    /// Puts the step's own file commands, as copied back into [`Self::back`], over the
+    /// runner's; the other files that came back belong to other steps and are left alone.
+    /// Only regular files count: the archive is the job's, and a link it planted (to the
+    /// runner's credentials, say) is never followed.
+    fn deliver(&self, temp: &Path) -> Result<(), Error> {
+        for name in &self.own {
+            let from = self.back().join(FILE_COMMANDS).join(name);
+            let regular = std::fs::symlink_metadata(&from).is_ok_and(|m| m.file_type().is_file());
+            if !regular {
+                if from.symlink_metadata().is_ok() {
+                    tracing::warn!(file = %name, "a file command came back as a link or folder: ignored");
+                }
+                continue;
+            }
+            let to = temp.join(FILE_COMMANDS).join(name);
+            // Replace, never write through, whatever is not a regular file there.
+            if std::fs::symlink_metadata(&to).is_ok_and(|m| !m.file_type().is_file()) {
+                let _ = std::fs::remove_file(&to);
+            }
+            std::fs::copy(&from, &to).map_err(|source| Error::Io {
+                what: "cannot write the step's file commands",
+                path: to.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
 
 /// Writes the step script readable by the runner's user only (it holds the step's environment):
@@ -58,23 +178,39 @@ fn write_script(path: &Path, script: &str) -> Result<(), Error> {
     file.write_all(script.as_bytes()).map_err(io)
 }
 
-async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<i32, Error> {
+/// Runs the step; with `staging` (copy mode) `_temp` goes into the pod first and the step's
+/// file commands come back after.
+async fn run(
+    hook: &K8sHook,
+    pod: &str,
+    file_name: &str,
+    temp: &Path,
+    staging: Option<&Staging>,
+) -> Result<i32, Error> {
     let cluster = hook.cluster().await?;
-    let copy_mode = !hook.settings.volume_mode();
     // Every tar of the job pod runs in its archiver, never in the job image.
     let archiver = Endpoint {
         namespace: &cluster.namespace,
         pod,
         container: ARCHIVER_CONTAINER,
     };
-    if copy_mode {
+    if let Some(staging) = staging {
         let group = Group::start("Copying _temp into the job pod");
+        // The staged files first; then `_temp` without anyone's file commands (its own
+        // entry comes last, so the folder keeps the runner's mode).
+        let mut shared = temp_source(temp);
+        shared.exclude.push(FILE_COMMANDS.into());
+        let staged = Source {
+            dir: staging.temp(),
+            name: "_temp".into(),
+            exclude: Vec::new(),
+        };
         let report = copy::to_pod(
             &cluster.client,
             cluster.heartbeat,
             archiver,
             "the runner's _temp",
-            vec![temp_source(temp)],
+            vec![staged, shared],
             WORK_MOUNT,
         )
         .await?;
@@ -82,9 +218,9 @@ async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<
         group.end();
     }
     let code = exec_step(&cluster, pod, file_name).await;
-    if !copy_mode {
+    let Some(staging) = staging else {
         return code;
-    }
+    };
     // The script leaves the pod with the step, whatever its outcome.
     let script = [format!("{WORK_MOUNT}/_temp/{file_name}")];
     let removed = copy::remove(&cluster.client, cluster.heartbeat, archiver, &script);
@@ -92,7 +228,9 @@ async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<
         let code = code?;
         let group = Group::start("Copying the step's file commands back");
         let limits = hook.settings.copy_back.file_commands;
-        let report = file_commands_back(&cluster, archiver, temp, limits).await?;
+        let report =
+            file_commands_back(&cluster, archiver, &staging.back(), limits, &staging.own).await?;
+        staging.deliver(temp)?;
         eprintln!("{report}");
         group.end();
         Ok(code)
@@ -126,18 +264,21 @@ pub async fn copy_file_commands_back(
     from: Endpoint<'_>,
     temp: &Path,
 ) -> Result<copy::CopyReport, Error> {
-    file_commands_back(cluster, from, temp, Limits::FILE_COMMANDS).await
+    file_commands_back(cluster, from, temp, Limits::FILE_COMMANDS, &[]).await
 }
 
 /// Copies `/__w/_temp/_runner_file_commands` of `from` (a trusted container: the job pod's
 /// archiver, a step pod's `fs-sync`) over the runner's, admitting only regular files and folders
-/// within `limits` (refused entries are `::warning::` lines; a cap is an error).
+/// within `limits` (refused entries are `::warning::` lines; a cap is an error). With `own`
+/// names, only those files of the folder are read (a background step's own file commands).
 pub async fn file_commands_back(
     cluster: &Cluster,
     from: Endpoint<'_>,
     temp: &Path,
     limits: Limits,
+    own: &[String],
 ) -> Result<copy::CopyReport, Error> {
+    let only: Vec<String> = own.iter().map(|n| format!("{FILE_COMMANDS}/{n}")).collect();
     Ok(copy::from_pod_admitted(
         &cluster.client,
         cluster.heartbeat,
@@ -147,6 +288,7 @@ pub async fn file_commands_back(
         FILE_COMMANDS,
         temp,
         limits,
+        &only,
     )
     .await?)
 }

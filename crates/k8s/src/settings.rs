@@ -2,7 +2,7 @@
 
 use crate::admit::{self, Limits};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default `ACTIONS_RUNNER_IMAGE`: the image of the `fs-init` init container.
@@ -10,6 +10,12 @@ pub const DEFAULT_RUNNER_IMAGE: &str = "ghcr.io/actions/actions-runner:latest";
 /// Environment variable naming an optional JSON merge patch / RFC 6902 patch file applied last
 /// to every pod the hook creates (a superset of the upstream hooks).
 pub const TEMPLATE_PATCH_VAR: &str = "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE_PATCH";
+/// Environment variable the launchers (`index.js`, `index.sh`) set to their own folder.
+pub const LAUNCHER_DIR_VAR: &str = "CONTAINER_HOOKS_LAUNCHER_DIR";
+/// The launcher folder of GitHub's volume-mode hook in the runner image (`/home/runner/k8s`,
+/// hooks v0.7.0, ARC's `containerMode: kubernetes`): started from a folder of this name, the
+/// hook defaults to volume mode with the claim `<ACTIONS_RUNNER_POD_NAME>-work`.
+pub const VOLUME_MODE_FOLDER: &str = "k8s";
 
 /// Everything the Kubernetes hook takes from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +36,8 @@ pub struct Settings {
     /// `ACTIONS_RUNNER_IMAGE`: image of the `fs-init` init container providing `externals`.
     pub runner_image: String,
     /// `ACTIONS_RUNNER_CLAIM_NAME`: when set, shared-volume mode (the PVC holding `_work`).
+    /// Unset, it is `<runner pod>-work` when the launcher's folder ([`LAUNCHER_DIR_VAR`]) is
+    /// named [`VOLUME_MODE_FOLDER`], else none (copy mode).
     pub claim_name: Option<String>,
     /// `ACTIONS_RUNNER_USE_KUBE_SCHEDULER=true`: shared-volume mode uses node affinity instead
     /// of `nodeName`.
@@ -266,6 +274,12 @@ impl Settings {
             count,
             copy_back.workspace.max_entries,
         )?;
+        // GitHub's `k8s` folder is volume mode with the claim <pod>-work (hooks v0.7.0).
+        let claim_name = get("ACTIONS_RUNNER_CLAIM_NAME").or_else(|| {
+            let dir = get(LAUNCHER_DIR_VAR)?;
+            let folder = Path::new(dir.trim_end_matches('/')).file_name()?;
+            (folder == VOLUME_MODE_FOLDER).then(|| format!("{runner_pod}-work"))
+        });
         Ok(Self {
             runner_pod,
             namespace: get("ACTIONS_RUNNER_KUBERNETES_NAMESPACE"),
@@ -275,7 +289,7 @@ impl Settings {
             prepare_timeout,
             runner_image: get("ACTIONS_RUNNER_IMAGE")
                 .unwrap_or_else(|| DEFAULT_RUNNER_IMAGE.into()),
-            claim_name: get("ACTIONS_RUNNER_CLAIM_NAME"),
+            claim_name,
             use_kube_scheduler,
             heartbeat,
             github_workspace: path("GITHUB_WORKSPACE"),
@@ -395,6 +409,38 @@ mod tests {
         assert!(!off.cost_labels && off.pod_cost_labels().is_empty());
         let e = settings(&[("ACTIONS_RUNNER_POD_NAME", "r"), (COST_LABELS_VAR, "no")]).unwrap_err();
         assert!(e.to_string().contains(COST_LABELS_VAR), "{e}");
+    }
+
+    #[test]
+    fn the_k8s_folder_defaults_to_volume_mode() {
+        let from = |dir: &str, claim: Option<&str>| {
+            let mut vars = vec![
+                ("ACTIONS_RUNNER_POD_NAME", "runner-1"),
+                (LAUNCHER_DIR_VAR, dir),
+            ];
+            vars.extend(claim.map(|c| ("ACTIONS_RUNNER_CLAIM_NAME", c)));
+            settings(&vars).unwrap().claim_name
+        };
+        let pod_work = Some("runner-1-work".to_owned());
+        assert_eq!(from("/home/runner/k8s", None), pod_work);
+        assert_eq!(from("/home/runner/k8s/", None), pod_work);
+        assert_eq!(from("/opt/hooks/k8s", None), pod_work);
+        // An explicit claim wins in every folder.
+        assert_eq!(from("/home/runner/k8s", Some("mine")), Some("mine".into()));
+        assert_eq!(
+            from("/home/runner/k8s-novolume", Some("mine")),
+            Some("mine".into())
+        );
+        // Every other folder is copy mode by default.
+        for dir in [
+            "/home/runner/k8s-novolume",
+            "/home/runner/k8s-hook",
+            "/k8s/x",
+            "",
+            "/",
+        ] {
+            assert_eq!(from(dir, None), None, "{dir:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 
 mod docs_support;
 
-use container_hooks_k8s::{BuildSettings, Builder, ClusterSource, Heartbeat, Settings};
+use container_hooks_k8s::{
+    BuildSettings, Builder, ClusterSource, Heartbeat, LAUNCHER_DIR_VAR, Settings,
+};
 use docs_support::objects::{
     check_attach_addon, check_object, check_rules, is_template, preflight, runner_env, strict,
     yaml_docs, yaml_file,
@@ -218,15 +220,30 @@ fn arc_values_give_the_hook_valid_settings() {
         assert!(values["githubConfigUrl"].is_string() && values["githubConfigSecret"].is_string());
         let spec: PodSpec = strict(rel, &values["template"]["spec"]);
         assert_eq!(spec.service_account_name.as_deref(), Some(account), "{rel}");
-        let env = runner_env(&values, &spec);
-        assert_eq!(
-            env["ACTIONS_RUNNER_CONTAINER_HOOKS"],
-            "/home/runner/k8s-hook/index.sh"
-        );
-        let settings =
-            Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        assert_eq!(settings.volume_mode(), volume, "{rel}");
         let runner = spec.containers.iter().find(|c| c.name == "runner").unwrap();
+        let own = runner.env.iter().flatten();
+        assert!(
+            own.clone()
+                .all(|e| e.name != "ACTIONS_RUNNER_CONTAINER_HOOKS"),
+            "{rel}: the chart's hook path is the overlay's"
+        );
+        let env = runner_env(&values, &spec);
+        let hook = std::path::Path::new(&env["ACTIONS_RUNNER_CONTAINER_HOOKS"]);
+        let folder = if volume { "k8s" } else { "k8s-novolume" };
+        assert_eq!(
+            hook,
+            std::path::Path::new("/home/runner")
+                .join(folder)
+                .join("index.js")
+        );
+        // What the launcher adds: its own folder.
+        let launcher_dir = hook.parent().unwrap().display().to_string();
+        let settings = Settings::from_lookup(|k| match k {
+            LAUNCHER_DIR_VAR => Some(launcher_dir.clone()),
+            k => env.get(k).cloned(),
+        })
+        .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(settings.volume_mode(), volume, "{rel}");
         assert_eq!(Some(&settings.runner_image), runner.image.as_ref(), "{rel}");
         if volume {
             let claim: PersistentVolumeClaimSpec = strict(
@@ -285,10 +302,9 @@ fn quickstart_shows_the_runner_dockerfile_as_it_is() {
     let shown: Vec<_> = blocks.iter().filter(|b| b.lang == "dockerfile").collect();
     assert_eq!(shown.len(), 1);
     assert_eq!(strip(&shown[0].text), example);
-    let version = format!("ARG HOOK_VERSION={}", env!("CARGO_PKG_VERSION"));
     assert!(
-        example.contains(&version),
-        "the Dockerfile's default is this release"
+        example.contains(&"ADD container-hooks-overlay.tar.gz /".to_owned()),
+        "the Dockerfile adds the overlay of `cargo xtask dist` at /"
     );
 }
 

@@ -166,11 +166,13 @@ pub fn runner_env(values: &Value, spec: &PodSpec) -> BTreeMap<String, String> {
     let mut list: Vec<EnvVar> = runner.env.clone().unwrap_or_default();
     let has = |list: &[EnvVar], n: &str| list.iter().any(|e| e.name == n);
     let mode = values["containerMode"]["type"].as_str().unwrap();
+    // The hook folders of GitHub's runner image, one per mode.
+    let hook = match mode {
+        "kubernetes-novolume" => "/home/runner/k8s-novolume/index.js",
+        _ => "/home/runner/k8s/index.js",
+    };
     let chart_adds = [
-        (
-            "ACTIONS_RUNNER_CONTAINER_HOOKS",
-            "/home/runner/k8s/index.js".to_owned(),
-        ),
+        ("ACTIONS_RUNNER_CONTAINER_HOOKS", hook.to_owned()),
         ("ACTIONS_RUNNER_POD_NAME", POD.to_owned()),
         ("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER", "true".to_owned()),
     ];
