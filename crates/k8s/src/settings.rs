@@ -299,7 +299,7 @@ impl Settings {
             github_context,
             cost_labels,
             copy_back,
-            images: hooklib::ImagePolicy::from_lookup(&get)?,
+            images: hooklib::ImagePolicy::from_lookup(get)?,
         })
     }
 
