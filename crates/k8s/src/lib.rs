@@ -12,6 +12,7 @@ mod client;
 mod container_step;
 mod copy;
 mod error;
+mod events;
 mod exec;
 mod joblog;
 mod mounts;
@@ -26,6 +27,7 @@ mod script;
 mod script_step;
 mod secrets;
 mod settings;
+mod steplog;
 mod tarball;
 mod template;
 mod wait;
@@ -127,7 +129,7 @@ impl Hook for K8sHook {
         args: ContainerSpec,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        container_step::run_container_step(self, args, state).await
+        container_step::run_container_step(self, args, state, &hooklib::Cancel::new()).await
     }
 
     async fn cleanup_job(&self, state: State) -> Result<(), Error> {
