@@ -4,6 +4,7 @@ pub mod builder;
 mod containers;
 pub mod plan;
 mod probes;
+mod recorder;
 pub mod pull;
 pub mod runtime;
 mod scheduling;

@@ -393,7 +393,9 @@ pub(crate) fn delete_object(
         .remove(kind, ns, name)
         .ok_or_else(|| ApiError::not_found("", kind.plural(), name))?;
     let body = match kind {
-        Kind::Secret | Kind::ConfigMap => success_status("", kind.plural(), name, &uid),
+        Kind::Secret | Kind::ConfigMap | Kind::Event => {
+            success_status("", kind.plural(), name, &uid)
+        }
         _ => obj,
     };
     Ok((body, true))
