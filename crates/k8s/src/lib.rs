@@ -41,7 +41,10 @@ mod snapshot_tests;
 
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
-pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
+pub use rbac::{
+    BUILD_REQUIRED as BUILD_PERMISSIONS, OPTIONAL as OPTIONAL_PERMISSIONS, Permission,
+    REQUIRED as REQUIRED_PERMISSIONS,
+};
 pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
 
 use hooklib::{
