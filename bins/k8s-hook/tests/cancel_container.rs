@@ -74,7 +74,11 @@ fn sigint_deletes_the_step_pod_and_exits_130() {
         .lines()
         .filter(|l| l.starts_with("::error::"))
         .collect();
-    assert_eq!(errors, ["::error::The step was cancelled (SIGINT)"], "{stderr}");
+    assert_eq!(
+        errors,
+        ["::error::The step was cancelled (SIGINT)"],
+        "{stderr}"
+    );
     assert!(!stdout.contains("late"), "{stdout}");
     // The hook waited for the pod to go (a bounded wait: the pod is gone, or going).
     let pod_left = runner.get_pod(&pod);

@@ -233,7 +233,11 @@ fn a_broken_log_stream_is_resumed_without_losing_or_doubling_a_line() {
         .collect::<Vec<_>>(),
         &[],
     );
-    assert_eq!(step.run.code, 5, "the exit code is the action's: {:#?}", step.run.stderr);
+    assert_eq!(
+        step.run.code, 5,
+        "the exit code is the action's: {:#?}",
+        step.run.stderr
+    );
     let expected: String = (1..=3000).map(|i| format!("line-{i}\n")).collect();
     assert!(
         step.run.stdout == expected,
@@ -292,7 +296,11 @@ fn an_evicted_step_pod_is_an_error_never_a_success() {
     assert_eq!(step.run.code, 1, "{:#?}", step.run);
     let errors = step.run.errors();
     assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    assert!(errors[0].to_lowercase().contains("evicted"), "{}", errors[0]);
+    assert!(
+        errors[0].to_lowercase().contains("evicted"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].contains("low on resource"), "{}", errors[0]);
 }
 

@@ -113,8 +113,16 @@ fn without_permission_to_list_events_the_hook_says_so_once_and_carries_on() {
     assert_eq!(run.code, 1, "{run:#?}");
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{run:#?}");
-    assert!(errors[0].contains("was not ready within 4s"), "{}", errors[0]);
-    assert!(!errors[0].contains("recent warning events"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("was not ready within 4s"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        !errors[0].contains("recent warning events"),
+        "{}",
+        errors[0]
+    );
     let said = run
         .stderr
         .lines()

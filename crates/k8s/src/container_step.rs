@@ -90,7 +90,9 @@ pub async fn run_image(
         joblog::warning(&w);
     }
     if cancel.is_cancelled() {
-        return Err(Error::Cluster("the step was cancelled before it started".into()));
+        return Err(Error::Cluster(
+            "the step was cancelled before it started".into(),
+        ));
     }
     let group = Group::start(&format!("Starting container step pod {name} ({image})"));
     let created = cluster.create_pod(&step_pod, &token).await?;
@@ -119,7 +121,11 @@ async fn stop(cluster: &Cluster, name: &str) {
         ..DeleteParams::default()
     };
     let deleted = async {
-        match retry::api(format!("delete pod {name}"), || cluster.pods.delete(name, &dp)).await {
+        match retry::api(format!("delete pod {name}"), || {
+            cluster.pods.delete(name, &dp)
+        })
+        .await
+        {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }

@@ -42,9 +42,7 @@ pub fn summarize(events: &[Event], pod: &str, uid: Option<&str>) -> Vec<String> 
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
         .filter(|e| e.involved_object.name.as_deref() == Some(pod))
-        .filter(|e| {
-            uid.is_none_or(|u| e.involved_object.uid.as_deref().is_none_or(|x| x == u))
-        })
+        .filter(|e| uid.is_none_or(|u| e.involved_object.uid.as_deref().is_none_or(|x| x == u)))
         .collect();
     mine.sort_by_key(|e| std::cmp::Reverse(when(e)));
     mine.into_iter()
@@ -80,7 +78,12 @@ pub fn suffix(lines: &[String]) -> String {
 }
 
 /// Lists the pod's Warning events; never fails (an empty list when they cannot be had).
-pub async fn warnings(client: Client, namespace: &str, pod: &str, uid: Option<&str>) -> Vec<String> {
+pub async fn warnings(
+    client: Client,
+    namespace: &str,
+    pod: &str,
+    uid: Option<&str>,
+) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(client, namespace);
     let lp = ListParams::default().fields(&selector(pod, uid));
     match tokio::time::timeout(BUDGET, api.list(&lp)).await {
@@ -111,15 +114,20 @@ mod tests {
     use k8s_openapi::api::core::v1::ObjectReference;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-    fn ev(reason: &str, message: &str, kind: &str, at: i64, count: Option<i32>, uid: &str) -> Event {
+    fn ev(
+        reason: &str,
+        message: &str,
+        kind: &str,
+        at: i64,
+        count: Option<i32>,
+        uid: &str,
+    ) -> Event {
         Event {
             reason: Some(reason.into()),
             message: Some(message.into()),
             type_: Some(kind.into()),
             count,
-            last_timestamp: Some(Time(
-                k8s_openapi::jiff::Timestamp::from_second(at).unwrap(),
-            )),
+            last_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::from_second(at).unwrap())),
             involved_object: ObjectReference {
                 kind: Some("Pod".into()),
                 name: Some("p".into()),
@@ -134,11 +142,39 @@ mod tests {
     fn newest_warnings_of_this_pod_first() {
         let events = [
             ev("Scheduled", "assigned", "Normal", 10, None, "u1"),
-            ev("FailedMount", "secret \"s\" not found", "Warning", 20, Some(4), "u1"),
+            ev(
+                "FailedMount",
+                "secret \"s\" not found",
+                "Warning",
+                20,
+                Some(4),
+                "u1",
+            ),
             ev("Failed", "Error: ErrImagePull", "Warning", 30, None, "u1"),
-            ev("BackOff", "Back-off pulling image \"x\"", "Warning", 40, Some(2), "u1"),
-            ev("Failed", "an older pod of the same name", "Warning", 50, None, "u0"),
-            ev("FailedScheduling", "0/3 nodes\nare available", "Warning", 5, None, "u1"),
+            ev(
+                "BackOff",
+                "Back-off pulling image \"x\"",
+                "Warning",
+                40,
+                Some(2),
+                "u1",
+            ),
+            ev(
+                "Failed",
+                "an older pod of the same name",
+                "Warning",
+                50,
+                None,
+                "u0",
+            ),
+            ev(
+                "FailedScheduling",
+                "0/3 nodes\nare available",
+                "Warning",
+                5,
+                None,
+                "u1",
+            ),
         ];
         let got = summarize(&events, "p", Some("u1"));
         assert_eq!(

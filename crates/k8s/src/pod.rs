@@ -391,10 +391,7 @@ pub fn step_pod(
                 volume_mounts: Some(vec![mounts::work_mount(WORK_MOUNT, None, false)]),
                 ..Container::default()
             };
-            spec.init_containers = Some(vec![helper(
-                FS_INIT_CONTAINER,
-                ready_wait_script(),
-            )]);
+            spec.init_containers = Some(vec![helper(FS_INIT_CONTAINER, ready_wait_script())]);
             spec.containers = vec![
                 action,
                 helper(FS_SYNC_CONTAINER, "exec tail -f /dev/null".into()),

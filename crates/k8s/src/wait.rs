@@ -454,8 +454,7 @@ async fn pod_events(api: &Api<Pod>, name: &str, last: &Option<Pod>) -> String {
         return String::new();
     };
     let uid = last.as_ref().and_then(|p| p.metadata.uid.clone());
-    let lines =
-        crate::events::warnings(api.clone().into_client(), &ns, name, uid.as_deref()).await;
+    let lines = crate::events::warnings(api.clone().into_client(), &ns, name, uid.as_deref()).await;
     crate::events::suffix(&lines)
 }
 

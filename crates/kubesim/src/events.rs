@@ -168,7 +168,11 @@ pub fn record(store: &Store, pod: &Value, by: Reporter<'_>, event: PodEvent<'_>)
     });
     match prepare_create(v).and_then(|v| store.create(Kind::Event, ns, v)) {
         Ok(_) => {}
-        Err(e) => tracing::debug!(pod = name, reason = event.reason, "event not recorded: {e:?}"),
+        Err(e) => tracing::debug!(
+            pod = name,
+            reason = event.reason,
+            "event not recorded: {e:?}"
+        ),
     }
 }
 
@@ -201,13 +205,11 @@ mod tests {
             .unwrap();
         assert_eq!(pull["count"], 2);
         assert_eq!(pull["involvedObject"]["uid"], pod["metadata"]["uid"]);
-        assert_eq!(pull["source"], json!({"component": "kubelet", "host": "kubesim-node"}));
-        assert!(
-            pull["metadata"]["name"]
-                .as_str()
-                .unwrap()
-                .starts_with("p.")
+        assert_eq!(
+            pull["source"],
+            json!({"component": "kubelet", "host": "kubesim-node"})
         );
+        assert!(pull["metadata"]["name"].as_str().unwrap().starts_with("p."));
 
         let e = prepare_create(json!({
             "metadata": {"name": "x", "namespace": "n"},

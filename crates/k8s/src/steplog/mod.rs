@@ -51,10 +51,8 @@ pub async fn follow(pods: &Api<Pod>, name: &str, container: &str) -> Result<Foll
             since_time: since,
             ..LogParams::default()
         };
-        let stream = retry::api(format!("logs of {name}"), || {
-            pods.log_stream(name, &params)
-        })
-        .await?;
+        let stream =
+            retry::api(format!("logs of {name}"), || pods.log_stream(name, &params)).await?;
         let mut reader = std::pin::pin!(stream);
         let ended = loop {
             let chunk = match reader.fill_buf().await {

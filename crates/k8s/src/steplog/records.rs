@@ -109,7 +109,9 @@ impl Records {
         if let Some(nl) = rest[content..].iter().position(|b| *b == b'\n') {
             let len = content + nl + 1;
             // A partial record glued to the next one: cut it where the runtime did.
-            if content > 0 && nl > PARTIAL_RECORD && next_is_stamp(&rest[content + PARTIAL_RECORD..])
+            if content > 0
+                && nl > PARTIAL_RECORD
+                && next_is_stamp(&rest[content + PARTIAL_RECORD..])
             {
                 return Some(start + content + PARTIAL_RECORD);
             }
@@ -181,7 +183,11 @@ mod tests {
             .map(|i| {
                 let ms = i as u64 * 133;
                 (
-                    format!("2026-01-01T00:00:{:02}.{:09}Z", ms / 1000, (ms % 1000) * 1_000_000),
+                    format!(
+                        "2026-01-01T00:00:{:02}.{:09}Z",
+                        ms / 1000,
+                        (ms % 1000) * 1_000_000
+                    ),
                     format!("line {i}"),
                 )
             })
@@ -236,7 +242,10 @@ mod tests {
     fn out_of_order_stamps_are_neither_lost_nor_doubled() {
         let all: Vec<(String, String)> = [
             ("2026-01-01T00:00:01.000000100Z", "a"),
-            ("2026-01-01T00:00:00.999999900Z", "b (stderr, stamped earlier)"),
+            (
+                "2026-01-01T00:00:00.999999900Z",
+                "b (stderr, stamped earlier)",
+            ),
             ("2026-01-01T00:00:01.5Z", "c"),
             ("2026-01-01T00:00:02.1Z", "d"),
         ]
@@ -271,7 +280,10 @@ mod tests {
         let mut r = Records::new();
         let mut out = Vec::new();
         r.feed(b"no stamp here\n", &mut out);
-        assert_eq!((out.as_slice(), r.unstamped()), (&b"no stamp here\n"[..], 1));
+        assert_eq!(
+            (out.as_slice(), r.unstamped()),
+            (&b"no stamp here\n"[..], 1)
+        );
     }
 
     #[test]
