@@ -220,6 +220,18 @@ fn a_broken_log_stream_is_resumed_without_losing_or_doubling_a_line() {
             after_bytes: 40_000,
             count: Some(2),
         });
+    // And the first opening of a log stream gets a 500 twice (retried).
+    support::sim()
+        .faults()
+        .add_request_error(kubesim::faults::RequestFault {
+            namespace: Some(runner.ns.clone()),
+            verb: "get".into(),
+            resource: "pods".into(),
+            subresource: Some("log".into()),
+            code: 500,
+            count: 2,
+            retry_after_seconds: None,
+        });
     let step = runner.container_step(
         None,
         &testenv().image(Image::Busybox),
@@ -257,6 +269,14 @@ fn a_broken_log_stream_is_resumed_without_losing_or_doubling_a_line() {
         .filter(|d| d.namespace.as_deref() == Some(runner.ns.as_str()))
         .collect();
     assert!(left.is_empty(), "both cuts happened: {left:?}");
+    let errors_left = support::sim()
+        .faults()
+        .get()
+        .request_errors
+        .into_iter()
+        .filter(|d| d.namespace.as_deref() == Some(runner.ns.as_str()))
+        .count();
+    assert_eq!(errors_left, 0, "the 500s were answered");
 }
 
 #[test]

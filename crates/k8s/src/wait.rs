@@ -469,3 +469,58 @@ fn report(last: &mut Option<String>, now: Option<String>, progress: &mut impl Fn
         *last = Some(p);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn deleted_and_evicted_pods_never_get_there() {
+        let gone = pod(json!({
+            "metadata": {"name": "p"},
+            "status": {"phase": "Failed", "reason": "Evicted",
+                       "message": "The node was low on resource: memory. "}
+        }));
+        assert_eq!(
+            assess(&gone, &Goal::Started("job".into())),
+            Assessment::Failed(
+                "the pod failed (Evicted: The node was low on resource: memory.)".into()
+            )
+        );
+        assert_eq!(
+            evicted(&gone).as_deref(),
+            Some("Evicted: The node was low on resource: memory.")
+        );
+        let disrupted = pod(json!({"status": {"phase": "Running", "conditions": [
+            {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}
+        ]}}));
+        assert_eq!(
+            evicted(&disrupted).as_deref(),
+            Some("PreemptionByScheduler")
+        );
+        let running = pod(json!({"status": {"phase": "Running", "containerStatuses": [
+            {"name": "job", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"running": {}}}
+        ]}}));
+        assert_eq!(evicted(&running), None);
+        let mut deleting = running.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        // Deletion beats "still running": the action would die at the end of the grace period.
+        assert_eq!(
+            assess(&deleting, &Goal::Terminated("job".into())),
+            Assessment::Failed("the pod is being deleted".into())
+        );
+        assert_eq!(
+            assess(&running, &Goal::Terminated("job".into())),
+            Assessment::Waiting(None)
+        );
+    }
+}

@@ -81,6 +81,10 @@ pub(super) async fn handle(
             {
                 v["metadata"]["name"] = json!(generate_name(g));
             }
+            if kind == Kind::Event && v["metadata"].is_object() {
+                // validation compares the involved object's namespace with the request's
+                v["metadata"]["namespace"] = json!(ns);
+            }
             let v = prepare_create(kind, v)?;
             if dry_run {
                 return Ok(json_response(StatusCode::CREATED, &v));
