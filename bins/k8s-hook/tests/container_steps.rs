@@ -163,3 +163,180 @@ fn an_image_that_cannot_be_pulled_fails_the_step_with_the_reason() {
     );
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }
+
+/// `sh -c "<script>"` as the runner sends it (split on spaces; no double quotes in `script`).
+fn sh_args(script: &str) -> Vec<String> {
+    format!("-c \"{script}\"")
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The step pod of `runner` once its action container runs.
+fn running_step_pod(runner: &Runner) -> String {
+    for _ in 0..600 {
+        for p in runner.pods() {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let running = p
+                .status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+                .any(|c| c.name == "job" && c.state.as_ref().is_some_and(|s| s.running.is_some()));
+            if name.contains("-step-") && running {
+                return name;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("no running step pod in {}", runner.ns);
+}
+
+/// Runs `script` as a container step (busybox, no job container) and `act` on its pod while
+/// the action runs.
+fn during_step(runner: &Runner, script: &str, act: impl FnOnce(&str)) -> support::StepRun {
+    let image = testenv().image(Image::Busybox);
+    let args = sh_args(script);
+    std::thread::scope(|s| {
+        let step = s.spawn(|| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            runner.container_step(None, &image, Some("sh"), &args, &[])
+        });
+        let pod = running_step_pod(runner);
+        act(&pod);
+        step.join().unwrap()
+    })
+}
+
+#[test]
+fn a_broken_log_stream_is_resumed_without_losing_or_doubling_a_line() {
+    let runner = Runner::new("cstep-resume");
+    // Two log streams of this namespace's step pods are cut after 40 kB (the output is
+    // ~125 kB, timestamps included, over several seconds).
+    support::sim()
+        .faults()
+        .add_log_drop(kubesim::log_faults::LogDrop {
+            namespace: Some(runner.ns.clone()),
+            pod: Some("*-step-*".into()),
+            after_bytes: 40_000,
+            count: Some(2),
+        });
+    // And the first opening of a log stream gets a 500 twice (retried).
+    support::sim()
+        .faults()
+        .add_request_error(kubesim::faults::RequestFault {
+            namespace: Some(runner.ns.clone()),
+            verb: "get".into(),
+            resource: "pods".into(),
+            subresource: Some("log".into()),
+            code: 500,
+            count: 2,
+            retry_after_seconds: None,
+        });
+    let step = runner.container_step(
+        None,
+        &testenv().image(Image::Busybox),
+        Some("sh"),
+        &sh_args(
+            "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo line-$i; \
+             case $i in *0) sleep 0.01;; esac; done; exit 5",
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+        &[],
+    );
+    assert_eq!(
+        step.run.code, 5,
+        "the exit code is the action's: {:#?}",
+        step.run.stderr
+    );
+    let expected: String = (1..=3000).map(|i| format!("line-{i}\n")).collect();
+    assert!(
+        step.run.stdout == expected,
+        "every line once, in order; got {} lines, first difference at line {:?}",
+        step.run.stdout.lines().count(),
+        step.run
+            .stdout
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, b)| a != b)
+    );
+    let left: Vec<_> = support::sim()
+        .faults()
+        .get()
+        .log_drops
+        .into_iter()
+        .filter(|d| d.namespace.as_deref() == Some(runner.ns.as_str()))
+        .collect();
+    assert!(left.is_empty(), "both cuts happened: {left:?}");
+    let errors_left = support::sim()
+        .faults()
+        .get()
+        .request_errors
+        .into_iter()
+        .filter(|d| d.namespace.as_deref() == Some(runner.ns.as_str()))
+        .count();
+    assert_eq!(errors_left, 0, "the 500s were answered");
+}
+
+#[test]
+fn an_oom_killed_action_is_exit_137_with_the_reason() {
+    let runner = Runner::new("cstep-oom");
+    let step = during_step(&runner, "echo started; sleep 60", |pod| {
+        support::rt()
+            .block_on(support::sim().kill_container(
+                &runner.ns,
+                pod,
+                Some("job"),
+                kubesim::faults::KillMode::OOMKilled,
+            ))
+            .unwrap();
+    });
+    assert_eq!(step.run.code, 137, "{:#?}", step.run);
+    let errors = step.run.errors();
+    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    assert!(errors[0].contains("OOMKilled"), "{}", errors[0]);
+    assert_eq!(step.run.stdout, "started\n");
+    assert_eq!(runner.labelled(), (vec![], vec![]));
+}
+
+#[test]
+fn an_evicted_step_pod_is_an_error_never_a_success() {
+    let runner = Runner::new("cstep-evict");
+    let step = during_step(&runner, "sleep 60", |pod| {
+        support::rt()
+            .block_on(support::sim().kill_container(
+                &runner.ns,
+                pod,
+                None,
+                kubesim::faults::KillMode::Evicted,
+            ))
+            .unwrap();
+    });
+    assert_eq!(step.run.code, 1, "{:#?}", step.run);
+    let errors = step.run.errors();
+    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    assert!(
+        errors[0].to_lowercase().contains("evicted"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("low on resource"), "{}", errors[0]);
+}
+
+#[test]
+fn a_step_pod_deleted_by_someone_else_is_an_error_at_once() {
+    let runner = Runner::new("cstep-deleted");
+    // `sh` as PID 1 ignores SIGTERM: the action would only end after the 30 s grace period.
+    let step = during_step(&runner, "sleep 60", |pod| {
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(runner.client.clone(), &runner.ns);
+        support::rt()
+            .block_on(api.delete(pod, &kube::api::DeleteParams::default()))
+            .unwrap();
+    });
+    assert_eq!(step.run.code, 1, "{:#?}", step.run);
+    let errors = step.run.errors();
+    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    assert!(errors[0].contains("being deleted"), "{}", errors[0]);
+}

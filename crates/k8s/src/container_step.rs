@@ -1,7 +1,8 @@
 //! `run_container_step`: the action image in its own pod, with the workspace and the runner's
 //! `_temp` brought in (copy mode) or mounted (volume mode), its log streamed, its exit code
 //! taken from the container's terminated state, its file commands (and workspace changes)
-//! brought back, the pod deleted.
+//! brought back, the pod deleted. A cancelled step deletes its pod at once (short grace); an
+//! OOM-killed action is exit 137 with its reason; an evicted or deleted pod is an error.
 
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
@@ -9,28 +10,33 @@ use crate::joblog::{self, Group};
 use crate::mounts::{Storage, WORK_MOUNT};
 use crate::names::{self, FS_INIT_CONTAINER, FS_SYNC_CONTAINER, JOB_CONTAINER};
 use crate::objects::{Cluster, owner_of};
-use crate::pod::{self, PodContext, READY_MARKER};
+use crate::pod::{self, PodContext};
 use crate::script_step::{copy_file_commands_back, temp_source};
 use crate::tarball::Source;
 use crate::template::PodKind;
 use crate::wait::{self, Goal};
-use crate::{K8sHook, State, exec, retry};
-use futures::AsyncBufReadExt;
-use hooklib::{ContainerSpec, StepOutcome};
-use kube::api::LogParams;
+use crate::{K8sHook, State, exec, retry, steplog};
+use hooklib::{Cancel, ContainerSpec, StepOutcome};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, PropagationPolicy};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// How long the log stream may lag behind the container's end.
 const LOG_GRACE: Duration = Duration::from_secs(10);
+
+/// The grace period of a cancelled step's pod (the runner escalates 7.5 s after its SIGINT).
+const CANCEL_GRACE_SECONDS: i64 = 1;
+/// How long a cancelled step waits for its pod to be gone.
+const CANCEL_WAIT: Duration = Duration::from_secs(4);
 
 pub async fn run_container_step(
     hook: &K8sHook,
     args: ContainerSpec,
     state: State,
+    cancel: &Cancel,
 ) -> Result<StepOutcome<State>, Error> {
     if let Some(dockerfile) = args.dockerfile.as_deref().filter(|_| args.image.is_none()) {
-        return crate::build::run_dockerfile_step(hook, dockerfile, &args, &state)
+        return crate::build::run_dockerfile_step(hook, dockerfile, &args, &state, cancel)
             .await
             .map(StepOutcome::exited);
     }
@@ -39,7 +45,7 @@ pub async fn run_container_step(
         .clone()
         .filter(|i| !i.trim().is_empty())
         .ok_or(crate::pod::BuildError::NoImage("container step".into()))?;
-    run_image(hook, &image, &args, &state, &[])
+    run_image(hook, &image, &args, &state, &[], cancel)
         .await
         .map(StepOutcome::exited)
 }
@@ -52,6 +58,7 @@ pub async fn run_image(
     args: &ContainerSpec,
     state: &State,
     pull_secrets: &[String],
+    cancel: &Cancel,
 ) -> Result<i32, Error> {
     let settings = &hook.settings;
     let layout = hook.layout()?;
@@ -83,16 +90,98 @@ pub async fn run_image(
     for w in custom.apply(&mut step_pod, PodKind::Step)? {
         joblog::warning(&w);
     }
+    if cancel.is_cancelled() {
+        return Err(Error::Cluster(
+            "the step was cancelled before it started".into(),
+        ));
+    }
     let group = Group::start(&format!("Starting container step pod {name} ({image})"));
     let created = cluster.create_pod(&step_pod, &token).await?;
-    let result = drive(
+    let driven = drive(
         hook, &cluster, &name, created, &storage, &layout, state, group,
-    )
-    .await;
+    );
+    let result = tokio::select! {
+        r = driven => r,
+        () = cancel.cancelled() => {
+            stop(&cluster, &name).await;
+            return Err(Error::Cluster(format!("the step was cancelled; step pod {name} deleted")));
+        }
+    };
     if let Err(e) = cluster.delete_pod(&name).await {
         joblog::warning(&format!("could not delete step pod {name}: {e}"));
     }
     result
+}
+
+/// Deletes a cancelled step's pod with a short grace period and waits (bounded) until it is
+/// gone, so the action has stopped when the hook exits.
+async fn stop(cluster: &Cluster, name: &str) {
+    let dp = DeleteParams {
+        grace_period_seconds: Some(CANCEL_GRACE_SECONDS as u32),
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    let deleted = async {
+        match retry::api(format!("delete pod {name}"), || {
+            cluster.pods.delete(name, &dp)
+        })
+        .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    };
+    let gone = async {
+        deleted.await?;
+        loop {
+            let pod = retry::api(format!("get pod {name}"), || cluster.pods.get_opt(name)).await?;
+            if pod.is_none() {
+                return Ok::<_, retry::ApiError>(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    match tokio::time::timeout(CANCEL_WAIT, gone).await {
+        Ok(Ok(())) => tracing::debug!(pod = name, "cancelled step pod deleted"),
+        Ok(Err(e)) => joblog::warning(&format!("could not delete step pod {name}: {e}")),
+        Err(_) => joblog::warning(&format!(
+            "step pod {name} was still terminating {} s after the cancellation",
+            CANCEL_WAIT.as_secs()
+        )),
+    }
+}
+
+/// The action's end as the pod reports it: an eviction or a deletion is the hook's error (the
+/// action did not end by itself); an OOM kill is exit 137 with its reason in the job log.
+fn outcome(name: &str, pod: &Pod, code: Option<i32>) -> Result<i32, Error> {
+    if let Some(why) = wait::evicted(pod) {
+        return Err(Error::Cluster(format!(
+            "the step pod {name} was evicted while the action ran ({why})"
+        )));
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Err(Error::Cluster(format!(
+            "the step pod {name} was deleted while the action ran ({})",
+            wait::deleted(pod)
+        )));
+    }
+    let code =
+        code.ok_or_else(|| Error::Cluster(format!("step pod {name} reported no exit code")))?;
+    let terminated = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .find(|c| c.name == JOB_CONTAINER)
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref());
+    if terminated.is_some_and(|t| t.reason.as_deref() == Some("OOMKilled")) {
+        let code = if code == 0 { 137 } else { code };
+        joblog::error(&format!(
+            "the action was killed for lack of memory (OOMKilled, exit code {code}): it reached \
+             its container's memory limit"
+        ));
+        return Ok(code);
+    }
+    Ok(code)
 }
 
 fn placement(
@@ -148,33 +237,8 @@ async fn drive(
         joblog::info,
     )
     .await?;
-    // The action's log, live, while its end is watched for.
-    let logs = async {
-        let params = LogParams {
-            container: Some(JOB_CONTAINER.into()),
-            follow: true,
-            ..LogParams::default()
-        };
-        let stream = retry::api(format!("logs of {name}"), || {
-            cluster.pods.log_stream(name, &params)
-        })
-        .await?;
-        let mut reader = std::pin::pin!(stream);
-        let mut stdout = tokio::io::stdout();
-        let failed =
-            |e: std::io::Error| Error::Cluster(format!("reading the log of step pod {name}: {e}"));
-        loop {
-            let chunk = reader.fill_buf().await.map_err(failed)?;
-            if chunk.is_empty() {
-                break;
-            }
-            let n = chunk.len();
-            stdout.write_all(chunk).await.map_err(failed)?;
-            reader.as_mut().consume_unpin(n);
-        }
-        stdout.flush().await.map_err(failed)?;
-        Ok::<_, Error>(())
-    };
+    // The action's log, live (resumed if the stream breaks), while its end is watched for.
+    let logs = steplog::follow(&cluster.pods, name, JOB_CONTAINER);
     let terminated = Goal::Terminated(JOB_CONTAINER.into());
     let end = wait::until(
         &cluster.pods,
@@ -194,27 +258,32 @@ async fn drive(
             "the log of step pod {name} broke ({e}); waiting for the step's end"
         ));
     };
-    let code = tokio::select! {
-        r = &mut end => r?.1,
+    let log_done = |r: Result<steplog::Followed, Error>| match r {
+        Ok(f) if f.reconnects > 0 => tracing::info!(
+            pod = name,
+            reconnects = f.reconnects,
+            "the step's log was resumed after its stream broke"
+        ),
+        Ok(_) => {}
+        Err(e) => log_broke(e),
+    };
+    let (pod, code) = tokio::select! {
+        r = &mut end => r?,
         r = &mut logs => {
             logs_done = true;
-            if let Err(e) = r {
-                log_broke(e);
-            }
-            end.await?.1
+            log_done(r);
+            end.await?
         }
     };
     if !logs_done {
         match tokio::time::timeout(LOG_GRACE, logs).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => log_broke(e),
+            Ok(r) => log_done(r),
             Err(_) => joblog::warning(&format!(
                 "the log of step pod {name} did not end with its container"
             )),
         }
     }
-    let code =
-        code.ok_or_else(|| Error::Cluster(format!("step pod {name} reported no exit code")))?;
+    let code = outcome(name, &pod, code)?;
     if copy_mode {
         let group = Group::start("Copying the step's results back");
         copy_out(cluster, name, state, layout, &ws_rel).await?;
@@ -284,16 +353,18 @@ async fn copy_in(
     let (temp, workspace) = tokio::join!(temp, workspace);
     eprintln!("_temp: {}", temp?);
     eprintln!("workspace: {}", workspace?);
+    // fs-init exits once the marker is there *and* this exec is gone (see pod::READY_MARKER).
     let go = exec::Command {
         namespace: ns,
         pod: name,
         container: FS_INIT_CONTAINER,
-        argv: vec!["touch".into(), READY_MARKER.into()],
+        argv: pod::ready_signal_argv(),
     };
     let (code, _, err) = exec::output(&cluster.client, cluster.heartbeat, &go, 1024).await?;
     if code != 0 {
         return Err(Error::Cluster(format!(
-            "cannot start the step in {name}: touch {READY_MARKER} exited {code}: {err}"
+            "cannot start the step in {name}: writing {} exited {code}: {err}",
+            pod::READY_MARKER
         )));
     }
     Ok(())

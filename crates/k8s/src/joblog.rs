@@ -14,6 +14,11 @@ pub fn warning(text: &str) {
     eprintln!("::warning::{}", escape(text));
 }
 
+/// Prints an `::error::` line (a reason the step failed; the hook's own failure is hooklib's).
+pub fn error(text: &str) {
+    eprintln!("::error::{}", escape(text));
+}
+
 /// Prints a plain line.
 pub fn info(text: &str) {
     eprintln!("{text}");

@@ -17,6 +17,7 @@ mod client;
 mod container_step;
 mod copy;
 mod error;
+mod events;
 mod exec;
 mod joblog;
 mod mounts;
@@ -32,6 +33,7 @@ mod script;
 mod script_step;
 mod secrets;
 mod settings;
+mod steplog;
 mod tarball;
 mod template;
 mod wait;
@@ -46,7 +48,10 @@ mod snapshot_tests;
 pub use admit::Limits as CopyBackLimits;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
-pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
+pub use rbac::{
+    BUILD_REQUIRED as BUILD_PERMISSIONS, OPTIONAL as OPTIONAL_PERMISSIONS, Permission,
+    REQUIRED as REQUIRED_PERMISSIONS,
+};
 pub use settings::{
     COST_LABELS_VAR, ClusterSource, CopyBack, Heartbeat, LAUNCHER_DIR_VAR, Settings, SettingsError,
     TEMPLATE_PATCH_VAR, VOLUME_MODE_FOLDER,
@@ -139,7 +144,7 @@ impl Hook for K8sHook {
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
         policy::check_step(&self.settings.images, &args)?;
-        container_step::run_container_step(self, args, state).await
+        container_step::run_container_step(self, args, state, &hooklib::Cancel::new()).await
     }
 
     async fn cleanup_job(&self, state: State) -> Result<(), Error> {

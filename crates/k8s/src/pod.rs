@@ -18,7 +18,10 @@ use std::collections::BTreeMap;
 
 /// The group id that owns the pods' volumes (the runner image's user).
 pub const FS_GROUP: i64 = 1001;
-/// The file a copy-mode step pod's `fs-init` waits for before the action may start.
+/// The file a copy-mode step pod's `fs-init` waits for before the action may start. The hook's
+/// exec writes its own PID into it (atomically, by rename) and `fs-init` exits only once that
+/// process is gone: the container never ends under the exec that signals it (an exec still
+/// attached to a container that exits is killed, exit 137).
 pub const READY_MARKER: &str = "/__w/.hook-ready";
 /// The job pod's trusted archiver (copy mode): a container of the runner image sharing the work
 /// volume, in which every `tar` of the job pod runs, so the job image's own `tar` (which the job
@@ -26,6 +29,26 @@ pub const READY_MARKER: &str = "/__w/.hook-ready";
 pub const ARCHIVER_CONTAINER: &str = "hook-archiver";
 /// The archiver's command: idle, and gone at once on SIGTERM so the pod's deletion is quick.
 pub const ARCHIVER_SCRIPT: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+
+/// `fs-init`'s script: wait for [`READY_MARKER`], then for the exec that wrote it to end.
+pub fn ready_wait_script() -> String {
+    let m = READY_MARKER;
+    format!(
+        "while [ ! -s {m} ]; do sleep 0.05; done; read pid < {m}; \
+         case \"$pid\" in ''|*[!0-9]*) ;; *) while [ -d \"/proc/$pid\" ]; do sleep 0.05; done ;; esac; \
+         rm -f {m}"
+    )
+}
+
+/// The exec that lets a step pod's `fs-init` go: writes the exec's PID into [`READY_MARKER`].
+pub fn ready_signal_argv() -> Vec<String> {
+    let m = READY_MARKER;
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo $$ > {m}.tmp && mv -f {m}.tmp {m}"),
+    ]
+}
 
 /// What every generated pod shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -365,7 +388,7 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
 /// one, the repaired args, the step environment and the `/github/*` mounts.
 ///
 /// In copy mode the pod also has the `fs-init` init container, which waits for the hook to
-/// stream the workspace in (it exits when [`READY_MARKER`] appears), and the `fs-sync`
+/// stream the workspace in (it exits when [`READY_MARKER`] appears and its writer is gone), and the `fs-sync`
 /// container, which stays up after the action so its file commands can be copied back.
 /// `pull_secrets` lets a built image (Kaniko) be pulled from a private registry.
 pub fn step_pod(
@@ -401,10 +424,7 @@ pub fn step_pod(
                 volume_mounts: Some(vec![mounts::work_mount(WORK_MOUNT, None, false)]),
                 ..Container::default()
             };
-            spec.init_containers = Some(vec![helper(
-                FS_INIT_CONTAINER,
-                format!("while [ ! -e {READY_MARKER} ]; do sleep 0.05; done; rm -f {READY_MARKER}"),
-            )]);
+            spec.init_containers = Some(vec![helper(FS_INIT_CONTAINER, ready_wait_script())]);
             spec.containers = vec![
                 action,
                 helper(FS_SYNC_CONTAINER, "exec tail -f /dev/null".into()),

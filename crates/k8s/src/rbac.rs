@@ -52,6 +52,10 @@ pub const REQUIRED: [Permission; 12] = [
     p("delete", "secrets", None),
 ];
 
+/// What the hook uses when it may and does without otherwise (the preflight does not ask):
+/// a pod's events, shown when a pod wait fails or times out.
+pub const OPTIONAL: [Permission; 1] = [p("list", "events", None)];
+
 /// What Dockerfile actions add when a build registry is configured: the build context is
 /// streamed to the builder pod over `pods/attach`.
 pub const BUILD_REQUIRED: [Permission; 2] = [

@@ -120,6 +120,11 @@ pub fn assess(pod: &Pod, goal: &Goal) -> Assessment {
     {
         return Assessment::Done(Some(code));
     }
+    // Deleted (by someone else, or evicted): it will not get there; say so now rather than
+    // after the grace period.
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Assessment::Failed(deleted(pod));
+    }
     for c in statuses(pod, true).iter().chain(statuses(pod, false)) {
         let Some(state) = &c.state else { continue };
         if let Some(w) = &state.waiting {
@@ -204,12 +209,45 @@ pub fn assess(pod: &Pod, goal: &Goal) -> Assessment {
     }
     if matches!(phase, "Failed" | "Succeeded") {
         let status = pod.status.as_ref();
-        let why = status
-            .and_then(|s| s.message.as_deref().or(s.reason.as_deref()))
-            .unwrap_or("its containers exited");
+        let why = match status.map(|s| (s.reason.as_deref(), s.message.as_deref())) {
+            Some((Some(r), Some(m))) if !m.trim().is_empty() => with_message(r, Some(m)),
+            Some((r, m)) => m.or(r).unwrap_or("its containers exited").trim().to_owned(),
+            None => "its containers exited".to_owned(),
+        };
         return Assessment::Failed(format!("the pod {} ({why})", phase.to_lowercase()));
     }
     Assessment::Waiting(unschedulable(pod))
+}
+
+/// Why a pod with a `deletionTimestamp` is going away.
+pub fn deleted(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    match status.and_then(|s| s.reason.as_deref()) {
+        Some(reason) => format!(
+            "the pod is being deleted ({})",
+            with_message(reason, status.and_then(|s| s.message.as_deref()))
+        ),
+        None => "the pod is being deleted".to_owned(),
+    }
+}
+
+/// Whether the pod was evicted (or otherwise disrupted) by the cluster: the reason line, if so.
+pub fn evicted(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() == Some("Evicted") {
+        return Some(with_message("Evicted", status.message.as_deref()));
+    }
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+        .map(|c| {
+            with_message(
+                c.reason.as_deref().unwrap_or("DisruptionTarget"),
+                c.message.as_deref(),
+            )
+        })
 }
 
 fn unschedulable(pod: &Pod) -> Option<String> {
@@ -300,7 +338,10 @@ pub async fn until(
                     let version = pod.metadata.resource_version.clone().unwrap_or_default();
                     match assess(&pod, goal) {
                         Assessment::Done(code) => return Ok((pod, code)),
-                        Assessment::Failed(r) => return Err(failed(r)),
+                        Assessment::Failed(r) => {
+                            *last.borrow_mut() = Some(pod);
+                            return Err(failed(r));
+                        }
                         Assessment::Waiting(p) => report(&mut last_progress, p, &mut progress),
                     }
                     *last.borrow_mut() = Some(pod);
@@ -320,12 +361,16 @@ pub async fn until(
                         rv = pod.metadata.resource_version.clone();
                         match assess(&pod, goal) {
                             Assessment::Done(code) => return Ok((pod, code)),
-                            Assessment::Failed(r) => return Err(failed(r)),
+                            Assessment::Failed(r) => {
+                                *last.borrow_mut() = Some(pod);
+                                return Err(failed(r));
+                            }
                             Assessment::Waiting(p) => report(&mut last_progress, p, &mut progress),
                         }
                         *last.borrow_mut() = Some(pod);
                     }
-                    Ok(WatchEvent::Deleted(_)) => {
+                    Ok(WatchEvent::Deleted(pod)) => {
+                        *last.borrow_mut() = Some(pod);
                         return Err(failed("the pod was deleted".into()));
                     }
                     Ok(WatchEvent::Bookmark(b)) => rv = Some(b.metadata.resource_version),
@@ -366,7 +411,7 @@ pub async fn until(
             never = ticker => never,
         }
     };
-    match tokio::time::timeout_at(deadline, watched).await {
+    let result = match tokio::time::timeout_at(deadline, watched).await {
         Ok(result) => result,
         Err(_) => Err(WaitError::Timeout {
             pod: name.to_owned(),
@@ -376,7 +421,41 @@ pub async fn until(
                 .as_ref()
                 .map_or_else(|| "no status yet".into(), describe),
         }),
+    };
+    // A wait that failed says what the cluster said about the pod.
+    match result {
+        Err(WaitError::Failed { pod, reason }) => {
+            let seen = last.borrow().clone();
+            let events = pod_events(api, name, &seen).await;
+            Err(WaitError::Failed {
+                pod,
+                reason: format!("{reason}{events}"),
+            })
+        }
+        Err(WaitError::Timeout {
+            pod,
+            timeout,
+            state,
+        }) => {
+            let seen = last.borrow().clone();
+            let events = pod_events(api, name, &seen).await;
+            Err(WaitError::Timeout {
+                pod,
+                timeout,
+                state: format!("{state}{events}"),
+            })
+        }
+        other => other,
     }
+}
+
+async fn pod_events(api: &Api<Pod>, name: &str, last: &Option<Pod>) -> String {
+    let Some(ns) = api.namespace().map(str::to_owned) else {
+        return String::new();
+    };
+    let uid = last.as_ref().and_then(|p| p.metadata.uid.clone());
+    let lines = crate::events::warnings(api.clone().into_client(), &ns, name, uid.as_deref()).await;
+    crate::events::suffix(&lines)
 }
 
 /// The longest a wait stays silent in the job log.
@@ -388,5 +467,60 @@ fn report(last: &mut Option<String>, now: Option<String>, progress: &mut impl Fn
     {
         progress(&p);
         *last = Some(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn deleted_and_evicted_pods_never_get_there() {
+        let gone = pod(json!({
+            "metadata": {"name": "p"},
+            "status": {"phase": "Failed", "reason": "Evicted",
+                       "message": "The node was low on resource: memory. "}
+        }));
+        assert_eq!(
+            assess(&gone, &Goal::Started("job".into())),
+            Assessment::Failed(
+                "the pod failed (Evicted: The node was low on resource: memory.)".into()
+            )
+        );
+        assert_eq!(
+            evicted(&gone).as_deref(),
+            Some("Evicted: The node was low on resource: memory.")
+        );
+        let disrupted = pod(json!({"status": {"phase": "Running", "conditions": [
+            {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}
+        ]}}));
+        assert_eq!(
+            evicted(&disrupted).as_deref(),
+            Some("PreemptionByScheduler")
+        );
+        let running = pod(json!({"status": {"phase": "Running", "containerStatuses": [
+            {"name": "job", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"running": {}}}
+        ]}}));
+        assert_eq!(evicted(&running), None);
+        let mut deleting = running.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        // Deletion beats "still running": the action would die at the end of the grace period.
+        assert_eq!(
+            assess(&deleting, &Goal::Terminated("job".into())),
+            Assessment::Failed("the pod is being deleted".into())
+        );
+        assert_eq!(
+            assess(&running, &Goal::Terminated("job".into())),
+            Assessment::Waiting(None)
+        );
     }
 }

@@ -124,6 +124,9 @@ pub struct FaultConfig {
     /// dropped streams
     #[serde(default)]
     pub stream_drops: Vec<StreamDrop>,
+    /// cut log streams (`log_faults.rs`)
+    #[serde(default)]
+    pub log_drops: Vec<crate::log_faults::LogDrop>,
 }
 
 /// How to kill a pod's container (`POST /kubesim/kill`, [`crate::testing::Sim::kill_container`]).

@@ -174,6 +174,11 @@ pub async fn finish_namespace(state: AppState, ns: String) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Events last: the kubelet reports on the pods it stops until they are gone.
+    for o in state.store.list(Kind::Event, Some(&ns)).0 {
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        let _ = state.store.remove(Kind::Event, &ns, name);
+    }
     state.store.remove(Kind::Namespace, "", &ns);
 }
 

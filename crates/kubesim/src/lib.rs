@@ -5,10 +5,12 @@
 //! own semantics, and a kubelet running pods as Docker containers. See `docs/kubesim.md`.
 
 pub mod config;
+pub mod events;
 pub mod faults;
 pub mod gc;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod log_faults;
 pub mod objects;
 pub mod podspec;
 pub mod selectors;

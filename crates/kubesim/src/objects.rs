@@ -9,7 +9,7 @@ use crate::status::{ApiError, FieldError};
 use crate::store::Kind;
 use crate::validation::{NameRule, config_key, object_meta};
 
-fn decode<T: serde::de::DeserializeOwned>(kind: Kind, v: &Value) -> Result<T, ApiError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(kind: Kind, v: &Value) -> Result<T, ApiError> {
     serde_json::from_value(v.clone()).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version \"v1\" cannot be handled as a {}: {e}",
@@ -19,11 +19,11 @@ fn decode<T: serde::de::DeserializeOwned>(kind: Kind, v: &Value) -> Result<T, Ap
     })
 }
 
-fn encode<T: serde::Serialize>(t: &T) -> Result<Value, ApiError> {
+pub(crate) fn encode<T: serde::Serialize>(t: &T) -> Result<Value, ApiError> {
     serde_json::to_value(t).map_err(ApiError::internal)
 }
 
-fn invalid(kind: Kind, v: &Value, errs: &[FieldError]) -> ApiError {
+pub(crate) fn invalid(kind: Kind, v: &Value, errs: &[FieldError]) -> ApiError {
     let name = v["metadata"]["name"].as_str().unwrap_or_default();
     ApiError::invalid("", kind.name(), name, errs)
 }
@@ -164,6 +164,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
                 Err(invalid(kind, &out, &errs))
             }
         }
+        Kind::Event => crate::events::prepare_create(v),
         Kind::PersistentVolumeClaim => {
             let mut c: PersistentVolumeClaim = decode(kind, &v)?;
             let spec = c.spec.get_or_insert_with(Default::default);
@@ -316,6 +317,10 @@ pub fn prepare_update(
                 }
             }
             new = encode(&b)?;
+        }
+        Kind::Event => {
+            let checked = crate::events::prepare_create(new.clone())?;
+            new = checked;
         }
         Kind::PersistentVolumeClaim | Kind::Namespace => {
             if kind == Kind::Namespace {

@@ -132,11 +132,32 @@ fn supported(kind: crate::store::Kind, field: &str) -> bool {
                     | "status.nominatedNodeName"
             ),
             Kind::Secret => field == "type",
+            // pkg/registry/core/event/strategy.go ToSelectableFields
+            Kind::Event => matches!(
+                field,
+                "involvedObject.kind"
+                    | "involvedObject.namespace"
+                    | "involvedObject.name"
+                    | "involvedObject.uid"
+                    | "involvedObject.apiVersion"
+                    | "involvedObject.resourceVersion"
+                    | "involvedObject.fieldPath"
+                    | "reason"
+                    | "reportingComponent"
+                    | "source"
+                    | "type"
+            ),
             _ => false,
         }
 }
 
 fn field_value(obj: &Value, path: &str) -> String {
+    // an event's `source` selects on its component (the only such alias)
+    let path = if path == "source" {
+        "source.component"
+    } else {
+        path
+    };
     let mut cur = obj;
     for seg in path.split('.') {
         cur = &cur[seg];

@@ -22,16 +22,19 @@ pub enum Kind {
     ConfigMap,
     /// core/v1 PersistentVolumeClaim
     PersistentVolumeClaim,
+    /// core/v1 Event (what the kubelet and the scheduler report about pods)
+    Event,
 }
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Namespace,
         Kind::Pod,
         Kind::Secret,
         Kind::ConfigMap,
         Kind::PersistentVolumeClaim,
+        Kind::Event,
     ];
     /// Resource name in URLs (`pods`).
     pub fn plural(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::ConfigMap => "configmaps",
             Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+            Kind::Event => "events",
         }
     }
     /// `kind` field (`Pod`).
@@ -51,6 +55,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::Event => "Event",
         }
     }
     /// Short names advertised in discovery.
@@ -61,6 +66,7 @@ impl Kind {
             Kind::Secret => &[],
             Kind::ConfigMap => &["cm"],
             Kind::PersistentVolumeClaim => &["pvc"],
+            Kind::Event => &["ev"],
         }
     }
     /// Whether objects live in a namespace.

@@ -39,10 +39,11 @@ pub async fn run_dockerfile_step(
     dockerfile: &str,
     args: &ContainerSpec,
     state: &State,
+    cancel: &hooklib::Cancel,
 ) -> Result<i32, crate::Error> {
     let image = build_image(hook, dockerfile, state).await?;
     let secrets: Vec<String> = hook.settings.build.secret_name.iter().cloned().collect();
-    crate::container_step::run_image(hook, &image, args, state, &secrets).await
+    crate::container_step::run_image(hook, &image, args, state, &secrets, cancel).await
 }
 
 /// The image reference the step runs: `<pull host>/<name>@<digest>`.

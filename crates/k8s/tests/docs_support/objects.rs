@@ -75,7 +75,10 @@ pub fn check_object(what: &str, v: &Value) -> bool {
         Some("Pod") => drop(strict::<Pod>(what, v)),
         Some("PodTemplate") => drop(strict::<PodTemplate>(what, v)),
         Some("ServiceAccount") => drop(strict::<ServiceAccount>(what, v)),
-        Some("Role") => check_rules(what, &strict::<Role>(what, v).rules.unwrap_or_default()),
+        Some("Role") => drop(check_rules(
+            what,
+            &strict::<Role>(what, v).rules.unwrap_or_default(),
+        )),
         Some("RoleBinding") => drop(strict::<RoleBinding>(what, v)),
         Some("ConfigMap") => drop(strict::<ConfigMap>(what, v)),
         Some("Secret") => drop(strict::<Secret>(what, v)),
@@ -106,8 +109,42 @@ pub fn preflight() -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// Demands that `rules` grant exactly the preflight's permissions, in the core group only.
-pub fn check_rules(what: &str, rules: &[PolicyRule]) {
+/// The permissions the hook uses only when it has them (`OPTIONAL_PERMISSIONS`).
+pub fn optional() -> BTreeSet<(String, String)> {
+    container_hooks_k8s::OPTIONAL_PERMISSIONS
+        .iter()
+        .map(|p| (p.verb.to_owned(), p.resource.to_owned()))
+        .collect()
+}
+
+/// Demands that `rules` grant exactly the preflight's permissions, in the core group only,
+/// plus optional permissions in rules of their own (so they can be left out). Returns the
+/// optional permissions granted.
+pub fn check_rules(what: &str, rules: &[PolicyRule]) -> BTreeSet<(String, String)> {
+    let optional_set = optional();
+    let (extra, rules): (Vec<&PolicyRule>, Vec<&PolicyRule>) = rules.iter().partition(|r| {
+        r.resources.iter().flatten().all(|res| {
+            r.verbs
+                .iter()
+                .all(|v| optional_set.contains(&(v.clone(), res.clone())))
+        })
+    });
+    let mut optional_granted = BTreeSet::new();
+    for r in extra {
+        assert_eq!(
+            r.api_groups.as_deref(),
+            Some(&[String::new()][..]),
+            "{what}: the hook only uses the core API group"
+        );
+        for res in r.resources.iter().flatten() {
+            for verb in &r.verbs {
+                assert!(
+                    optional_granted.insert((verb.clone(), res.clone())),
+                    "{what}: {verb} {res} is granted twice"
+                );
+            }
+        }
+    }
     let mut granted = BTreeSet::new();
     for r in rules {
         assert_eq!(
@@ -128,8 +165,10 @@ pub fn check_rules(what: &str, rules: &[PolicyRule]) {
     assert_eq!(
         granted,
         preflight(),
-        "{what}: the rules must grant exactly what the RBAC preflight checks"
+        "{what}: the rules must grant exactly what the RBAC preflight checks (optional \
+         permissions go in rules of their own)"
     );
+    optional_granted
 }
 
 /// The rule Dockerfile actions add: exactly what the preflight checks in addition

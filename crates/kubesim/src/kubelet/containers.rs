@@ -55,13 +55,11 @@ impl Worker {
                 if present {
                     return;
                 }
-                self.set_waiting(
-                    slot,
-                    "ErrImageNeverPull",
-                    Some(format!(
-                        "Container image {image:?} is not present with pull policy of Never"
-                    )),
-                );
+                let msg =
+                    format!("Container image {image:?} is not present with pull policy of Never");
+                self.warn(slot, "ErrImageNeverPull", msg.clone());
+                self.warn_failed(slot, None, "ErrImageNeverPull");
+                self.set_waiting(slot, "ErrImageNeverPull", Some(msg));
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
@@ -104,12 +102,12 @@ impl Worker {
             };
             let Some(err) = err else { return };
             attempt += 1;
-            self.set_waiting(
-                slot,
-                "ErrImagePull",
-                Some(format!("Failed to pull image {image:?}: {err}")),
-            );
+            let failed = format!("Failed to pull image {image:?}: {err}");
+            self.warn_failed(slot, Some(failed.clone()), "ErrImagePull");
+            self.set_waiting(slot, "ErrImagePull", Some(failed));
             tokio::time::sleep(Duration::from_millis(1000)).await;
+            self.warn(slot, "BackOff", format!("Back-off pulling image {image:?}"));
+            self.warn_failed(slot, None, "ImagePullBackOff");
             self.set_waiting(
                 slot,
                 "ImagePullBackOff",
@@ -143,6 +141,7 @@ impl Worker {
             match plan::resolve_env(&self.pod, &c, ip, &StoreEnv(kl, &self.ns)) {
                 Ok(e) => break e,
                 Err(msg) => {
+                    self.warn_failed(slot, None, &msg);
                     self.set_waiting(slot, "CreateContainerConfigError", Some(msg));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -151,6 +150,7 @@ impl Worker {
         let binds = match volumes::binds(&c, vols) {
             Ok(b) => b,
             Err(msg) => {
+                self.warn_failed(slot, None, &msg);
                 self.set_waiting(slot, "CreateContainerConfigError", Some(msg));
                 return std::future::pending().await;
             }
@@ -185,6 +185,7 @@ impl Worker {
         let id = match kl.runtime.create(&name, body).await {
             Ok(id) => id,
             Err(e) => {
+                self.warn_failed(slot, None, &e.to_string());
                 self.set_waiting(slot, "CreateContainerError", Some(e.to_string()));
                 return std::future::pending().await;
             }
@@ -194,6 +195,9 @@ impl Worker {
         let started = kl.runtime.start(&id).await;
         let image_id = kl.runtime.image_id(&id).await.unwrap_or_default();
         let now = now_rfc3339();
+        if let Err(e) = &started {
+            self.warn(slot, "Failed", format!("Error: {e}"));
+        }
         match started {
             Ok(()) => self.set_slot(slot, |s| {
                 s.state = CState::Running { started_at: now };

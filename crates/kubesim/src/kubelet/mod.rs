@@ -5,6 +5,7 @@ mod containers;
 pub mod plan;
 mod probes;
 pub mod pull;
+mod recorder;
 pub mod runtime;
 mod scheduling;
 pub mod status;
@@ -149,6 +150,9 @@ impl Kubelet {
     /// The controller loop (runs until the store goes away).
     pub async fn run(self: Arc<Self>) {
         let mut rx = self.store.subscribe();
+        // Pods created before this task first ran (the simulator's start returns before it
+        // does; under load a test's first pods come first) are in no event we will receive.
+        self.resync();
         loop {
             match rx.recv().await {
                 Ok(ev) if ev.kind == Kind::Pod => {

@@ -219,6 +219,13 @@ impl Worker {
             lock(&self.model).scheduled =
                 Some((false, Some("Unschedulable".into()), Some(msg.into())));
             self.flush();
+            self.event(
+                crate::events::SCHEDULER,
+                "Warning",
+                "FailedScheduling",
+                msg.into(),
+                None,
+            );
             if !selector_ok {
                 return std::future::pending().await;
             }
@@ -248,6 +255,13 @@ impl Worker {
                 Ok(v) => break v,
                 Err(VolumeError::Missing(m)) | Err(VolumeError::Io(m)) => {
                     tracing::debug!(pod = %self.name, "volumes not ready: {m}");
+                    self.event(
+                        crate::events::KUBELET,
+                        "Warning",
+                        "FailedMount",
+                        format!("MountVolume.SetUp failed: {m}"),
+                        None,
+                    );
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
@@ -323,6 +337,14 @@ impl Worker {
             c.last_state = Some(c.state.clone());
             c.restart_count += 1;
         });
+        self.warn(
+            slot,
+            "BackOff",
+            format!(
+                "Back-off restarting failed container {name} in pod {}_{}({})",
+                self.name, self.ns, self.uid
+            ),
+        );
         self.set_waiting(
             slot,
             "CrashLoopBackOff",
@@ -417,6 +439,13 @@ impl Worker {
             )));
         }
         if mode == KillMode::Evicted {
+            self.event(
+                crate::events::KUBELET,
+                "Warning",
+                "Evicted",
+                "The node was low on resource: memory. ".into(),
+                None,
+            );
             self.evicted.store(true, Ordering::SeqCst);
             let mut m = lock(&self.model);
             m.phase = "Failed".into();

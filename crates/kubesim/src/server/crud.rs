@@ -81,6 +81,10 @@ pub(super) async fn handle(
             {
                 v["metadata"]["name"] = json!(generate_name(g));
             }
+            if kind == Kind::Event && v["metadata"].is_object() {
+                // validation compares the involved object's namespace with the request's
+                v["metadata"]["namespace"] = json!(ns);
+            }
             let v = prepare_create(kind, v)?;
             if dry_run {
                 return Ok(json_response(StatusCode::CREATED, &v));
@@ -393,7 +397,9 @@ pub(crate) fn delete_object(
         .remove(kind, ns, name)
         .ok_or_else(|| ApiError::not_found("", kind.plural(), name))?;
     let body = match kind {
-        Kind::Secret | Kind::ConfigMap => success_status("", kind.plural(), name, &uid),
+        Kind::Secret | Kind::ConfigMap | Kind::Event => {
+            success_status("", kind.plural(), name, &uid)
+        }
         _ => obj,
     };
     Ok((body, true))
