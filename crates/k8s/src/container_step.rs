@@ -313,7 +313,8 @@ async fn copy_in(
         vec![temp_source(&layout.temp())],
         WORK_MOUNT,
     );
-    // The workspace lives in the job pod when there is one, else on the runner.
+    // The workspace lives in the job pod when there is one (copied by its archiver, never by
+    // the job image's tar), else on the runner.
     let workspace = async {
         match (&state.job_pod, state.job_container) {
             (Some(job_pod), true) => {
@@ -324,7 +325,7 @@ async fn copy_in(
                     Endpoint {
                         namespace: ns,
                         pod: job_pod,
-                        container: JOB_CONTAINER,
+                        container: crate::pod::ARCHIVER_CONTAINER,
                     },
                     WORK_MOUNT,
                     ws_rel,
@@ -398,7 +399,7 @@ async fn copy_out(
                     Endpoint {
                         namespace: ns,
                         pod: job_pod,
-                        container: JOB_CONTAINER,
+                        container: crate::pod::ARCHIVER_CONTAINER,
                     },
                     WORK_MOUNT,
                 )
