@@ -148,15 +148,23 @@ fn unpack_args<'a>(dest: &'a str, names: impl IntoIterator<Item = &'a str>) -> V
 /// stay in, `$3…` the names to archive (those that exist; none: an empty stream). A parent the
 /// job turned into a link leading out of the volume (into the archiver's own file system) is
 /// refused; a name is archived as it is (a link stays a link, which the admission on the runner
-/// refuses).
+/// refuses), and a name whose folder is a link is replaced by that folder (archived as the link
+/// it is, so refused and named in the job log, never followed).
 pub const PACK_SCRIPT: &str = r#"cd "$1" || exit 1
 case "$(pwd -P)/" in "$2"/*) ;; *)
   echo "$1 leads out of $2 (to $(pwd -P)): refusing to archive it" >&2
   exit 1 ;;
 esac
 shift 2
-n=$#
-for f; do if [ -e "$f" ] || [ -L "$f" ]; then set -- "$@" "$f"; fi; done
+n=$# seen=
+for f; do
+  d=${f%/*}
+  if [ "$d" != "$f" ] && [ -L "$d" ]; then
+    case " $seen " in *" $d "*) ;; *) seen="$seen $d"; set -- "$@" "$d" ;; esac
+  elif [ -e "$f" ] || [ -L "$f" ]; then
+    set -- "$@" "$f"
+  fi
+done
 shift "$n"
 [ "$#" -gt 0 ] || exit 0
 exec tar cf - "$@""#;
