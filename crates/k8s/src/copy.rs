@@ -426,3 +426,56 @@ pub async fn between(
         ..CopyReport::default()
     })
 }
+
+#[cfg(test)]
+mod pack_tests {
+    use super::PACK_SCRIPT;
+    use std::path::Path;
+
+    /// Runs [`PACK_SCRIPT`] under `shell` and lists the archive's entries (path, is a link).
+    fn pack(shell: &[&str], parent: &Path, volume: &Path, names: &[&str]) -> Vec<(String, bool)> {
+        let out = std::process::Command::new(shell[0])
+            .args(&shell[1..])
+            .args(["-c", PACK_SCRIPT, "sh"])
+            .arg(parent)
+            .arg(volume)
+            .args(names)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mut archive = tar::Archive::new(out.stdout.as_slice());
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let path = e.path().unwrap().display().to_string();
+                (path, e.header().entry_type().is_symlink())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packs_the_names_that_exist_and_a_linked_folder_as_its_link() {
+        let vol = tempfile::tempdir().unwrap();
+        let vol = vol.path().canonicalize().unwrap();
+        let parent = vol.join("_temp");
+        std::fs::create_dir_all(parent.join("fc")).unwrap();
+        std::fs::write(parent.join("fc/mine"), "x").unwrap();
+        std::fs::write(parent.join("fc/other"), "y").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("mine"), "secret").unwrap();
+        for shell in [&["dash"][..], &["busybox", "sh"][..]] {
+            let entries = pack(shell, &parent, &vol, &["fc/mine", "fc/missing"]);
+            assert_eq!(entries, [("fc/mine".to_owned(), false)], "{shell:?}");
+            assert!(pack(shell, &parent, &vol, &["fc/missing"]).is_empty());
+        }
+        // The folder replaced by a link: the link itself, once, never what it leads to.
+        std::fs::remove_dir_all(parent.join("fc")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), parent.join("fc")).unwrap();
+        for shell in [&["dash"][..], &["busybox", "sh"][..]] {
+            let entries = pack(shell, &parent, &vol, &["fc/mine", "fc/other"]);
+            assert_eq!(entries, [("fc".to_owned(), true)], "{shell:?}");
+        }
+    }
+}
