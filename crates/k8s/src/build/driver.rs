@@ -222,7 +222,7 @@ async fn stages(
 ) -> Result<(Pod, Option<&'static str>), BuildError> {
     let name = plan.pod;
     let (build, stdin_container) = pods::containers(plan.settings.builder);
-    let (ready, _) = wait::until(
+    let first = wait::until(
         &cluster.pods,
         name,
         created.metadata.resource_version.clone(),
@@ -230,7 +230,18 @@ async fn stages(
         plan.start_timeout,
         joblog::info,
     )
-    .await?;
+    .await;
+    let ready = match first {
+        Ok((p, _)) => p,
+        // The builder may have refused its arguments at once: its own account of it.
+        Err(e @ WaitError::Failed { .. }) => {
+            return match builder_failed(cluster, name, build, tail).await {
+                Some(p) => Ok((p, Some(build))),
+                None => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (frames, packer) = attach::context_stream(plan.dockerfile_path.to_owned());
     let sent = attach::send_stdin(
         &cluster.client,
@@ -243,29 +254,12 @@ async fn stages(
     let packed = packer.await;
     let sent = match sent {
         Ok(n) => n,
+        // The builder may have refused its arguments before reading stdin: its own account
+        // of it beats a broken pipe.
         Err(e) => {
-            // The builder may have refused its arguments before reading stdin: its own
-            // account of it beats a broken pipe.
-            return match wait::until(
-                &cluster.pods,
-                name,
-                None,
-                &Goal::Terminated(build.into()),
-                LOG_GRACE,
-                |_| {},
-            )
-            .await
-            {
-                Ok((p, Some(code))) => {
-                    if code != 0 {
-                        for line in last_log(cluster, name, build).await {
-                            keep(tail, line);
-                        }
-                        return Ok((p, Some(build)));
-                    }
-                    Err(BuildError::Attach(e))
-                }
-                _ => Err(BuildError::Attach(e)),
+            return match builder_failed(cluster, name, build, tail).await {
+                Some(p) => Ok((p, Some(build))),
+                None => Err(BuildError::Attach(e)),
             };
         }
     };
@@ -290,7 +284,7 @@ async fn stages(
     let deadline = Instant::now() + plan.settings.timeout;
     let mut rv = ready.metadata.resource_version.clone();
     for container in [build, PUSH_CONTAINER] {
-        let (p, _) = wait::until(
+        let started = wait::until(
             &cluster.pods,
             name,
             rv,
@@ -298,7 +292,19 @@ async fn stages(
             plan.start_timeout,
             joblog::info,
         )
-        .await?;
+        .await;
+        let p = match started {
+            Ok((p, _)) => p,
+            // Already over (a failed init container fails the pod): its log is still there.
+            Err(e @ WaitError::Failed { .. }) => {
+                let goal = Goal::Terminated(container.into());
+                match wait::until(&cluster.pods, name, None, &goal, LOG_GRACE, |_| {}).await {
+                    Ok((p, _)) => p,
+                    Err(_) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
         let pod = follow(
             cluster,
@@ -318,6 +324,21 @@ async fn stages(
         rv = pod.metadata.resource_version.clone();
     }
     unreachable!("the loop returns at the pusher")
+}
+
+/// The pod, when the builder container has ended (or ends within [`LOG_GRACE`]) with a
+/// non-zero code; its last log lines go to `tail`.
+async fn builder_failed(cluster: &Cluster, name: &str, build: &str, tail: &Tail) -> Option<Pod> {
+    let goal = Goal::Terminated(build.into());
+    match wait::until(&cluster.pods, name, None, &goal, LOG_GRACE, |_| {}).await {
+        Ok((p, Some(code))) if code != 0 => {
+            for line in last_log(cluster, name, build).await {
+                keep(tail, line);
+            }
+            Some(p)
+        }
+        _ => None,
+    }
 }
 
 /// Streams a container's log to stderr in bounded lines (keeping the last ones) until it
