@@ -282,12 +282,14 @@ async fn stages(
         human(usize::try_from(sent).unwrap_or(usize::MAX))
     ));
     let deadline = Instant::now() + plan.settings.timeout;
-    let mut rv = ready.metadata.resource_version.clone();
+    drop(ready);
     for container in [build, PUSH_CONTAINER] {
         let started = wait::until(
             &cluster.pods,
             name,
-            rv,
+            // From the current state: a watch from an older version would wait for a change
+            // that may already have happened.
+            None,
             &Goal::Started(container.into()),
             plan.start_timeout,
             joblog::info,
@@ -306,22 +308,16 @@ async fn stages(
             Err(e) => return Err(e.into()),
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let pod = follow(
-            cluster,
-            name,
-            container,
-            p.metadata.resource_version.clone(),
-            remaining,
-            tail,
-        )
-        .await?;
+        // From the current state (a GET first): the container may already be over, and a watch
+        // from that version would wait for a change that never comes.
+        drop(p);
+        let pod = follow(cluster, name, container, None, remaining, tail).await?;
         if terminated(&pod, container).is_none_or(|t| t.exit_code != 0) {
             return Ok((pod, Some(container)));
         }
         if container == PUSH_CONTAINER {
             return Ok((pod, None));
         }
-        rv = pod.metadata.resource_version.clone();
     }
     unreachable!("the loop returns at the pusher")
 }
@@ -429,3 +425,7 @@ pub fn human(n: usize) -> String {
         format!("{:.1} MiB", n / 1024.0 / 1024.0)
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;
