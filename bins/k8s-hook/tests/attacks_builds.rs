@@ -13,9 +13,9 @@ mod support_kaniko;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use support::{Runner, testenv};
 use support_kaniko::{
-    Action, PodWatch, PulledImages, announced_image, builder_pods, configure,
+    Action, PodWatch, PulledImages, SECRET, announced_image, builder_pods, configure,
     configure_pull_secret, create_secret, dockerfile_step, manifest, spawn_dockerfile_step,
-    step_image, SECRET,
+    step_image,
 };
 
 fn runner(test: &str) -> Runner {
@@ -71,7 +71,12 @@ fn push_secret_only_in_the_pusher(pod: &Pod, builder_image: &str) {
             assert!(!mounts_push, "{} mounts the push secret", c.name);
             assert!(c.env_from.is_none(), "{}: envFrom", c.name);
             for e in c.env.iter().flatten() {
-                assert!(e.value_from.is_none(), "{}: {} comes from a secret", c.name, e.name);
+                assert!(
+                    e.value_from.is_none(),
+                    "{}: {} comes from a secret",
+                    c.name,
+                    e.name
+                );
                 let v = e.value.clone().unwrap_or_default();
                 assert!(
                     !v.contains(password.as_str()) && !v.to_lowercase().contains("auth"),
@@ -83,7 +88,11 @@ fn push_secret_only_in_the_pusher(pod: &Pod, builder_image: &str) {
         }
     }
     assert!(builders > 0, "no container runs {builder_image}");
-    assert_eq!(holders, ["push"], "the push secret belongs to the pusher only");
+    assert_eq!(
+        holders,
+        ["push"],
+        "the push secret belongs to the pusher only"
+    );
 }
 
 /// The Dockerfile's `RUN` lines look for credentials where a builder would have them.
@@ -111,7 +120,10 @@ fn kaniko_run_lines_see_no_push_credentials_and_the_pushed_image_is_the_built_on
     // The builder pod as the API server had it.
     let created = watch.created();
     assert_eq!(created.len(), 1, "{created:#?}");
-    push_secret_only_in_the_pusher(&created[0], container_hooks_k8s::BuildSettings::default().image.as_str());
+    push_secret_only_in_the_pusher(
+        &created[0],
+        container_hooks_k8s::BuildSettings::default().image.as_str(),
+    );
     // The pushed image: the digest the pusher reported is the registry's, and the step pod ran
     // it; what it contains is what the build made.
     let image = announced_image(&s.run);
@@ -119,7 +131,9 @@ fn kaniko_run_lines_see_no_push_credentials_and_the_pushed_image_is_the_built_on
     assert_eq!(status, 200);
     let digest = digest.unwrap();
     assert!(
-        s.run.stderr.contains(&format!("built and pushed {image}@{digest}")),
+        s.run
+            .stderr
+            .contains(&format!("built and pushed {image}@{digest}")),
         "{:#?}",
         s.run
     );
@@ -145,7 +159,10 @@ fn buildkit_containers_see_no_push_credentials() {
     assert!(!s.run.stderr.contains(pw.as_str()), "{:#?}", s.run);
     let created = watch.created();
     assert_eq!(created.len(), 1, "{created:#?}");
-    push_secret_only_in_the_pusher(&created[0], container_hooks_k8s::Builder::BuildKit.default_image());
+    push_secret_only_in_the_pusher(
+        &created[0],
+        container_hooks_k8s::Builder::BuildKit.default_image(),
+    );
     let (status, digest) = manifest(&announced_image(&s.run));
     assert_eq!(status, 200);
     assert!(step_image(&s.run).ends_with(&format!("@{}", digest.unwrap())));
@@ -162,7 +179,11 @@ fn base_images_need_the_separate_pull_secret() {
     let s = dockerfile_step(&without, None, &action, &[], &[]);
     pulled.note(&s.run);
     assert_eq!(s.run.code, 1, "{:#?}", s.run);
-    assert!(s.run.errors()[0].contains("the Kaniko build of"), "{:#?}", s.run);
+    assert!(
+        s.run.errors()[0].contains("the Kaniko build of"),
+        "{:#?}",
+        s.run
+    );
     // With it, the builder pulls the base image; the pusher still alone has the push secret.
     let mut runner = runner("atk-pull-set");
     configure_pull_secret(&mut runner);
@@ -173,9 +194,18 @@ fn base_images_need_the_separate_pull_secret() {
     pulled.note(&s.run);
     assert_eq!(s.run.code, 0, "{:#?}", s.run);
     let created = watch.created();
-    push_secret_only_in_the_pusher(&created[0], container_hooks_k8s::BuildSettings::default().image.as_str());
+    push_secret_only_in_the_pusher(
+        &created[0],
+        container_hooks_k8s::BuildSettings::default().image.as_str(),
+    );
     let pull = secret_volumes(&created[0], support_kaniko::PULL_SECRET);
-    let kaniko = &created[0].spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    let kaniko = &created[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .as_ref()
+        .unwrap()[0];
     assert!(
         kaniko
             .volume_mounts
@@ -208,7 +238,10 @@ fn a_cancelled_build_deletes_its_builder_pod() {
         if running {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the build never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     // Let the context reach the builder and the RUN start.
@@ -222,7 +255,13 @@ fn a_cancelled_build_deletes_its_builder_pod() {
     assert_eq!(out.code(), Some(130));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("::error::The step was cancelled (SIGINT)"), "{stderr}");
-    assert!(stderr.contains("builder pod") && stderr.contains("deleted"), "{stderr}");
+    assert!(
+        stderr.contains("::error::The step was cancelled (SIGINT)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("builder pod") && stderr.contains("deleted"),
+        "{stderr}"
+    );
     assert!(builder_pods(&runner).is_empty(), "{stderr}");
 }

@@ -253,7 +253,10 @@ mod tests {
         assert_eq!(two.short_digest(), &two.digest[..16]);
         // The streaming passes agree with the in-memory one, byte for byte.
         let d = digest(&df).unwrap();
-        assert_eq!((d.digest.as_str(), d.entries), (two.digest.as_str(), two.entries));
+        assert_eq!(
+            (d.digest.as_str(), d.entries),
+            (two.digest.as_str(), two.entries)
+        );
         let (p, bytes) = pack_into(&df, Vec::new()).unwrap();
         assert_eq!((p, bytes), (d, two.tar));
     }

@@ -30,9 +30,15 @@ pub async fn run_container_step(
     state: State,
 ) -> Result<StepOutcome<State>, Error> {
     if let Some(dockerfile) = args.dockerfile.as_deref().filter(|_| args.image.is_none()) {
-        return crate::build::run_dockerfile_step(hook, dockerfile, &args, &state, &hooklib::Cancel::new())
-            .await
-            .map(StepOutcome::exited);
+        return crate::build::run_dockerfile_step(
+            hook,
+            dockerfile,
+            &args,
+            &state,
+            &hooklib::Cancel::new(),
+        )
+        .await
+        .map(StepOutcome::exited);
     }
     let image = args
         .image

@@ -77,7 +77,12 @@ pub fn create_secret_for(runner: &Runner, password: &str, registries: &[&str]) {
 /// configures the runner to mount it into the builder.
 pub fn configure_pull_secret(runner: &mut Runner) {
     let env = testenv();
-    create_named_secret(runner, PULL_SECRET, &env.auth_password, &[&env.auth_registry]);
+    create_named_secret(
+        runner,
+        PULL_SECRET,
+        &env.auth_password,
+        &[&env.auth_registry],
+    );
     runner.extra_env.push((
         "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_PULL_SECRET_NAME".into(),
         PULL_SECRET.into(),
@@ -344,14 +349,17 @@ impl PodWatch {
             .metadata
             .resource_version
             .unwrap_or_default();
-        let wp = kube::api::WatchParams::default().labels(&selector).timeout(290);
+        let wp = kube::api::WatchParams::default()
+            .labels(&selector)
+            .timeout(290);
         let stream = rt().block_on(api.watch(&wp, &rv)).unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let out = seen.clone();
         let task = rt().spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(Ok(event)) = stream.next().await {
-                if let kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) = event {
+                if let kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) = event
+                {
                     out.lock().unwrap().push(p);
                 }
             }

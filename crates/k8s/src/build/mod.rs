@@ -101,7 +101,10 @@ async fn build_image(
             return Ok(refs.pull_by_digest(&digest));
         }
         Ok(None) => {}
-        Err(e @ (registry::RegistryError::Denied { .. } | registry::RegistryError::InsecureRealm { .. })) => {
+        Err(
+            e @ (registry::RegistryError::Denied { .. }
+            | registry::RegistryError::InsecureRealm { .. }),
+        ) => {
             return Err(BuildError::from(e).into());
         }
         Err(e) => joblog::warning(&format!("{e}; building the image anyway")),

@@ -16,9 +16,9 @@ use crate::mounts::Placement;
 use crate::names::TOKEN_ANNOTATION;
 use crate::pod::labels;
 use k8s_openapi::api::core::v1::{
-    Affinity, AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, NodeAffinity,
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Affinity, AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::BTreeMap;

@@ -38,9 +38,7 @@ fn credentials_only_in_the_pusher(pod: &Pod) {
         .volumes
         .iter()
         .flatten()
-        .filter(|v| {
-            v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("regcred")
-        })
+        .filter(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("regcred"))
         .map(|v| v.name.as_str())
         .collect();
     assert_eq!(push_volumes, ["push-config"]);
@@ -60,7 +58,10 @@ fn credentials_only_in_the_pusher(pod: &Pod) {
         assert!(c.env_from.is_none(), "{}", c.name);
         if c.name == PUSH_CONTAINER {
             assert!(mounts_push || push_volumes.is_empty());
-            assert_ne!(c.image, pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0].image);
+            assert_ne!(
+                c.image,
+                pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0].image
+            );
         } else {
             assert!(!mounts_push, "{} mounts the push secret", c.name);
             for word in ["password", "token", "auth", "secret", "regcred"] {
@@ -82,7 +83,14 @@ fn kaniko_pod_snapshot() {
         kaniko.security_context.as_ref().unwrap().privileged,
         Some(false)
     );
-    assert!(kaniko.security_context.as_ref().unwrap().capabilities.is_none());
+    assert!(
+        kaniko
+            .security_context
+            .as_ref()
+            .unwrap()
+            .capabilities
+            .is_none()
+    );
     let args = kaniko.args.as_ref().unwrap();
     assert!(args.contains(&"--no-push".to_owned()), "{args:?}");
     assert!(
@@ -123,8 +131,17 @@ fn kaniko_pod_with_extras_pinned_to_the_node() {
     let pod = builder_pod(&b);
     let spec = pod.spec.unwrap();
     assert_eq!(spec.node_name.as_deref(), Some("node-1"));
-    let volumes: Vec<&str> = spec.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
-    assert_eq!(volumes, ["workspace", "pull-config"], "no push secret, no volume");
+    let volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(
+        volumes,
+        ["workspace", "pull-config"],
+        "no push secret, no volume"
+    );
     let kaniko = &spec.init_containers.as_ref().unwrap()[0];
     assert_eq!(
         kaniko.image.as_deref(),
@@ -163,7 +180,15 @@ fn buildkit_pod_snapshot() {
     let pod = builder_pod(&b);
     insta::assert_yaml_snapshot!(pod);
     credentials_only_in_the_pusher(&pod);
-    let inits: Vec<&str> = pod.spec.as_ref().unwrap().init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
+    let inits: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(inits, ["context", "buildkit"]);
     let mut cached = settings.clone();
     cached.cache = true;

@@ -61,19 +61,25 @@ async fn basic_auth_against_the_real_registry() {
         loopback,
     )
     .unwrap();
-    assert_eq!(manifest_digest(&plain, None, &loopback)
-        .await.unwrap(), Some(digest));
+    assert_eq!(
+        manifest_digest(&plain, None, &loopback).await.unwrap(),
+        Some(digest)
+    );
     // A tag that is not there.
     assert_eq!(
         manifest_digest(&image("no-such-tag"), Some(&good), &loopback)
-        .await
+            .await
             .unwrap(),
         None
     );
     // Wrong password, no credentials: refused, with the user named and never the password.
-    let e = manifest_digest(&image("1"), Some(&auth(&env.auth_user, "wrong-pw-123")), &loopback)
-        .await
-        .unwrap_err();
+    let e = manifest_digest(
+        &image("1"),
+        Some(&auth(&env.auth_user, "wrong-pw-123")),
+        &loopback,
+    )
+    .await
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, RegistryError::Denied { status: 401, .. }),
@@ -84,7 +90,8 @@ async fn basic_auth_against_the_real_registry() {
         "{msg}"
     );
     let e = manifest_digest(&image("1"), None, &loopback)
-        .await.unwrap_err();
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("anonymous"), "{e}");
 }
 
@@ -94,8 +101,7 @@ async fn nothing_listening_is_unreachable() {
     let port = l.local_addr().unwrap().port();
     drop(l);
     let image = ImageLocation::parse(&format!("127.0.0.1:{port}/a/b:c"), loopback).unwrap();
-    let e = manifest_digest(&image, None, &loopback)
-        .await.unwrap_err();
+    let e = manifest_digest(&image, None, &loopback).await.unwrap_err();
     assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
 }
 
@@ -216,7 +222,7 @@ async fn bearer_token_dance() {
     let good = auth("robot", "s3cret");
     assert_eq!(
         manifest_digest(&reg.image("present"), Some(&good), &loopback)
-        .await
+            .await
             .unwrap(),
         Some(DIGEST.to_owned())
     );
@@ -233,13 +239,17 @@ async fn bearer_token_dance() {
     assert!(seen[2].ends_with("| Bearer tok-123"), "{seen:#?}");
     assert_eq!(
         manifest_digest(&reg.image("absent"), Some(&good), &loopback)
-        .await
+            .await
             .unwrap(),
         None
     );
-    let e = manifest_digest(&reg.image("present"), Some(&auth("robot", "nope")), &loopback)
-        .await
-        .unwrap_err();
+    let e = manifest_digest(
+        &reg.image("present"),
+        Some(&auth("robot", "nope")),
+        &loopback,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(e, RegistryError::Denied { status: 401, .. }),
         "{e}"
@@ -254,10 +264,19 @@ async fn bearer_token_dance() {
 fn realms_are_followed_over_https_or_to_allowed_plain_http_hosts() {
     let only = |allowed: &'static str| move |h: &str| h == allowed;
     assert!(realm_allowed("https://auth.docker.io/token", &only("x")));
-    assert!(realm_allowed("http://10.0.0.5:5000/token", &only("10.0.0.5:5000")));
+    assert!(realm_allowed(
+        "http://10.0.0.5:5000/token",
+        &only("10.0.0.5:5000")
+    ));
     assert!(realm_allowed("http://reg.local/token", &only("reg.local")));
-    assert!(!realm_allowed("http://evil.example/token", &only("reg.local")));
-    assert!(!realm_allowed("http://reg.local:81/token", &only("reg.local:80")));
+    assert!(!realm_allowed(
+        "http://evil.example/token",
+        &only("reg.local")
+    ));
+    assert!(!realm_allowed(
+        "http://reg.local:81/token",
+        &only("reg.local:80")
+    ));
     assert!(!realm_allowed("ftp://reg.local/token", &only("reg.local")));
     assert!(!realm_allowed("/token", &only("reg.local")));
     assert!(!realm_allowed("not a url", &only("reg.local")));
@@ -267,27 +286,42 @@ fn realms_are_followed_over_https_or_to_allowed_plain_http_hosts() {
 async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
     // The registry (127.0.0.1:port) is plain HTTP by configuration; its challenge names a
     // realm on another host name (localhost) that is not listed: refused before any request.
-    let reg = TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
+    let reg =
+        TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
     let registry = format!("127.0.0.1:{}", reg.port);
     let only_registry = |h: &str| h == registry;
-    let e = manifest_digest(&reg.image("present"), Some(&auth("robot", "s3cret")), &only_registry)
-        .await
-        .unwrap_err();
+    let e = manifest_digest(
+        &reg.image("present"),
+        Some(&auth("robot", "s3cret")),
+        &only_registry,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, RegistryError::InsecureRealm { .. }), "{e}");
     let msg = e.to_string();
     assert!(
-        msg.contains("http://localhost:") && msg.contains("REGISTRY_INSECURE") && !msg.contains("s3cret"),
+        msg.contains("http://localhost:")
+            && msg.contains("REGISTRY_INSECURE")
+            && !msg.contains("s3cret"),
         "{msg}"
     );
     let seen = reg.requests.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "only the manifest HEAD, never the realm: {seen:#?}");
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the manifest HEAD, never the realm: {seen:#?}"
+    );
     assert!(seen[0].starts_with("HEAD "), "{seen:#?}");
     // Listed as insecure, the same realm is followed and the dance succeeds.
     let with_realm = |h: &str| h == registry || h == format!("localhost:{}", reg.port);
     assert_eq!(
-        manifest_digest(&reg.image("present"), Some(&auth("robot", "s3cret")), &with_realm)
-            .await
-            .unwrap(),
+        manifest_digest(
+            &reg.image("present"),
+            Some(&auth("robot", "s3cret")),
+            &with_realm
+        )
+        .await
+        .unwrap(),
         Some(DIGEST.to_owned())
     );
 }

@@ -370,7 +370,8 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
             .line(&format!("#3 pushing manifest for {name}@{digest} done"));
     }
     if let Some(dest) = dest {
-        p.log.line(&format!("#3 exporting to docker image format {dest}"));
+        p.log
+            .line(&format!("#3 exporting to docker image format {dest}"));
         let saved = async {
             engine::tag(&p.docker, &local, name).await?;
             digest = engine::image_id(&p.docker, name).await?;
@@ -384,9 +385,13 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         engine::untag(&p.docker, name).await;
         if let Err(e) = saved {
             engine::untag(&p.docker, &local).await;
-            return fail(&p, &format!("error: failed to solve: exporting to {dest}: {e}"));
+            return fail(
+                &p,
+                &format!("error: failed to solve: exporting to {dest}: {e}"),
+            );
         }
-        p.log.line(&format!("#3 exporting to docker image format {dest} done"));
+        p.log
+            .line(&format!("#3 exporting to docker image format {dest} done"));
     }
     engine::untag(&p.docker, &local).await;
     if let Some(file) = &b.metadata_file {

@@ -95,13 +95,11 @@ pub async fn run(p: Process) -> i64 {
         .get("DOCKER_CONFIG")
         .cloned()
         .unwrap_or_else(|| format!("{home}/.docker"));
-    let credentials = match p.docker_credentials(&format!(
-        "{}/config.json",
-        config_dir.trim_end_matches('/')
-    )) {
-        Ok(c) => c,
-        Err(e) => return fail(&p, &e),
-    };
+    let credentials =
+        match p.docker_credentials(&format!("{}/config.json", config_dir.trim_end_matches('/'))) {
+            Ok(c) => c,
+            Err(e) => return fail(&p, &e),
+        };
     let host = match p.host_path(&push.path) {
         Ok(h) => h,
         Err(e) => return fail(&p, &e),
@@ -109,7 +107,10 @@ pub async fn run(p: Process) -> i64 {
     if !host.is_file() {
         return fail(
             &p,
-            &format!("loading {} as tarball: open {}: no such file or directory", push.path, push.path),
+            &format!(
+                "loading {} as tarball: open {}: no such file or directory",
+                push.path, push.path
+            ),
         );
     }
     let loaded = match engine::load(&p.docker, &host).await {

@@ -212,7 +212,11 @@ pub async fn push(
 /// Writes `references` as one docker-format image tarball (`docker save`: `manifest.json` with
 /// the references as `RepoTags`, what Kaniko's `--tar-path` and BuildKit's `type=docker`
 /// write) to the host file `path`, streamed.
-pub async fn save(docker: &Docker, references: &[&str], path: &std::path::Path) -> Result<u64, String> {
+pub async fn save(
+    docker: &Docker,
+    references: &[&str],
+    path: &std::path::Path,
+) -> Result<u64, String> {
     use tokio::io::AsyncWriteExt;
     let mut file = tokio::fs::File::create(path)
         .await
