@@ -217,7 +217,7 @@ impl<'a> Bench<'a> {
             dir.join("Dockerfile"),
             format!(
                 "FROM {}\nCOPY nonce /nonce\n{payload}COPY entrypoint.sh /entrypoint.sh\nENTRYPOINT [\"/entrypoint.sh\"]\n",
-                self.env.auth_image(testenv::Image::Busybox)
+                self.env.image(testenv::Image::Busybox)
             ),
         )?;
         Ok(dir.join("Dockerfile"))

@@ -94,11 +94,17 @@ fn builds_pushes_runs_then_skips_and_rebuilds_when_changed() {
         "{:#?}",
         first.run
     );
+    // Kaniko built without pushing; the pusher pushed the tarball.
     assert!(
         first
             .run
             .stderr
-            .contains(&format!("Pushing image to {image}")),
+            .contains("Skipping push to container registry due to --no-push flag"),
+        "{:#?}",
+        first.run
+    );
+    assert!(
+        first.run.stderr.contains(&format!("pushed {image}")),
         "{:#?}",
         first.run
     );
@@ -289,7 +295,7 @@ fn a_broken_dockerfile_fails_with_the_builders_log_and_cleanup_removes_the_pod()
     );
     let spec = pod.spec.unwrap();
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
-    let kaniko = &spec.containers[0];
+    let kaniko = &spec.init_containers.as_ref().unwrap()[0];
     assert_eq!(
         kaniko.security_context.as_ref().unwrap().privileged,
         Some(false)
@@ -301,10 +307,30 @@ fn a_broken_dockerfile_fails_with_the_builders_log_and_cleanup_removes_the_pod()
             .unwrap()
             .contains(&"--context=tar://stdin".to_owned())
     );
-    let volume = &spec.volumes.unwrap()[0];
+    // The push secret is a volume of the pusher's, not of Kaniko's.
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.secret.is_some())
+        .unwrap();
     assert_eq!(
         volume.secret.as_ref().unwrap().secret_name.as_deref(),
         Some("regcred")
+    );
+    assert!(
+        kaniko
+            .volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| m.name != volume.name)
+    );
+    assert!(
+        spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == volume.name)
     );
     no_password(&step.run);
     runner.call("cleanup_job", json!({}), Some(&state)).ok();

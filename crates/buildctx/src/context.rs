@@ -43,19 +43,37 @@ pub enum Error {
     DockerIgnore(#[from] IgnoreError),
 }
 
-struct HashingWriter {
-    out: Vec<u8>,
+/// What [`pack_into`] wrote: everything of a [`BuildContext`] but the archive itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    /// Hex SHA-256 of the archive and the Dockerfile's name.
+    pub digest: String,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    /// How many files and directories were packed.
+    pub entries: usize,
+}
+
+impl Packed {
+    /// The first 16 hex digits of the digest.
+    pub fn short_digest(&self) -> &str {
+        &self.digest[..16]
+    }
+}
+
+struct HashingWriter<W> {
+    out: W,
     hash: Sha256,
 }
 
-impl Write for HashingWriter {
+impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.hash.update(buf);
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.out.flush()
     }
 }
 
@@ -66,8 +84,27 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Packs the directory of `dockerfile` (an absolute host path) as a build context.
+/// Packs the directory of `dockerfile` (an absolute host path) as a build context, in memory.
 pub fn pack(dockerfile: &Path) -> Result<BuildContext, Error> {
+    let (packed, tar) = pack_into(dockerfile, Vec::new())?;
+    Ok(BuildContext {
+        tar,
+        digest: packed.digest,
+        dockerfile: packed.dockerfile,
+        entries: packed.entries,
+    })
+}
+
+/// The digest of the build context of `dockerfile`, reading its files once and keeping
+/// nothing (the archive goes to a sink).
+pub fn digest(dockerfile: &Path) -> Result<Packed, Error> {
+    pack_into(dockerfile, std::io::sink()).map(|(p, _)| p)
+}
+
+/// Packs the build context of `dockerfile` into `out` as it goes (a stream: nothing is held
+/// in memory but the file being read); returns its digest and `out`. The same files give the
+/// same bytes, so a second pass can be checked against the digest of a first.
+pub fn pack_into<W: Write>(dockerfile: &Path, out: W) -> Result<(Packed, W), Error> {
     let dir = dockerfile.parent().unwrap_or(Path::new("/"));
     let name = dockerfile
         .file_name()
@@ -84,7 +121,7 @@ pub fn pack(dockerfile: &Path) -> Result<BuildContext, Error> {
     ignore.keep(&name);
 
     let mut builder = tar::Builder::new(HashingWriter {
-        out: Vec::new(),
+        out,
         hash: Sha256::new(),
     });
     builder.mode(tar::HeaderMode::Deterministic);
@@ -92,14 +129,15 @@ pub fn pack(dockerfile: &Path) -> Result<BuildContext, Error> {
     let mut entries = 0;
     walk(&mut builder, dir, "", &ignore, &mut entries)?;
     let mut writer = builder.into_inner().map_err(io_err(dir))?;
+    writer.flush().map_err(io_err(dir))?;
     writer.hash.update(b"\0dockerfile\0");
     writer.hash.update(name.as_bytes());
-    Ok(BuildContext {
-        tar: writer.out,
+    let packed = Packed {
         digest: hex::encode(writer.hash.finalize()),
         dockerfile: name,
         entries,
-    })
+    };
+    Ok((packed, writer.out))
 }
 
 fn walk<W: Write>(
@@ -213,6 +251,14 @@ mod tests {
         let two = pack(&df).unwrap();
         assert_ne!(two.digest, one.digest);
         assert_eq!(two.short_digest(), &two.digest[..16]);
+        // The streaming passes agree with the in-memory one, byte for byte.
+        let d = digest(&df).unwrap();
+        assert_eq!(
+            (d.digest.as_str(), d.entries),
+            (two.digest.as_str(), two.entries)
+        );
+        let (p, bytes) = pack_into(&df, Vec::new()).unwrap();
+        assert_eq!((p, bytes), (d, two.tar));
     }
 
     #[test]

@@ -15,8 +15,10 @@ use std::path::PathBuf;
 
 /// The repository path below the registry hosts.
 pub const REPO_PREFIX: &str = "kanikotest";
-/// The registry secret's name.
+/// The registry secret's name (the push; the pusher's only).
 pub const SECRET: &str = "regcred";
+/// The optional base-image pull secret's name (the builder's).
+pub const PULL_SECRET: &str = "basecred";
 
 /// Base64 (through k8s-openapi's `ByteString`, which serializes as base64).
 pub fn b64(text: &str) -> String {
@@ -68,6 +70,27 @@ pub fn create_secret(runner: &Runner, password: &str) {
 
 /// Creates the dockerconfigjson secret with `password` for these registry addresses.
 pub fn create_secret_for(runner: &Runner, password: &str, registries: &[&str]) {
+    create_named_secret(runner, SECRET, password, registries);
+}
+
+/// Creates the base-image pull secret (the registry's real password, for the builder) and
+/// configures the runner to mount it into the builder.
+pub fn configure_pull_secret(runner: &mut Runner) {
+    let env = testenv();
+    create_named_secret(
+        runner,
+        PULL_SECRET,
+        &env.auth_password,
+        &[&env.auth_registry],
+    );
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_PULL_SECRET_NAME".into(),
+        PULL_SECRET.into(),
+    ));
+}
+
+/// Creates a dockerconfigjson secret `name` with `password` for these registry addresses.
+pub fn create_named_secret(runner: &Runner, name: &str, password: &str, registries: &[&str]) {
     let env = testenv();
     let auth = b64(&format!("{}:{password}", env.auth_user));
     let auths: serde_json::Map<String, Value> = registries
@@ -77,7 +100,7 @@ pub fn create_secret_for(runner: &Runner, password: &str, registries: &[&str]) {
     let doc = json!({ "auths": auths });
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
-            name: Some(SECRET.into()),
+            name: Some(name.into()),
             ..Default::default()
         },
         type_: Some("kubernetes.io/dockerconfigjson".into()),
@@ -100,7 +123,8 @@ pub struct Action {
 impl Action {
     /// A Dockerfile action whose entrypoint echoes its args, sets an output, lists its build
     /// context and exits with `$EXIT_CODE`. `nonce` makes its content (and so its tag) unique
-    /// to this test run.
+    /// to this test run. Its base image is in the plain registry (the builder has no
+    /// credentials unless a pull secret is configured: see [`Action::use_auth_base`]).
     pub fn write(runner: &Runner, owner: &str, repo: &str, git_ref: &str, greeting: &str) -> Self {
         let dir = runner
             .work()
@@ -114,7 +138,7 @@ impl Action {
             dir.join("Dockerfile"),
             format!(
                 "FROM {}\nCOPY . /ctx\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOINT [\"/entrypoint.sh\"]\n",
-                env.auth_image(testenv::Image::Busybox)
+                env.image(testenv::Image::Busybox)
             ),
         )
         .unwrap();
@@ -146,6 +170,28 @@ impl Action {
 
     pub fn dockerfile(&self) -> PathBuf {
         self.dir.join("Dockerfile")
+    }
+
+    /// Takes the base image from the password-protected registry (needs the pull secret).
+    pub fn use_auth_base(&self) {
+        let env = testenv();
+        self.edit(|t| {
+            t.replace(
+                &env.image(testenv::Image::Busybox),
+                &env.auth_image(testenv::Image::Busybox),
+            )
+        });
+    }
+
+    /// Adds Dockerfile lines after `COPY . /ctx`.
+    pub fn add_lines(&self, lines: &str) {
+        self.edit(|t| t.replace("COPY . /ctx\n", &format!("COPY . /ctx\n{lines}\n")));
+    }
+
+    fn edit(&self, f: impl FnOnce(&str) -> String) {
+        let df = self.dockerfile();
+        let text = std::fs::read_to_string(&df).unwrap();
+        std::fs::write(&df, f(&text)).unwrap();
     }
 }
 
@@ -281,4 +327,100 @@ impl Drop for PulledImages {
             }
         }
     }
+}
+
+/// Watches this runner's builder pods from before a step: every version the API server sent
+/// (so a pod deleted after a successful build can still be inspected).
+pub struct PodWatch {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<k8s_openapi::api::core::v1::Pod>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodWatch {
+    pub fn start(runner: &Runner) -> Self {
+        use futures::StreamExt;
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(runner.client.clone(), &runner.ns);
+        let selector = format!("runner-pod={},container-hooks/role=builder", runner.name);
+        let lp = kube::api::ListParams::default().labels(&selector);
+        let rv = rt()
+            .block_on(api.list(&lp))
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        let wp = kube::api::WatchParams::default()
+            .labels(&selector)
+            .timeout(290);
+        let stream = rt().block_on(api.watch(&wp, &rv)).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = seen.clone();
+        let task = rt().spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(event)) = stream.next().await {
+                if let kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) = event
+                {
+                    out.lock().unwrap().push(p);
+                }
+            }
+        });
+        Self { seen, task }
+    }
+
+    /// The first version of each builder pod seen (as created).
+    pub fn created(&self) -> Vec<k8s_openapi::api::core::v1::Pod> {
+        let mut names = std::collections::BTreeSet::new();
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| names.insert(p.metadata.name.clone()))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a Dockerfile step through the binary without waiting for it (for signals).
+pub fn spawn_dockerfile_step(runner: &Runner, action: &Action) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let response = runner
+        .temp()
+        .join("_runner_hook_responses")
+        .join(format!("{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&response, "").unwrap();
+    let mut spec = container("");
+    spec["image"] = Value::Null;
+    spec["dockerfile"] = json!(action.dockerfile());
+    spec["workingDirectory"] = json!("/github/workspace");
+    let line = json!({
+        "command": "run_container_step",
+        "responseFile": response,
+        "args": spec,
+        "state": Value::Null,
+    })
+    .to_string();
+    let mut cmd = Command::new(crate::support::BIN);
+    cmd.current_dir(runner.workspace())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in runner.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+    child
 }

@@ -1,6 +1,10 @@
 //! Delivering the build context: a gzipped tar written to a builder container's stdin through
 //! `pods/attach` (`v5.channel.k8s.io`, which can close stdin, else `v4`, where closing the
 //! connection ends the stdin of a `stdinOnce` container).
+//!
+//! The archive is streamed: `buildctx` packs and gzips it on a blocking thread into a bounded
+//! channel of [`FRAME`]-sized chunks that the websocket drains, so a large action never sits in
+//! the runner's memory (at most [`QUEUED`] frames are in flight).
 
 use crate::retry;
 use bytes::Bytes;
@@ -19,7 +23,9 @@ const STDIN: u8 = 0;
 const STATUS: u8 = 3;
 const CLOSE: u8 = 255;
 /// Bytes per stdin frame.
-const FRAME: usize = 64 * 1024;
+pub const FRAME: usize = 64 * 1024;
+/// Frames queued between the packer and the websocket.
+pub const QUEUED: usize = 4;
 /// How long to wait for the server to acknowledge the end of the session.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -41,21 +47,85 @@ pub enum AttachError {
     Stream(String, String),
 }
 
-/// Gzips a tar archive (what `--context=tar://stdin` and `tar -xzf -` read).
-pub fn gzip(tar: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(tar.len() / 2), Compression::fast());
-    enc.write_all(tar)?;
-    enc.finish()
+/// A `Write` that cuts what it is given into [`FRAME`]-sized chunks on a bounded channel (from
+/// a blocking thread). A closed channel (the receiver gave up) is a broken pipe.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
 }
 
-/// Writes `data` to the stdin of `container` in `pod`, then ends that stdin.
+impl ChunkWriter {
+    /// A writer feeding `tx`.
+    pub fn new(tx: tokio::sync::mpsc::Sender<Bytes>) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(FRAME),
+        }
+    }
+
+    fn ship(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(FRAME)));
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the builder stopped reading the context",
+            )
+        })
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(FRAME - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == FRAME {
+            self.ship()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.ship()
+    }
+}
+
+/// Packs the build context of `dockerfile` as a gzipped tar into a channel of frames, on a
+/// blocking thread; the handle gives the digest of what was packed (to compare with the
+/// digest the image was named after) and how many gzipped bytes were produced.
+pub fn context_stream(
+    dockerfile: std::path::PathBuf,
+) -> (
+    tokio::sync::mpsc::Receiver<Bytes>,
+    tokio::task::JoinHandle<Result<buildctx::Packed, buildctx::Error>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(QUEUED);
+    let task = tokio::task::spawn_blocking(move || {
+        let gz = GzEncoder::new(ChunkWriter::new(tx), Compression::fast());
+        let (packed, gz) = buildctx::pack_into(&dockerfile, gz)?;
+        let finish = |e: std::io::Error| buildctx::Error::Context {
+            path: dockerfile.display().to_string(),
+            source: e,
+        };
+        let mut writer = gz.finish().map_err(finish)?;
+        writer.flush().map_err(finish)?;
+        Ok(packed)
+    });
+    (rx, task)
+}
+
+/// Writes what arrives on `data` to the stdin of `container` in `pod`, then ends that stdin.
+/// Returns the number of bytes sent.
 pub async fn send_stdin(
     client: &Client,
     namespace: &str,
     pod: &str,
     container: &str,
-    data: Bytes,
-) -> Result<(), AttachError> {
+    mut data: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Result<u64, AttachError> {
     let target = format!("{pod}/{container}");
     let params = AttachParams {
         container: Some(container.to_owned()),
@@ -99,14 +169,18 @@ pub async fn send_stdin(
         }
         Ended::Closed
     };
+    let mut sent = 0u64;
     let send = async {
-        for chunk in data.chunks(FRAME) {
-            let mut frame = Vec::with_capacity(chunk.len() + 1);
-            frame.push(STDIN);
-            frame.extend_from_slice(chunk);
-            tx.send(Message::Binary(frame.into()))
-                .await
-                .map_err(|e| broke(&e))?;
+        while let Some(data) = data.recv().await {
+            for chunk in data.chunks(FRAME) {
+                let mut frame = Vec::with_capacity(chunk.len() + 1);
+                frame.push(STDIN);
+                frame.extend_from_slice(chunk);
+                tx.send(Message::Binary(frame.into()))
+                    .await
+                    .map_err(|e| broke(&e))?;
+                sent += chunk.len() as u64;
+            }
         }
         if can_close_stdin {
             tx.send(Message::Binary(vec![CLOSE, STDIN].into()))
@@ -131,7 +205,7 @@ pub async fn send_stdin(
     // server reports counts, not how the connection goes down.
     match tokio::time::timeout(CLOSE_WAIT, watch).await {
         Ok(Ended::Failed(m)) => Err(broke(&m)),
-        _ => Ok(()),
+        _ => Ok(sent),
     }
 }
 
@@ -150,15 +224,55 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    #[test]
-    fn gzip_round_trip() {
-        let data = b"hello tar".repeat(1000);
-        let gz = gzip(&data).unwrap();
-        assert!(gz.len() < data.len());
-        let mut out = Vec::new();
+    /// xorshift64 bytes: gzip cannot shrink them.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_context_streams_in_bounded_frames_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        std::fs::write(&df, "FROM scratch\n").unwrap();
+        // Incompressible content larger than the queue.
+        let big = noise(FRAME * QUEUED * 3);
+        std::fs::write(dir.path().join("big"), &big).unwrap();
+        let (mut rx, task) = context_stream(df.clone());
+        let mut gz = Vec::new();
+        let mut frames = 0;
+        while let Some(chunk) = rx.recv().await {
+            assert!(chunk.len() <= FRAME);
+            frames += 1;
+            gz.extend_from_slice(&chunk);
+        }
+        let packed = task.await.unwrap().unwrap();
+        assert!(frames > QUEUED, "{frames}");
+        let mut tar = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut out)
+            .read_to_end(&mut tar)
             .unwrap();
-        assert_eq!(out, data);
+        let whole = buildctx::pack(&df).unwrap();
+        assert_eq!(tar, whole.tar);
+        assert_eq!(packed.digest, whole.digest);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_gives_up_stops_the_packer() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        std::fs::write(&df, "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join("noise"), noise(FRAME * 20)).unwrap();
+        let (rx, task) = context_stream(df);
+        drop(rx);
+        let e = task.await.unwrap().unwrap_err().to_string();
+        assert!(e.contains("stopped reading"), "{e}");
     }
 }

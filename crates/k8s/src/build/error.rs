@@ -59,6 +59,36 @@ pub enum BuildError {
         /// `: <last log line>` or nothing.
         last: String,
     },
+    /// The pusher exited non-zero.
+    #[error(
+        "the push of {destination} failed: container push of pod {pod} exited with code {code} ({reason}){last}; the pod is kept for inspection until cleanup_job"
+    )]
+    PushFailed {
+        /// What was pushed.
+        destination: String,
+        /// The builder pod.
+        pod: String,
+        /// Its exit code.
+        code: i32,
+        /// Its terminated reason.
+        reason: String,
+        /// `: <last log line>` or nothing.
+        last: String,
+    },
+    /// The action's files changed between naming the image and sending the context.
+    #[error(
+        "the files of the Dockerfile action {path} changed while its build context was sent: the image would not match its content tag; re-run the step"
+    )]
+    ContextChanged {
+        /// The Dockerfile.
+        path: String,
+    },
+    /// The step was cancelled during the build (the builder pod, if any, is deleted).
+    #[error("the build was cancelled")]
+    Cancelled {
+        /// The deleted builder pod.
+        pod: Option<String>,
+    },
     /// The build took too long.
     #[error(
         "the build of {destination} in pod {pod} did not finish within {timeout:?} (ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_TIMEOUT_SECONDS); the pod is kept for inspection until cleanup_job"
@@ -71,9 +101,9 @@ pub enum BuildError {
         /// The limit.
         timeout: Duration,
     },
-    /// The builder succeeded but reported no digest.
+    /// The pusher succeeded but reported no digest.
     #[error(
-        "the builder pod {pod} finished but its termination message holds no image digest ({message:?}): is --digest-file=/dev/termination-log honoured by the builder image?"
+        "the builder pod {pod} finished but the pusher's termination message holds no image digest ({message:?}): does the pusher image (ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_PUSHER_IMAGE) write the pushed reference to --image-refs?"
     )]
     NoDigest {
         /// The builder pod.

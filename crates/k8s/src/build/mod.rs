@@ -6,8 +6,12 @@
 //! 2. name it `<push host>/<owner>-<repo>:<hash of context + Dockerfile path + builder settings>`;
 //! 3. ask the registry (manifest `HEAD`, the secret's credentials) — a hit skips the build;
 //! 4. otherwise run the builder pod, stream it the gzipped context over `attach`, stream its
-//!    log, read the digest from its termination message;
+//!    log: the builder (no push credentials) writes an image tarball, the pusher (the only
+//!    container with the push secret) pushes it and reports the digest in its termination
+//!    message;
 //! 5. run `<pull host>/<name>@<digest>` through the container-step path.
+//!
+//! A cancelled step (the runner's SIGINT/SIGTERM) deletes the builder pod and returns.
 //!
 //! See `docs/kaniko.md`.
 
@@ -15,6 +19,7 @@ mod attach;
 mod auth;
 mod driver;
 mod error;
+mod lines;
 mod naming;
 mod pods;
 mod registry;
@@ -33,7 +38,8 @@ use registry::ImageLocation;
 use std::path::Path;
 
 /// Builds (or finds) the image of the Dockerfile action at `dockerfile` (a host path), then
-/// runs it as the step. Returns the action's exit code.
+/// runs it as the step. Returns the action's exit code. A cancellation during the build
+/// deletes the builder pod and returns [`BuildError::Cancelled`].
 pub async fn run_dockerfile_step(
     hook: &K8sHook,
     dockerfile: &str,
@@ -41,7 +47,7 @@ pub async fn run_dockerfile_step(
     state: &State,
     cancel: &hooklib::Cancel,
 ) -> Result<i32, crate::Error> {
-    let image = build_image(hook, dockerfile, state).await?;
+    let image = build_image(hook, dockerfile, state, cancel).await?;
     let secrets: Vec<String> = hook.settings.build.secret_name.iter().cloned().collect();
     crate::container_step::run_image(hook, &image, args, state, &secrets, cancel).await
 }
@@ -51,16 +57,21 @@ async fn build_image(
     hook: &K8sHook,
     dockerfile: &str,
     state: &State,
+    cancel: &hooklib::Cancel,
 ) -> Result<String, crate::Error> {
     let settings = &hook.settings;
     let build = &settings.build;
     let target = build.target().map_err(BuildError::NotConfigured)?;
     let path = Path::new(dockerfile).to_owned();
-    let context = tokio::task::spawn_blocking(move || buildctx::pack(&path))
-        .await
-        .map_err(|e| joined(dockerfile, e))?
-        .map_err(BuildError::from)?;
-    let name = naming::image_name(Path::new(dockerfile));
+    // The digest only: the archive is packed again, streamed, if a build is needed.
+    let context = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || buildctx::digest(&path))
+            .await
+            .map_err(|e| joined(dockerfile, e))?
+            .map_err(BuildError::from)?
+    };
+    let name = naming::image_name(&path);
     let tag = naming::tag(&context.digest, &context.dockerfile, &build.fingerprint());
     let refs = References::new(&target.push, &target.pull, &name, &tag);
     let cluster = hook.cluster().await?;
@@ -77,7 +88,11 @@ async fn build_image(
         context.short_digest(),
         refs.push
     ));
-    match registry::manifest_digest(&location, auth.as_ref()).await {
+    let check = tokio::select! {
+        r = registry::manifest_digest(&location, auth.as_ref(), &plain_http) => r,
+        () = cancel.cancelled() => return Err(BuildError::Cancelled { pod: None }.into()),
+    };
+    match check {
         Ok(Some(digest)) => {
             joblog::info(&format!(
                 "{} is already in the registry ({digest}): the build context is unchanged, skipping the build",
@@ -86,23 +101,15 @@ async fn build_image(
             return Ok(refs.pull_by_digest(&digest));
         }
         Ok(None) => {}
-        Err(e @ registry::RegistryError::Denied { .. }) => {
+        Err(
+            e @ (registry::RegistryError::Denied { .. }
+            | registry::RegistryError::InsecureRealm { .. }),
+        ) => {
             return Err(BuildError::from(e).into());
         }
         Err(e) => joblog::warning(&format!("{e}; building the image anyway")),
     }
     let (owner, placement) = owner_and_placement(hook, &cluster, state).await?;
-    let gz = tokio::task::spawn_blocking(move || {
-        attach::gzip(&context.tar).map(|g| (g, context.dockerfile))
-    })
-    .await
-    .map_err(|e| joined(dockerfile, e))?
-    .map_err(|source| {
-        BuildError::from(buildctx::Error::Context {
-            path: dockerfile.to_owned(),
-            source,
-        })
-    })?;
     let pod_name = naming::builder_pod(
         &settings.runner_pod,
         build.builder,
@@ -114,15 +121,18 @@ async fn build_image(
             pod: &pod_name,
             runner_pod: &settings.runner_pod,
             refs: &refs,
-            dockerfile: &gz.1,
-            context_gz: gz.0.into(),
+            dockerfile_path: &path,
+            dockerfile: &context.dockerfile,
+            context_digest: &context.digest,
             secret: target.secret.as_deref(),
+            pull_secret: build.pull_secret_name.as_deref(),
             owner,
             placement,
             settings: build,
             plain_http: build.is_plain_http(&location.registry),
             start_timeout: settings.prepare_timeout,
         },
+        cancel,
     )
     .await?;
     Ok(refs.pull_by_digest(&digest))

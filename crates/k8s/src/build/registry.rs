@@ -2,6 +2,11 @@
 //! credentials of the dockerconfigjson secret: Basic auth when the registry asks for it, and the
 //! token dance when it answers `401` with `WWW-Authenticate: Bearer` (ghcr.io, Docker Hub, …).
 //! Plain HTTP for loopback and configured insecure registries, HTTPS otherwise.
+//!
+//! The token realm is named by the registry's answer: it is followed over HTTPS, or over plain
+//! HTTP only to a host the admin listed as insecure (or loopback); a plain-HTTP realm anywhere
+//! else is refused before anything, the secret above all, is sent there. The whole check is
+//! bounded by [`CHECK_TIMEOUT`].
 
 use super::auth::{Challenge, RegistryAuth};
 use bytes::Bytes;
@@ -17,6 +22,8 @@ use std::time::Duration;
 pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 /// How long one registry request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the whole check (challenge, token, manifest) may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest token or manifest body read.
 const BODY_LIMIT: usize = 4 << 20;
 
@@ -36,6 +43,16 @@ pub enum RegistryError {
         status: u16,
         /// With which credentials.
         with: String,
+    },
+    /// The registry named a token realm we will not send credentials to.
+    #[error(
+        "the registry {registry} asked for a token from {realm}, which is not HTTPS and not listed in ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_INSECURE: the registry secret is never sent there"
+    )]
+    InsecureRealm {
+        /// The registry host.
+        registry: String,
+        /// The realm it named.
+        realm: String,
     },
     /// The registry could not be reached or answered something unusable.
     #[error("cannot ask {url} whether the image exists: {reason}")]
@@ -174,10 +191,51 @@ async fn send(
 }
 
 /// Asks the registry for the manifest of `image`: `Some(digest)` when it exists, `None` when
-/// the registry does not know it.
+/// the registry does not know it. `plain_http` says which hosts (`host[:port]`) may be spoken
+/// to over plain HTTP (a token realm included). Bounded by [`CHECK_TIMEOUT`].
 pub async fn manifest_digest(
     image: &ImageLocation,
     auth: Option<&RegistryAuth>,
+    plain_http: &dyn Fn(&str) -> bool,
+) -> Result<Option<String>, RegistryError> {
+    check_within(image, auth, plain_http, CHECK_TIMEOUT).await
+}
+
+async fn check_within(
+    image: &ImageLocation,
+    auth: Option<&RegistryAuth>,
+    plain_http: &dyn Fn(&str) -> bool,
+    limit: Duration,
+) -> Result<Option<String>, RegistryError> {
+    tokio::time::timeout(limit, check(image, auth, plain_http))
+        .await
+        .unwrap_or_else(|_| {
+            Err(RegistryError::Unreachable {
+                url: image.manifest_url(),
+                reason: format!("the registry check did not finish within {limit:?}"),
+            })
+        })
+}
+
+/// Whether a token realm may be followed: HTTPS, or plain HTTP to an allowed host.
+fn realm_allowed(realm: &str, plain_http: &dyn Fn(&str) -> bool) -> bool {
+    let Ok(uri) = realm.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => plain_http(authority.as_str()) || plain_http(authority.host()),
+        _ => false,
+    }
+}
+
+async fn check(
+    image: &ImageLocation,
+    auth: Option<&RegistryAuth>,
+    plain_http: &dyn Fn(&str) -> bool,
 ) -> Result<Option<String>, RegistryError> {
     let client = client();
     let url = image.manifest_url();
@@ -209,6 +267,12 @@ pub async fn manifest_digest(
                 authorization = match challenge {
                     Some(Challenge::Basic) => auth.map(RegistryAuth::basic_header),
                     Some(Challenge::Bearer { realm, service, .. }) => {
+                        if !realm_allowed(&realm, plain_http) {
+                            return Err(RegistryError::InsecureRealm {
+                                registry: image.registry.clone(),
+                                realm,
+                            });
+                        }
                         let scope = format!("repository:{}:pull", image.repository);
                         Some(token(&client, &realm, service.as_deref(), &scope, auth).await?)
                     }

@@ -50,7 +50,7 @@ async fn basic_auth_against_the_real_registry() {
         .unwrap()
     };
     let good = auth(&env.auth_user, &env.auth_password);
-    let digest = manifest_digest(&image("1"), Some(&good))
+    let digest = manifest_digest(&image("1"), Some(&good), &loopback)
         .await
         .unwrap()
         .unwrap();
@@ -61,18 +61,25 @@ async fn basic_auth_against_the_real_registry() {
         loopback,
     )
     .unwrap();
-    assert_eq!(manifest_digest(&plain, None).await.unwrap(), Some(digest));
+    assert_eq!(
+        manifest_digest(&plain, None, &loopback).await.unwrap(),
+        Some(digest)
+    );
     // A tag that is not there.
     assert_eq!(
-        manifest_digest(&image("no-such-tag"), Some(&good))
+        manifest_digest(&image("no-such-tag"), Some(&good), &loopback)
             .await
             .unwrap(),
         None
     );
     // Wrong password, no credentials: refused, with the user named and never the password.
-    let e = manifest_digest(&image("1"), Some(&auth(&env.auth_user, "wrong-pw-123")))
-        .await
-        .unwrap_err();
+    let e = manifest_digest(
+        &image("1"),
+        Some(&auth(&env.auth_user, "wrong-pw-123")),
+        &loopback,
+    )
+    .await
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, RegistryError::Denied { status: 401, .. }),
@@ -82,7 +89,9 @@ async fn basic_auth_against_the_real_registry() {
         msg.contains("hookuser") && !msg.contains("wrong-pw-123"),
         "{msg}"
     );
-    let e = manifest_digest(&image("1"), None).await.unwrap_err();
+    let e = manifest_digest(&image("1"), None, &loopback)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("anonymous"), "{e}");
 }
 
@@ -92,7 +101,7 @@ async fn nothing_listening_is_unreachable() {
     let port = l.local_addr().unwrap().port();
     drop(l);
     let image = ImageLocation::parse(&format!("127.0.0.1:{port}/a/b:c"), loopback).unwrap();
-    let e = manifest_digest(&image, None).await.unwrap_err();
+    let e = manifest_digest(&image, None, &loopback).await.unwrap_err();
     assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
 }
 
@@ -102,10 +111,20 @@ struct TokenRegistry {
     requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// The realm the token registry names by default: its own token endpoint on 127.0.0.1.
+fn own_realm(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/token")
+}
+
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 impl TokenRegistry {
     async fn start() -> Self {
+        Self::start_with_realm(own_realm).await
+    }
+
+    /// A token registry whose challenge names `realm(port)`.
+    async fn start_with_realm(realm: fn(u16) -> String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -158,7 +177,8 @@ impl TokenRegistry {
                             (
                                 "401 Unauthorized",
                                 format!(
-                                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\",scope=\"repository:acme/x:pull\"\r\n"
+                                    "WWW-Authenticate: Bearer realm=\"{}\",service=\"test-registry\",scope=\"repository:acme/x:pull\"\r\n",
+                                    realm(port)
                                 ),
                                 String::new(),
                             )
@@ -201,7 +221,7 @@ async fn bearer_token_dance() {
     let reg = TokenRegistry::start().await;
     let good = auth("robot", "s3cret");
     assert_eq!(
-        manifest_digest(&reg.image("present"), Some(&good))
+        manifest_digest(&reg.image("present"), Some(&good), &loopback)
             .await
             .unwrap(),
         Some(DIGEST.to_owned())
@@ -218,14 +238,18 @@ async fn bearer_token_dance() {
     );
     assert!(seen[2].ends_with("| Bearer tok-123"), "{seen:#?}");
     assert_eq!(
-        manifest_digest(&reg.image("absent"), Some(&good))
+        manifest_digest(&reg.image("absent"), Some(&good), &loopback)
             .await
             .unwrap(),
         None
     );
-    let e = manifest_digest(&reg.image("present"), Some(&auth("robot", "nope")))
-        .await
-        .unwrap_err();
+    let e = manifest_digest(
+        &reg.image("present"),
+        Some(&auth("robot", "nope")),
+        &loopback,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(e, RegistryError::Denied { status: 401, .. }),
         "{e}"
@@ -234,4 +258,93 @@ async fn bearer_token_dance() {
         e.to_string().contains("token service") && !e.to_string().contains("nope"),
         "{e}"
     );
+}
+
+#[test]
+fn realms_are_followed_over_https_or_to_allowed_plain_http_hosts() {
+    let only = |allowed: &'static str| move |h: &str| h == allowed;
+    assert!(realm_allowed("https://auth.docker.io/token", &only("x")));
+    assert!(realm_allowed(
+        "http://10.0.0.5:5000/token",
+        &only("10.0.0.5:5000")
+    ));
+    assert!(realm_allowed("http://reg.local/token", &only("reg.local")));
+    assert!(!realm_allowed(
+        "http://evil.example/token",
+        &only("reg.local")
+    ));
+    assert!(!realm_allowed(
+        "http://reg.local:81/token",
+        &only("reg.local:80")
+    ));
+    assert!(!realm_allowed("ftp://reg.local/token", &only("reg.local")));
+    assert!(!realm_allowed("/token", &only("reg.local")));
+    assert!(!realm_allowed("not a url", &only("reg.local")));
+}
+
+#[tokio::test]
+async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
+    // The registry (127.0.0.1:port) is plain HTTP by configuration; its challenge names a
+    // realm on another host name (localhost) that is not listed: refused before any request.
+    let reg =
+        TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
+    let registry = format!("127.0.0.1:{}", reg.port);
+    let only_registry = |h: &str| h == registry;
+    let e = manifest_digest(
+        &reg.image("present"),
+        Some(&auth("robot", "s3cret")),
+        &only_registry,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, RegistryError::InsecureRealm { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("http://localhost:")
+            && msg.contains("REGISTRY_INSECURE")
+            && !msg.contains("s3cret"),
+        "{msg}"
+    );
+    let seen = reg.requests.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the manifest HEAD, never the realm: {seen:#?}"
+    );
+    assert!(seen[0].starts_with("HEAD "), "{seen:#?}");
+    // Listed as insecure, the same realm is followed and the dance succeeds.
+    let with_realm = |h: &str| h == registry || h == format!("localhost:{}", reg.port);
+    assert_eq!(
+        manifest_digest(
+            &reg.image("present"),
+            Some(&auth("robot", "s3cret")),
+            &with_realm
+        )
+        .await
+        .unwrap(),
+        Some(DIGEST.to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_check_as_a_whole_is_bounded() {
+    // A registry that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            open.push(sock);
+        }
+    });
+    let image = ImageLocation::parse(&format!("127.0.0.1:{port}/a/b:c"), loopback).unwrap();
+    let e = check_within(&image, None, &loopback, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, RegistryError::Unreachable { reason, .. } if reason.contains("did not finish within 300ms")),
+        "{e}"
+    );
+    assert_eq!(CHECK_TIMEOUT, Duration::from_secs(30));
+    held.abort();
 }

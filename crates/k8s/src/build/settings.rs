@@ -28,12 +28,20 @@ pub const BUILD_CACHE: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_CACHE";
 pub const BUILD_CACHE_REPO: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_CACHE_REPO";
 /// A registry mirror for base images (Kaniko `--registry-mirror`).
 pub const REGISTRY_MIRROR: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_MIRROR";
+/// The image of the pusher container (crane).
+pub const PUSHER_IMAGE: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_PUSHER_IMAGE";
+/// An optional dockerconfigjson secret with base-image pull credentials, mounted into the
+/// builder (the only credentials a Dockerfile's `RUN` lines can read).
+pub const BUILDER_PULL_SECRET_NAME: &str =
+    "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_PULL_SECRET_NAME";
 
 /// Default Kaniko image: the maintained fork of osscontainertools (the original
 /// `GoogleContainerTools/kaniko` was archived in June 2025), pinned by version.
 pub const DEFAULT_KANIKO_IMAGE: &str = "docker.io/martizih/kaniko:v1.27.6";
 /// Default BuildKit image (rootless), pinned by version.
 pub const DEFAULT_BUILDKIT_IMAGE: &str = "docker.io/moby/buildkit:v0.29.0-rootless";
+/// Default pusher image: crane of go-containerregistry (distroless, runs as nonroot), pinned.
+pub const DEFAULT_PUSHER_IMAGE: &str = "gcr.io/go-containerregistry/crane:v0.20.6";
 /// Default build timeout.
 pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -92,6 +100,10 @@ pub struct BuildSettings {
     pub cache_repo: Option<String>,
     /// [`REGISTRY_MIRROR`].
     pub registry_mirror: Option<String>,
+    /// [`PUSHER_IMAGE`].
+    pub pusher_image: String,
+    /// [`BUILDER_PULL_SECRET_NAME`]: base-image pull credentials for the builder.
+    pub pull_secret_name: Option<String>,
 }
 
 impl Default for BuildSettings {
@@ -109,6 +121,8 @@ impl Default for BuildSettings {
             cache: false,
             cache_repo: None,
             registry_mirror: None,
+            pusher_image: DEFAULT_PUSHER_IMAGE.into(),
+            pull_secret_name: None,
         }
     }
 }
@@ -231,6 +245,10 @@ impl BuildSettings {
             cache,
             cache_repo: host_of(BUILD_CACHE_REPO)?,
             registry_mirror: host_of(REGISTRY_MIRROR)?,
+            pusher_image: get(PUSHER_IMAGE)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|| DEFAULT_PUSHER_IMAGE.into()),
+            pull_secret_name: get(BUILDER_PULL_SECRET_NAME).map(|s| s.trim().to_owned()),
         })
     }
 
@@ -348,8 +366,12 @@ mod tests {
                 "registry.ci.svc.cluster.local:5000, other:80",
             ),
             (BUILDER_EXTRA_ARGS, "--build-arg 'A=b c' --target=final"),
+            (PUSHER_IMAGE, "mirror.local/crane:1"),
+            (BUILDER_PULL_SECRET_NAME, " basecred "),
         ])
         .unwrap();
+        assert_eq!(s.pusher_image, "mirror.local/crane:1");
+        assert_eq!(s.pull_secret_name.as_deref(), Some("basecred"));
         assert_eq!(s.builder, Builder::BuildKit);
         assert_eq!(s.image, DEFAULT_BUILDKIT_IMAGE);
         assert_eq!(s.timeout, Duration::from_secs(90));

@@ -1,5 +1,5 @@
-//! Emulated builder pods: when a container's image is a configured Kaniko or BuildKit image,
-//! the kubelet does not run that image (it is not available offline, and Kaniko needs a real
+//! Emulated builder pods: when a container's image is a configured Kaniko, BuildKit or crane
+//! (the pusher) image, the kubelet does not run that image (it is not available offline, and Kaniko needs a real
 //! root filesystem); this runtime wrapper performs the build the way the builder would, from
 //! what the container really received:
 //!
@@ -7,8 +7,9 @@
 //!   the container with the builder's message and exit code 1);
 //! - its stdin (the gzipped tar of `--context=tar://stdin`, sent through `attach`; `stdinOnce`
 //!   closes it when the first attach session ends);
-//! - its volumes, seen through the pod's binds: the docker config projected from the registry
-//!   secret (`/kaniko/.docker/config.json`), an emptyDir holding a context, the termination
+//! - its volumes, seen through the pod's binds: the docker config projected from a registry
+//!   secret (`/kaniko/.docker/config.json`, the pusher's `$DOCKER_CONFIG`), an emptyDir holding
+//!   a context or the image tarball the builder writes and the pusher reads, the termination
 //!   log the digest is written to.
 //!
 //! The build and the push go through the Docker Engine; the build output is the container's
@@ -16,6 +17,7 @@
 //! other image goes to the wrapped runtime untouched.
 
 mod buildkit;
+mod crane;
 mod engine;
 mod fs;
 mod images;
@@ -23,7 +25,10 @@ mod kaniko;
 mod logbuf;
 mod process;
 
-pub use images::{BuilderImages, BuilderKind, DEFAULT_BUILDKIT_IMAGES, DEFAULT_KANIKO_IMAGES};
+pub use images::{
+    BuilderImages, BuilderKind, DEFAULT_BUILDKIT_IMAGES, DEFAULT_KANIKO_IMAGES,
+    DEFAULT_PUSHER_IMAGES,
+};
 pub(crate) use process::Process;
 
 use std::collections::HashMap;
@@ -290,6 +295,7 @@ impl ContainerRuntime for BuilderRuntime {
                 match me.kind {
                     BuilderKind::Kaniko => kaniko::run(process).await,
                     BuilderKind::BuildKit => buildkit::run(process).await,
+                    BuilderKind::Crane => crane::run(process).await,
                 }
             };
             let code = tokio::select! {

@@ -1,7 +1,8 @@
 //! The emulated BuildKit rootless image: `tar` (an init container unpacking the context from
 //! stdin into a volume) and `buildctl-daemonless.sh build …` (the rootless daemon's
 //! requirements checked on the pod: uid 1000, seccomp and AppArmor unconfined,
-//! `--oci-worker-no-process-sandbox`; the build and push through the engine; `--metadata-file`).
+//! `--oci-worker-no-process-sandbox`; the build and push through the engine, or the export of a
+//! docker-format tarball (`--output type=docker,dest=`); `--metadata-file`).
 
 use std::collections::HashMap;
 
@@ -269,16 +270,23 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         );
     };
     let output = b.outputs.first().map(|o| csv(o)).unwrap_or_default();
+    let kind = output.get("type").map(String::as_str);
+    let dest = output.get("dest").filter(|_| kind == Some("docker"));
     let Some(name) = output
         .get("name")
-        .filter(|_| output.get("type").map(String::as_str) == Some("image"))
+        .filter(|_| kind == Some("image") || dest.is_some())
     else {
         return fail(
             &p,
-            "error: kubesim emulates --output type=image,name=REF[,push=true] only",
+            "error: kubesim emulates --output type=image,name=REF[,push=true] and type=docker,name=REF,dest=FILE only",
         );
     };
-    let push = output.get("push").map(String::as_str) == Some("true");
+    if let Some(dest) = dest
+        && let Some((_, true)) = p.mounts.resolve(dest)
+    {
+        return fail(&p, &format!("error: open {dest}: read-only file system"));
+    }
+    let push = kind == Some("image") && output.get("push").map(String::as_str) == Some("true");
     let filename = b
         .opts
         .get("filename")
@@ -360,6 +368,30 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         }
         p.log
             .line(&format!("#3 pushing manifest for {name}@{digest} done"));
+    }
+    if let Some(dest) = dest {
+        p.log
+            .line(&format!("#3 exporting to docker image format {dest}"));
+        let saved = async {
+            engine::tag(&p.docker, &local, name).await?;
+            digest = engine::image_id(&p.docker, name).await?;
+            let host = p.host_path(dest)?;
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("{dest}: {e}"))?;
+            }
+            engine::save(&p.docker, &[name.as_str()], &host).await
+        }
+        .await;
+        engine::untag(&p.docker, name).await;
+        if let Err(e) = saved {
+            engine::untag(&p.docker, &local).await;
+            return fail(
+                &p,
+                &format!("error: failed to solve: exporting to {dest}: {e}"),
+            );
+        }
+        p.log
+            .line(&format!("#3 exporting to docker image format {dest} done"));
     }
     engine::untag(&p.docker, &local).await;
     if let Some(file) = &b.metadata_file {

@@ -209,6 +209,77 @@ pub async fn push(
     }
 }
 
+/// Writes `references` as one docker-format image tarball (`docker save`: `manifest.json` with
+/// the references as `RepoTags`, what Kaniko's `--tar-path` and BuildKit's `type=docker`
+/// write) to the host file `path`, streamed.
+pub async fn save(
+    docker: &Docker,
+    references: &[&str],
+    path: &std::path::Path,
+) -> Result<u64, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| format!("create {}: {e}", path.display()))?;
+    let mut stream = docker.export_images(references);
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| engine_message(&e))?;
+        n += chunk.len() as u64;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    file.flush().await.map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Loads a docker-format image tarball from the host file `path` (`docker load`, streamed);
+/// returns the references it loaded (`RepoTags`, else image IDs).
+pub async fn load(docker: &Docker, path: &std::path::Path) -> Result<Vec<String>, String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    let body = tokio_util::io::ReaderStream::new(file);
+    let mut stream = docker.import_image_stream(
+        bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        body,
+        None,
+    );
+    let mut loaded = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| engine_message(&e))?;
+        if let Some(d) = info.error_detail.and_then(|d| d.message) {
+            return Err(d);
+        }
+        for line in info.stream.iter().flat_map(|s| s.lines()) {
+            if let Some(r) = line
+                .strip_prefix("Loaded image: ")
+                .or_else(|| line.strip_prefix("Loaded image ID: "))
+            {
+                loaded.push(r.trim().to_string());
+            }
+        }
+    }
+    if loaded.is_empty() {
+        return Err(format!("{}: the tarball holds no image", path.display()));
+    }
+    Ok(loaded)
+}
+
+/// The engine's ID (config digest) of a local image.
+pub async fn image_id(docker: &Docker, reference: &str) -> Result<String, String> {
+    docker
+        .inspect_image(reference)
+        .await
+        .map_err(|e| engine_message(&e))?
+        .id
+        .ok_or_else(|| format!("{reference} has no ID"))
+}
+
 /// Removes a local tag (builders leave nothing behind on the node).
 pub async fn untag(docker: &Docker, reference: &str) {
     let _ = docker

@@ -10,6 +10,9 @@ pub const DEFAULT_KANIKO_IMAGES: [&str; 2] = [
 ];
 /// Default BuildKit images the kubelet emulates.
 pub const DEFAULT_BUILDKIT_IMAGES: [&str; 1] = ["docker.io/moby/buildkit:v0.29.0-rootless"];
+/// Default pusher images the kubelet emulates (crane; keep the first in step with the k8s
+/// hook's default pusher image).
+pub const DEFAULT_PUSHER_IMAGES: [&str; 1] = ["gcr.io/go-containerregistry/crane:v0.20.6"];
 /// Which images are builders (configured in `SimConfig::builders`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -21,6 +24,9 @@ pub struct BuilderImages {
     /// containers).
     #[serde(default = "default_buildkit")]
     pub buildkit: Vec<String>,
+    /// Images run as an emulated `crane` (the pusher of the builder pods).
+    #[serde(default = "default_pusher")]
+    pub crane: Vec<String>,
 }
 
 fn default_kaniko() -> Vec<String> {
@@ -36,11 +42,19 @@ fn default_buildkit() -> Vec<String> {
         .collect()
 }
 
+fn default_pusher() -> Vec<String> {
+    DEFAULT_PUSHER_IMAGES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 impl Default for BuilderImages {
     fn default() -> Self {
         Self {
             kaniko: default_kaniko(),
             buildkit: default_buildkit(),
+            crane: default_pusher(),
         }
     }
 }
@@ -61,6 +75,8 @@ pub enum BuilderKind {
     Kaniko,
     /// BuildKit rootless.
     BuildKit,
+    /// crane (go-containerregistry), the pusher.
+    Crane,
 }
 
 impl BuilderImages {
@@ -71,6 +87,8 @@ impl BuilderImages {
             Some(BuilderKind::Kaniko)
         } else if self.buildkit.iter().any(|k| normalize_image(k) == n) {
             Some(BuilderKind::BuildKit)
+        } else if self.crane.iter().any(|k| normalize_image(k) == n) {
+            Some(BuilderKind::Crane)
         } else {
             None
         }
@@ -101,6 +119,10 @@ mod tests {
             Some(BuilderKind::BuildKit)
         );
         assert_eq!(b.kind_of("martizih/kaniko:v1.27.5"), None);
+        assert_eq!(
+            b.kind_of("gcr.io/go-containerregistry/crane:v0.20.6"),
+            Some(BuilderKind::Crane)
+        );
         let c: BuilderImages = serde_yaml_ng::from_str("kaniko: [my/kaniko:1]").unwrap();
         assert_eq!(c.kind_of("my/kaniko:1"), Some(BuilderKind::Kaniko));
         assert_eq!(c.buildkit, default_buildkit());

@@ -1,6 +1,8 @@
 //! The emulated Kaniko executor: its command line (cobra/pflag rules and messages), the
-//! `tar://stdin` and `dir://` contexts, the Dockerfile lookup, the build, the push with
-//! `/kaniko/.docker/config.json`, and `--digest-file`.
+//! `tar://stdin` and `dir://` contexts, the Dockerfile lookup, the build (base images pulled
+//! with `/kaniko/.docker/config.json`), `--tar-path` (the image as a docker-format tarball on
+//! a volume), `--no-push` or the push with the same config, and `--digest-file` (the pushed
+//! digest; with `--no-push`, the local image ID).
 
 use std::collections::HashMap;
 
@@ -325,7 +327,36 @@ pub async fn run(mut p: Process) -> i64 {
     }
     let mut digest = String::new();
     let result = async {
+        if let Some(tar_path) = flags.one("tar-path") {
+            // Kaniko's DoPush: the tarball names the image after the destinations.
+            if destinations.is_empty() {
+                return Err(
+                    "must provide at least one destination when tarPath is specified".to_string(),
+                );
+            }
+            if let Some((_, true)) = p.mounts.resolve(tar_path) {
+                return Err(format!("open {tar_path}: read-only file system"));
+            }
+            for dest in &destinations {
+                if dest != &local {
+                    engine::tag(&p.docker, &local, dest).await?;
+                }
+            }
+            let host = p.host_path(tar_path)?;
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("{tar_path}: {e}"))?;
+            }
+            let refs: Vec<&str> = destinations.iter().map(String::as_str).collect();
+            let size = engine::save(&p.docker, &refs, &host).await?;
+            info(
+                &p,
+                started,
+                &format!("Wrote the image to the tarball {tar_path} ({size} bytes)"),
+            );
+        }
         if flags.on("no-push") {
+            // Nothing pushed: the digest file gets the local image's ID.
+            digest = engine::image_id(&p.docker, &local).await?;
             info(
                 &p,
                 started,
