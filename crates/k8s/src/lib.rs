@@ -11,6 +11,7 @@ mod cleanup;
 mod client;
 mod container_step;
 mod copy;
+mod detached;
 mod error;
 mod exec;
 mod joblog;
@@ -32,6 +33,8 @@ mod wait;
 
 #[cfg(test)]
 mod assess_tests;
+#[cfg(test)]
+mod detached_tests;
 #[cfg(test)]
 mod exec_tests;
 #[cfg(test)]
