@@ -18,7 +18,8 @@ struct Cli {}
 fn main() -> ExitCode {
     Cli::parse();
     let env = |k: &str| std::env::var(k).ok();
-    hooklib::main_with(&LogSettings::from_lookup(env), |_cancel| {
-        container_hooks_k8s::Settings::from_lookup(env).map(container_hooks_k8s::K8sHook::new)
+    hooklib::main_with(&LogSettings::from_lookup(env), |cancel| {
+        container_hooks_k8s::Settings::from_lookup(env)
+            .map(|settings| container_hooks_k8s::K8sHook::new(settings, cancel))
     })
 }

@@ -14,6 +14,11 @@ pub fn warning(text: &str) {
     eprintln!("::warning::{}", escape(text));
 }
 
+/// Prints an `::error::` line (for what the step's own exit code cannot say, e.g. an OOM kill).
+pub fn error(text: &str) {
+    eprintln!("::error::{}", escape(text));
+}
+
 /// Prints a plain line.
 pub fn info(text: &str) {
     eprintln!("{text}");

@@ -2,7 +2,8 @@
 //!
 //! `prepare_job` creates the job pod (job container, services, an `fs-init` init container for
 //! the runner's `externals`) and, in copy mode, streams the runner's `_work` into it;
-//! `run_script_step` runs each step over exec; `run_container_step` runs an action image in
+//! `run_script_step` runs each step detached in the job container and follows its output over
+//! exec, resuming across dropped connections; `run_container_step` runs an action image in
 //! its own pod; `cleanup_job` deletes everything labelled with the runner pod. See
 //! `docs/k8s.md`.
 
@@ -24,6 +25,7 @@ mod prepare;
 mod rbac;
 mod retry;
 mod script;
+mod script_run;
 mod script_step;
 mod secrets;
 mod settings;
@@ -43,10 +45,13 @@ mod snapshot_tests;
 pub use build::{BuildError, BuildSettings, Builder};
 pub use error::Error;
 pub use rbac::{BUILD_REQUIRED as BUILD_PERMISSIONS, Permission, REQUIRED as REQUIRED_PERMISSIONS};
-pub use settings::{ClusterSource, Heartbeat, Settings, SettingsError, TEMPLATE_PATCH_VAR};
+pub use settings::{
+    ClusterSource, DEFAULT_RESUME_TIMEOUT, Heartbeat, RESUME_TIMEOUT_VAR, Settings, SettingsError,
+    TEMPLATE_PATCH_VAR,
+};
 
 use hooklib::{
-    ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
+    Cancel, ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
 
 /// What the Kubernetes hook remembers between commands.
@@ -67,17 +72,24 @@ pub struct State {
 #[derive(Debug)]
 pub struct K8sHook {
     settings: Settings,
+    cancel: Cancel,
 }
 
 impl K8sHook {
-    /// A hook with these settings. Connects to the cluster per command.
-    pub fn new(settings: Settings) -> Self {
-        Self { settings }
+    /// A hook with these settings, stopping what it runs when `cancel` fires (the runner's
+    /// SIGINT/SIGTERM, see [`hooklib::main_with`]). Connects to the cluster per command.
+    pub fn new(settings: Settings, cancel: Cancel) -> Self {
+        Self { settings, cancel }
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The cancellation request of this invocation.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
     }
 
     async fn cluster(&self) -> Result<objects::Cluster, Error> {

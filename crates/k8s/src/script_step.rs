@@ -1,16 +1,16 @@
-//! `run_script_step`: bring `_temp` into the job pod (copy mode), run the step over exec with
-//! its output streamed live, bring the file commands back.
+//! `run_script_step`: bring `_temp` into the job pod (copy mode), run the step detached in the
+//! job container and follow its output live (`script_run.rs`), bring the file commands back.
+//! A cancellation stops whichever phase runs; a started step is stopped in the pod.
 
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
-use crate::exec::{self, Sink};
 use crate::joblog::Group;
 use crate::mounts::WORK_MOUNT;
 use crate::names::JOB_CONTAINER;
 use crate::objects::Cluster;
 use crate::prepare::NOT_COPIED;
 use crate::tarball::Source;
-use crate::{K8sHook, State, script};
+use crate::{K8sHook, State, script, script_run};
 use hooklib::{RunScriptStepArgs, StepOutcome};
 use std::path::Path;
 
@@ -32,7 +32,11 @@ pub async fn run_script_step(
     let file_name = format!("k8s-hook-{}.sh", uuid::Uuid::new_v4().simple());
     let host_script = temp.join(&file_name);
     write_script(&host_script, &script)?;
-    let result = run(hook, &pod, &file_name, &temp).await;
+    let id = file_name
+        .trim_start_matches("k8s-hook-")
+        .trim_end_matches(".sh")
+        .to_owned();
+    let result = run(hook, &pod, &id, &file_name, &temp).await;
     let _ = std::fs::remove_file(&host_script);
     result.map(StepOutcome::exited)
 }
@@ -48,8 +52,15 @@ fn write_script(path: &Path, script: &str) -> Result<(), Error> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io)
 }
 
-async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<i32, Error> {
-    let cluster = hook.cluster().await?;
+async fn run(
+    hook: &K8sHook,
+    pod: &str,
+    id: &str,
+    file_name: &str,
+    temp: &Path,
+) -> Result<i32, Error> {
+    let cancel = hook.cancel();
+    let cluster = cancellable(cancel, hook.cluster()).await??;
     let copy_mode = !hook.settings.volume_mode();
     let job = Endpoint {
         namespace: &cluster.namespace,
@@ -58,26 +69,41 @@ async fn run(hook: &K8sHook, pod: &str, file_name: &str, temp: &Path) -> Result<
     };
     if copy_mode {
         let group = Group::start("Copying _temp into the job pod");
-        let report = copy::to_pod(
-            &cluster.client,
-            cluster.heartbeat,
-            job,
-            "the runner's _temp",
-            vec![temp_source(temp)],
-            WORK_MOUNT,
+        let report = cancellable(
+            cancel,
+            copy::to_pod(
+                &cluster.client,
+                cluster.heartbeat,
+                job,
+                "the runner's _temp",
+                vec![temp_source(temp)],
+                WORK_MOUNT,
+            ),
         )
-        .await?;
+        .await??;
         eprintln!("{report}");
         group.end();
     }
-    let code = exec_step(&cluster, pod, file_name).await?;
+    let code = exec_step(hook, &cluster, pod, id, file_name).await?;
     if copy_mode {
         let group = Group::start("Copying the step's file commands back");
-        let report = copy_file_commands_back(&cluster, job, temp).await?;
+        let report = cancellable(cancel, copy_file_commands_back(&cluster, job, temp)).await??;
         eprintln!("{report}");
         group.end();
     }
     Ok(code)
+}
+
+/// `work`, unless the runner cancels first (then [`Error::Cancelled`]: nothing of the step
+/// runs in the pod during these phases, so there is nothing to stop).
+async fn cancellable<T>(
+    cancel: &hooklib::Cancel,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::select! {
+        v = work => Ok(v),
+        () = cancel.cancelled() => Err(Error::Cancelled),
+    }
 }
 
 /// `_temp` as an archive source (without the runner's hook responses).
@@ -111,27 +137,19 @@ pub async fn copy_file_commands_back(
     .await?)
 }
 
-async fn exec_step(cluster: &Cluster, pod: &str, file_name: &str) -> Result<i32, Error> {
-    let cmd = exec::Command {
-        namespace: &cluster.namespace,
+async fn exec_step(
+    hook: &K8sHook,
+    cluster: &Cluster,
+    pod: &str,
+    id: &str,
+    file_name: &str,
+) -> Result<i32, Error> {
+    let script = format!("{WORK_MOUNT}/_temp/{file_name}");
+    let target = script_run::Target {
+        cluster,
         pod,
-        container: JOB_CONTAINER,
-        argv: vec![
-            "sh".into(),
-            "-e".into(),
-            format!("{WORK_MOUNT}/_temp/{file_name}"),
-        ],
+        id,
+        script: &script,
     };
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    let code = exec::run(
-        &cluster.client,
-        cluster.heartbeat,
-        &cmd,
-        None,
-        &mut Sink::Writer(&mut stdout),
-        &mut Sink::Writer(&mut stderr),
-    )
-    .await?;
-    Ok(code)
+    script_run::run(target, hook.settings.resume_timeout, hook.cancel()).await
 }
