@@ -20,8 +20,13 @@
 /// restart of the job container), else in the container's own `/tmp`.
 pub const BASES: [&str; 2] = ["/__w/.k8s-hook-steps", "/tmp/.k8s-hook-steps"];
 
-/// `$0` of the hook's programs in the job container (visible in `ps`).
-pub const ARGV0: &str = "k8s-hook-step";
+/// `$0` of the follower in the job container (visible in `ps`; kubesim's stream-drop knob
+/// matches it in tests).
+pub const FOLLOWER: &str = "k8s-hook-step-follow";
+/// `$0` of the program that stops a step.
+pub const STOPPER: &str = "k8s-hook-step-stop";
+/// `$0` of the shell that waits for a detached step and writes its exit code.
+pub const WAITER: &str = "k8s-hook-step";
 
 /// Starts the step unless it was started, then follows it.
 ///
@@ -48,7 +53,7 @@ if [ -z "$d" ] && [ "$mode" = start ]; then
       for f in "$b"/*; do [ "$f" != "$d" ] && { [ -f "$f/exit" ] || [ ! -f "$f/out" ]; } && rm -rf "$f"; done
       true >"$d/out" && true >"$d/err" || lost "cannot create the step's log files in $d"
       if command -v setsid >/dev/null 2>&1; then g=group; set -- setsid; else g=tree; set --; fi
-      "$@" sh -c 'sh -e "$1" >>"$2/out" 2>>"$2/err" </dev/null; echo $? >"$2/exit"' "$0" "$s" "$d" </dev/null >/dev/null 2>&1 &
+      "$@" sh -c 'sh -e "$1" >>"$2/out" 2>>"$2/err" </dev/null; echo $? >"$2/exit"' @WAITER@ "$s" "$d" </dev/null >/dev/null 2>&1 &
       stat $! || t=0
       echo "$! $g $t" >"$d/pid"
       started=started
@@ -147,8 +152,13 @@ exec sh -e "$s"
 "#;
 
 /// The argv of `program` with these arguments and candidate bases.
-fn sh(program: &str, args: impl IntoIterator<Item = String>, bases: &[&str]) -> Vec<String> {
-    let mut argv = vec!["sh".into(), "-c".into(), program.into(), ARGV0.into()];
+fn sh(
+    program: &str,
+    argv0: &str,
+    args: impl IntoIterator<Item = String>,
+    bases: &[&str],
+) -> Vec<String> {
+    let mut argv = vec!["sh".into(), "-c".into(), program.into(), argv0.into()];
     argv.extend(args);
     argv.extend(bases.iter().map(|b| (*b).to_owned()));
     argv
@@ -192,7 +202,8 @@ pub(crate) fn follow_argv_in(f: &Follow<'_>, bases: &[&str]) -> Vec<String> {
     };
     let args = [f.id, f.script, f.nonce, mode].map(str::to_owned);
     let offsets = [f.out.to_string(), f.err.to_string()];
-    sh(FOLLOW, args.into_iter().chain(offsets), bases)
+    let program = FOLLOW.replace("@WAITER@", WAITER);
+    sh(&program, FOLLOWER, args.into_iter().chain(offsets), bases)
 }
 
 /// The argv that stops step `id`; it prints one line saying what it did.
@@ -201,7 +212,7 @@ pub fn stop_argv(id: &str) -> Vec<String> {
 }
 
 pub(crate) fn stop_argv_in(id: &str, bases: &[&str]) -> Vec<String> {
-    sh(STOP, [id.to_owned()], bases)
+    sh(STOP, STOPPER, [id.to_owned()], bases)
 }
 
 /// The argv of an attached step (no resuming).
@@ -210,7 +221,7 @@ pub fn attached_argv(id: &str, script: &str) -> Vec<String> {
 }
 
 pub(crate) fn attached_argv_in(id: &str, script: &str, bases: &[&str]) -> Vec<String> {
-    sh(ATTACHED, [id.to_owned(), script.to_owned()], bases)
+    sh(ATTACHED, WAITER, [id.to_owned(), script.to_owned()], bases)
 }
 
 /// How a step ended, as its follower reported it.

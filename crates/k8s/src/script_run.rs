@@ -113,10 +113,29 @@ pub struct Target<'a> {
     pub script: &'a str,
 }
 
-/// Runs the step and returns its exit code; `resume` is the resume timeout (zero: attached).
-pub async fn run(t: Target<'_>, resume: Duration, cancel: &Cancel) -> Result<i32, Error> {
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this code.
+    Exited(i32),
+    /// The job container died under it (exit code 137, the reason is in the job log).
+    Killed,
+}
+
+impl Ended {
+    /// The step's exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Exited(code) => code,
+            Self::Killed => 137,
+        }
+    }
+}
+
+/// Runs the step; `resume` is the resume timeout (zero: attached).
+pub async fn run(t: Target<'_>, resume: Duration, cancel: &Cancel) -> Result<Ended, Error> {
     if resume.is_zero() {
-        attached(t, cancel).await
+        attached(t, cancel).await.map(Ended::Exited)
     } else {
         follow(t, resume, cancel).await
     }
@@ -175,7 +194,7 @@ struct Attempt {
     complaint: String,
 }
 
-async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<i32, Error> {
+async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<Ended, Error> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let mut out = Counted::new(tokio::io::stdout());
     let mut err = Counted::new(tokio::io::stderr());
@@ -221,7 +240,7 @@ async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<i32,
                         .into());
                     }
                 }
-                return Ok(code);
+                return Ok(Ended::Exited(code));
             }
             Some(End::Lost(reason)) => {
                 let verdict = tokio::select! {
@@ -352,9 +371,9 @@ async fn follow_once(
     }
 }
 
-fn killed(why: &str) -> Result<i32, Error> {
+fn killed(why: &str) -> Result<Ended, Error> {
     joblog::error(&format!("{why}: the step is reported with exit code 137"));
-    Ok(137)
+    Ok(Ended::Killed)
 }
 
 fn gone(t: Target<'_>, why: String) -> Error {

@@ -84,14 +84,22 @@ async fn run(
         eprintln!("{report}");
         group.end();
     }
-    let code = exec_step(hook, &cluster, pod, id, file_name).await?;
+    let ended = exec_step(hook, &cluster, pod, id, file_name).await?;
     if copy_mode {
         let group = Group::start("Copying the step's file commands back");
-        let report = cancellable(cancel, copy_file_commands_back(&cluster, job, temp)).await??;
-        eprintln!("{report}");
+        let copied = cancellable(cancel, copy_file_commands_back(&cluster, job, temp)).await?;
+        match (copied, ended) {
+            (Ok(report), _) => eprintln!("{report}"),
+            // The job container died under the step: what it wrote is out of reach, and the
+            // step already failed with the reason.
+            (Err(e), script_run::Ended::Killed) => {
+                crate::joblog::warning(&format!("the step's file commands are lost: {e}"));
+            }
+            (Err(e), script_run::Ended::Exited(_)) => return Err(e),
+        }
         group.end();
     }
-    Ok(code)
+    Ok(ended.code())
 }
 
 /// `work`, unless the runner cancels first (then [`Error::Cancelled`]: nothing of the step
@@ -143,7 +151,7 @@ async fn exec_step(
     pod: &str,
     id: &str,
     file_name: &str,
-) -> Result<i32, Error> {
+) -> Result<script_run::Ended, Error> {
     let script = format!("{WORK_MOUNT}/_temp/{file_name}");
     let target = script_run::Target {
         cluster,
