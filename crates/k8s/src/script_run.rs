@@ -147,17 +147,18 @@ async fn attached(t: Target<'_>, cancel: &Cancel) -> Result<i32, Error> {
     let mut stderr = tokio::io::stderr();
     let mut out = Sink::Writer(&mut stdout);
     let mut err = Sink::Writer(&mut stderr);
-    let exec = exec::run(
-        &t.cluster.client,
-        t.cluster.heartbeat,
-        &cmd,
-        None,
-        &mut out,
-        &mut err,
-    );
-    tokio::select! {
-        r = exec => Ok(r?),
-        () = cancel.cancelled() => Err(stop(t).await),
+    let done = tokio::select! {
+        r = exec::run(&t.cluster.client, t.cluster.heartbeat, &cmd, None, &mut out, &mut err) => Some(r),
+        () = cancel.cancelled() => None,
+    };
+    match done {
+        Some(r) => Ok(r?),
+        None => {
+            // What the step printed before the signal still reaches the log.
+            let _ = stdout.flush().await;
+            let _ = stderr.flush().await;
+            Err(stop(t).await)
+        }
     }
 }
 
@@ -212,10 +213,15 @@ async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<Ende
             err: err.count,
         };
         let before = (out.count, err.count);
-        let once = follow_once(t, detached::follow_argv(&f), &nonce, &mut out, &mut err);
+        let argv = detached::follow_argv(&f);
         let a = tokio::select! {
-            a = once => a,
-            () = cancel.cancelled() => return Err(stop(t).await),
+            a = follow_once(t, argv, &nonce, &mut out, &mut err) => a,
+            () = cancel.cancelled() => {
+                // What the step printed before the signal still reaches the log.
+                let _ = out.flush().await;
+                let _ = err.flush().await;
+                return Err(stop(t).await);
+            }
         };
         if a.following {
             mode = Mode::Follow;
