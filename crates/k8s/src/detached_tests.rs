@@ -463,3 +463,22 @@ fn the_scanner_keeps_complaints_and_lost_tags() {
     s.feed(b"!", &mut err);
     assert_eq!(err, b"abc\0k8s!");
 }
+
+#[test]
+fn snapshot_of_the_programs() {
+    let f = Follow {
+        id: "0123abcd",
+        script: "/__w/_temp/k8s-hook-0123abcd.sh",
+        nonce: "feedbeef",
+        mode: Mode::Start,
+        out: 0,
+        err: 42,
+    };
+    let show = |argv: Vec<String>| argv.join("\n--- next argument ---\n");
+    insta::assert_snapshot!("follow", show(detached::follow_argv(&f)));
+    insta::assert_snapshot!("stop", show(detached::stop_argv("0123abcd")));
+    insta::assert_snapshot!(
+        "attached",
+        show(detached::attached_argv("0123abcd", f.script))
+    );
+}
