@@ -4,8 +4,10 @@
 //!
 //! A step lives in `<base>/<id>/` (the first writable of [`BASES`]): `out` and `err` (the
 //! step's stdout and stderr, kept apart), `pid` (`<pid> group|tree <start time>`), `exit` (the
-//! exit code, written in one `write` when the step ends) and `follower` (the PID of the newest
-//! follower; older ones stop). Starting is idempotent: only the exec whose `mkdir <id>` succeeds
+//! exit code, written in one `write` when the step ends), `follower` (the PID of the newest
+//! follower; older ones stop) and each follower's `dd` statistics (`.o<pid>`, `.e<pid>`: their
+//! first line says whether the last copy moved anything, so a follower that keeps finding data
+//! does not sleep). Starting is idempotent: only the exec whose `mkdir <id>` succeeds
 //! starts the step, so a retried start never runs it twice.
 //!
 //! A follower writes the step's stdout on its stdout and the step's stderr on its stderr, each
@@ -38,6 +40,13 @@ lost() { tag end "lost $*"; exit 0; }
 nap() { sleep "$w" 2>/dev/null || { w=1; sleep 1; }; }
 slower() { case $w in 0.01) w=0.02;; 0.02) w=0.05;; 0.05) w=0.1;; 0.1) w=0.2;; esac; }
 stat() { l=; read -r l 2>/dev/null <"/proc/$1/stat" || return 1; set -- ${l##*") "}; st=$1; shift 19; t=$1; }
+send() {
+  dd bs=131072 <&3 2>"$d/.o$$" && dd bs=131072 <&4 >&2 2>"$d/.e$$"
+}
+moved() {
+  a= b=; read -r a _ 2>/dev/null <"$d/.o$$"; read -r b _ 2>/dev/null <"$d/.e$$"
+  [ "$a$b" != 0+00+0 ]
+}
 alive() {
   if stat "$p"; then case $st in Z*|X*) return 1;; esac; [ "$ts" = 0 ] || [ "$t" = "$ts" ]; return; fi
   [ -d /proc/self ] && return 1
@@ -72,16 +81,15 @@ tag follow "$started"
 w=0.01 i=0
 while :; do
   if [ -s "$d/exit" ]; then
-    cat <&3 || exit 0
-    cat <&4 >&2 || exit 0
+    send || exit 0
     read -r c <"$d/exit"
     [ "$started" = started ] && wait
     tag end "exit $c $(wc -c <"$d/out") $(wc -c <"$d/err")"
     exit 0
   fi
   f=; read -r f 2>/dev/null <"$d/follower"; [ "$f" = $$ ] || exit 0
-  cat <&3 || exit 0
-  cat <&4 >&2 || exit 0
+  send || exit 0
+  if moved; then w=0.01; continue; fi
   if read -r p g ts 2>/dev/null <"$d/pid"; then
     alive || { [ -s "$d/exit" ] && continue; lost "the step's process $p ended without an exit status (the container was restarted or the process was killed)"; }
   else

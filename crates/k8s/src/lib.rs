@@ -15,6 +15,7 @@ mod copy;
 mod detached;
 mod error;
 mod exec;
+mod fate;
 mod joblog;
 mod mounts;
 mod names;
