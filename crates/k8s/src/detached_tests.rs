@@ -194,6 +194,7 @@ fn a_step_runs_once_and_its_streams_and_exit_code_come_back() {
         let first = shell.run(&step.follow(Mode::Start, 0, 0));
         let ctx = format!("{}: {first:?}", shell.name);
         assert_eq!(first.following.as_deref(), Some("started"), "{ctx}");
+        assert_eq!(first.complaint, "", "the follower says nothing of its own: {ctx}");
         assert_eq!(first.out, b"out1\nout2\n", "{ctx}");
         assert_eq!(first.err, b"err1\nnul\0err2", "{ctx}");
         assert_eq!(
