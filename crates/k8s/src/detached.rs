@@ -38,8 +38,9 @@ const FOLLOW: &str = r#"id=$1 s=$2 n=$3 mode=$4 oo=$5 eo=$6; shift 6; bases="$*"
 tag() { printf '\000k8s-hook-step-%s %s %s\n' "$1" "$n" "$2" >&2; }
 lost() { tag end "lost $*"; exit 0; }
 nap() { sleep "$w" 2>/dev/null || { w=1; sleep 1; }; }
-slower() { case $w in 0.01) w=0.02;; 0.02) w=0.05;; 0.05) w=0.1;; 0.1) w=0.2;; esac; }
+slower() { case $w in 0.005) w=0.01;; 0.01) w=0.02;; 0.02) w=0.05;; 0.05) w=0.1;; 0.1) w=0.2;; esac; }
 stat() { l=; read -r l 2>/dev/null <"/proc/$1/stat" || return 1; set -- ${l##*") "}; st=$1; shift 19; t=$1; }
+size() { set -- $(ls -ln "$1"); echo "$5"; }
 send() {
   dd bs=131072 <&3 2>"$d/.o$$" && dd bs=131072 <&4 >&2 2>"$d/.e$$"
 }
@@ -78,18 +79,18 @@ if [ "$oo" -gt 0 ]; then dd bs=1 skip="$oo" count=0 <&3 2>/dev/null || lost "can
 if [ "$eo" -gt 0 ]; then dd bs=1 skip="$eo" count=0 <&4 2>/dev/null || lost "cannot seek the step's stderr to byte $eo"; fi
 echo $$ >"$d/follower"
 tag follow "$started"
-w=0.01 i=0
+w=0.005 i=0
 while :; do
   if [ -s "$d/exit" ]; then
     send || exit 0
     read -r c <"$d/exit"
     [ "$started" = started ] && wait
-    tag end "exit $c $(wc -c <"$d/out") $(wc -c <"$d/err")"
+    tag end "exit $c $(size "$d/out") $(size "$d/err")"
     exit 0
   fi
   f=; read -r f 2>/dev/null <"$d/follower"; [ "$f" = $$ ] || exit 0
   send || exit 0
-  if moved; then w=0.01; continue; fi
+  if moved; then w=0.005; continue; fi
   if read -r p g ts 2>/dev/null <"$d/pid"; then
     alive || { [ -s "$d/exit" ] && continue; lost "the step's process $p ended without an exit status (the container was restarted or the process was killed)"; }
   else
