@@ -169,7 +169,10 @@ fn the_job_pod_deleted_under_a_step_is_a_clear_error() {
         let pods: Api<Pod> = Api::namespaced(runner.client.clone(), &runner.ns);
         rt().block_on(pods.delete(&pod, &DeleteParams::default()))
             .unwrap();
-        step.join().unwrap()
+        let deleted = std::time::Instant::now();
+        let run = step.join().unwrap();
+        eprintln!("the hook failed {:?} after the deletion", deleted.elapsed());
+        run
     });
     assert_eq!(run.code, 1, "never a success: {run:#?}");
     let errors = run.errors();

@@ -2,7 +2,56 @@
 //! under the step (OOM kill, eviction, the container terminated or restarted), or nothing wrong.
 
 use crate::names::JOB_CONTAINER;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use kube::Api;
+use kube::api::{WatchEvent, WatchParams};
+use std::time::Duration;
+
+/// Watches the job pod while a step runs; resolves only when the pod is going away or the job
+/// container died (a deletion with a grace period keeps the container, and so the step's
+/// stream, alive for that long: the watch says so at once). Never resolves without RBAC to
+/// watch pods, or while the API server is unreachable (the follower's own failures cover that).
+pub async fn watch(pods: &Api<Pod>, name: &str) -> Verdict {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let mut version = "0".to_owned();
+    loop {
+        match pods.watch(&params, &version).await {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
+                            if let Some(rv) = &pod.metadata.resource_version {
+                                version.clone_from(rv);
+                            }
+                            match verdict(Some(&pod), name, false) {
+                                Verdict::Alive => {}
+                                other => return other,
+                            }
+                        }
+                        Ok(WatchEvent::Deleted(_)) => {
+                            return Verdict::Gone("it was deleted".into());
+                        }
+                        Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
+                        Ok(WatchEvent::Error(_)) | Err(_) => {
+                            version = "0".into();
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
+                tracing::debug!("cannot watch the job pod: {}", s.message);
+                return std::future::pending().await;
+            }
+            Err(e) => tracing::debug!("cannot watch the job pod: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
 
 /// What the job pod says about a step that stopped answering.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@
 use crate::detached::{self, End, Follow, Mode, Scanner};
 use crate::error::Error;
 use crate::exec::{self, ExecError, Sink};
-use crate::fate::{Verdict, verdict};
+use crate::fate::{self, Verdict, verdict};
 use crate::joblog;
 use crate::names::JOB_CONTAINER;
 use crate::objects::Cluster;
@@ -203,6 +203,8 @@ async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<Ende
     let mut attempt = 0u32;
     let mut bare_exits = 0u32;
     let mut down_since: Option<Instant> = None;
+    let fate = fate::watch(&t.cluster.pods, t.pod);
+    tokio::pin!(fate);
     loop {
         let f = Follow {
             id: t.id,
@@ -221,6 +223,11 @@ async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<Ende
                 let _ = out.flush().await;
                 let _ = err.flush().await;
                 return Err(stop(t).await);
+            }
+            v = &mut fate => {
+                let _ = out.flush().await;
+                let _ = err.flush().await;
+                return judged(t, v);
             }
         };
         if a.following {
@@ -328,6 +335,7 @@ async fn follow(t: Target<'_>, budget: Duration, cancel: &Cancel) -> Result<Ende
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = cancel.cancelled() => return Err(stop(t).await),
+            v = &mut fate => return judged(t, v),
         }
     }
 }
@@ -374,6 +382,19 @@ async fn follow_once(
         following: scanner.following().is_some(),
         end: scanner.end().cloned(),
         complaint: scanner.complaint(),
+    }
+}
+
+/// The end of a step whose pod the watch judged.
+fn judged(t: Target<'_>, v: Verdict) -> Result<Ended, Error> {
+    match v {
+        Verdict::Killed(why) => killed(&why),
+        Verdict::Gone(why) => Err(gone(t, why)),
+        Verdict::Alive => Err(StepError::Lost {
+            pod: t.pod.into(),
+            reason: "the pod watch ended".into(),
+        }
+        .into()),
     }
 }
 
