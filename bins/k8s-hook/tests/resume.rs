@@ -171,7 +171,11 @@ fn the_job_pod_deleted_under_a_step_is_a_clear_error() {
             .unwrap();
         let deleted = std::time::Instant::now();
         let run = step.join().unwrap();
-        eprintln!("the hook failed {:?} after the deletion", deleted.elapsed());
+        let after = deleted.elapsed();
+        eprintln!("the hook failed {after:?} after the deletion");
+        // Liveness, not timing: the job container lives on for the pod's 30 s grace period, so
+        // only the hook's watch of the pod can end the step well before that.
+        assert!(after < std::time::Duration::from_secs(20), "{after:?}");
         run
     });
     assert_eq!(run.code, 1, "never a success: {run:#?}");
@@ -183,11 +187,6 @@ fn the_job_pod_deleted_under_a_step_is_a_clear_error() {
         errors[0]
     );
     assert!(!run.stdout.contains("never"));
-    // Liveness only: the hook did not wait for the step's 300 s, nor for the resume budget.
-    assert!(
-        run.elapsed < std::time::Duration::from_secs(120),
-        "{run:#?}"
-    );
 }
 
 fn killed_under_a_step(mode: KillMode, test: &str) -> (Run, String) {
