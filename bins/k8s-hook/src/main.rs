@@ -36,7 +36,8 @@ fn main() -> ExitCode {
             _ => None,
         })
     };
-    hooklib::main_with(&LogSettings::from_lookup(env), |_cancel| {
-        container_hooks_k8s::Settings::from_lookup(env).map(container_hooks_k8s::K8sHook::new)
+    hooklib::main_with(&LogSettings::from_lookup(env), |cancel| {
+        container_hooks_k8s::Settings::from_lookup(env)
+            .map(|settings| container_hooks_k8s::K8sHook::new(settings, cancel))
     })
 }

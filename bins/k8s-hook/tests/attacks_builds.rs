@@ -217,7 +217,6 @@ fn base_images_need_the_separate_pull_secret() {
 }
 
 #[test]
-#[ignore = "needs K8sHook to hand its hooklib::Cancel to run_dockerfile_step (container_step.rs passes Cancel::new() until the cancellation wiring lands)"]
 fn a_cancelled_build_deletes_its_builder_pod() {
     let runner = runner("atk-cancel");
     let action = Action::write(&runner, "acme", "slow", "v1", "x");

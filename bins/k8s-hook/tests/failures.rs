@@ -135,7 +135,12 @@ fn bursts_of_500_and_429_are_survived() {
 
 #[test]
 fn a_dropped_exec_connection_fails_the_step() {
-    let runner = Runner::new("drop");
+    let mut runner = Runner::new("drop");
+    // Resuming off: the step runs attached to one exec stream (tests/resume.rs covers resuming).
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_RESUME_TIMEOUT_SECONDS".into(),
+        "0".into(),
+    ));
     let (run, state) = runner.prepare(Some(busybox_job()), vec![]);
     run.ok();
     // Every stream of this namespace is cut after 100 kB of output: the copies stay below it,
@@ -145,6 +150,7 @@ fn a_dropped_exec_connection_fails_the_step() {
         after_bytes: Some(100_000),
         after_millis: None,
         count: None,
+        command: None,
     });
     let step = runner.script(
         &state,

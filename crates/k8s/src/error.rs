@@ -85,6 +85,18 @@ pub enum Error {
     /// Something inconsistent came back from the cluster.
     #[error("{0}")]
     Cluster(String),
+    /// A script step could not be followed to its end.
+    #[error(transparent)]
+    Step(Box<crate::script_run::StepError>),
+    /// The runner cancelled the command (SIGINT/SIGTERM); what ran was stopped.
+    #[error("cancelled by the runner")]
+    Cancelled,
+}
+
+impl From<crate::script_run::StepError> for Error {
+    fn from(e: crate::script_run::StepError) -> Self {
+        Self::Step(Box::new(e))
+    }
 }
 
 impl From<ExecError> for Error {

@@ -14,7 +14,7 @@ pub fn warning(text: &str) {
     eprintln!("::warning::{}", escape(text));
 }
 
-/// Prints an `::error::` line (a reason the step failed; the hook's own failure is hooklib's).
+/// Prints an `::error::` line (for what the step's own exit code cannot say, e.g. an OOM kill).
 pub fn error(text: &str) {
     eprintln!("::error::{}", escape(text));
 }

@@ -2,7 +2,8 @@
 //!
 //! `prepare_job` creates the job pod (job container, services, an `fs-init` init container for
 //! the runner's `externals`) and, in copy mode, streams the runner's `_work` into it;
-//! `run_script_step` runs each step over exec; `run_container_step` runs an action image in
+//! `run_script_step` runs each step detached in the job container and follows its output over
+//! exec, resuming across dropped connections; `run_container_step` runs an action image in
 //! its own pod; `cleanup_job` deletes everything labelled with the runner pod. See
 //! `docs/k8s.md`.
 
@@ -16,9 +17,11 @@ mod cleanup;
 mod client;
 mod container_step;
 mod copy;
+mod detached;
 mod error;
 mod events;
 mod exec;
+mod fate;
 mod joblog;
 mod mounts;
 mod names;
@@ -30,6 +33,7 @@ mod prepare;
 mod rbac;
 mod retry;
 mod script;
+mod script_run;
 mod script_step;
 mod secrets;
 mod settings;
@@ -40,6 +44,8 @@ mod wait;
 
 #[cfg(test)]
 mod assess_tests;
+#[cfg(test)]
+mod detached_tests;
 #[cfg(test)]
 mod exec_tests;
 #[cfg(test)]
@@ -53,12 +59,12 @@ pub use rbac::{
     REQUIRED as REQUIRED_PERMISSIONS,
 };
 pub use settings::{
-    COST_LABELS_VAR, ClusterSource, CopyBack, Heartbeat, LAUNCHER_DIR_VAR, Settings, SettingsError,
-    TEMPLATE_PATCH_VAR, VOLUME_MODE_FOLDER,
+    COST_LABELS_VAR, ClusterSource, CopyBack, DEFAULT_RESUME_TIMEOUT, Heartbeat, LAUNCHER_DIR_VAR,
+    RESUME_TIMEOUT_VAR, Settings, SettingsError, TEMPLATE_PATCH_VAR, VOLUME_MODE_FOLDER,
 };
 
 use hooklib::{
-    ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
+    Cancel, ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
 
 /// What the Kubernetes hook remembers between commands.
@@ -79,17 +85,24 @@ pub struct State {
 #[derive(Debug)]
 pub struct K8sHook {
     settings: Settings,
+    cancel: Cancel,
 }
 
 impl K8sHook {
-    /// A hook with these settings. Connects to the cluster per command.
-    pub fn new(settings: Settings) -> Self {
-        Self { settings }
+    /// A hook with these settings, stopping what it runs when `cancel` fires (the runner's
+    /// SIGINT/SIGTERM, see [`hooklib::main_with`]). Connects to the cluster per command.
+    pub fn new(settings: Settings, cancel: Cancel) -> Self {
+        Self { settings, cancel }
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The cancellation request of this invocation.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
     }
 
     async fn cluster(&self) -> Result<objects::Cluster, Error> {
@@ -144,7 +157,7 @@ impl Hook for K8sHook {
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
         policy::check_step(&self.settings.images, &args)?;
-        container_step::run_container_step(self, args, state, &hooklib::Cancel::new()).await
+        container_step::run_container_step(self, args, state, self.cancel()).await
     }
 
     async fn cleanup_job(&self, state: State) -> Result<(), Error> {

@@ -37,13 +37,20 @@ pub async fn prepare_job(
     let job_name = names::job_pod(&settings.runner_pod);
     let selector = runner_selector(&settings.runner_pod);
 
-    let (preflight, runner, pruned) = tokio::join!(
-        rbac::preflight(&cluster.client, &ns, settings.build.target().is_ok()),
-        retry::api(format!("get runner pod {}", settings.runner_pod), || {
-            cluster.pods.get_opt(&settings.runner_pod)
-        }),
-        cluster.delete_labelled(&selector),
-    );
+    let cancel = hook.cancel();
+    let (preflight, runner, pruned) = tokio::select! {
+        r = async {
+            tokio::join!(
+                rbac::preflight(&cluster.client, &ns, settings.build.target().is_ok()),
+                retry::api(format!("get runner pod {}", settings.runner_pod), || {
+                    cluster.pods.get_opt(&settings.runner_pod)
+                }),
+                cluster.delete_labelled(&selector),
+            )
+        } => r,
+        // Nothing of this job exists yet.
+        () = cancel.cancelled() => return Err(Error::Cancelled),
+    };
     match preflight {
         Preflight::Allowed => {}
         Preflight::Denied(denied) => return Err(Error::Rbac(rbac::denial_message(&denied, &ns))),
@@ -127,7 +134,7 @@ pub async fn prepare_job(
         joblog::warning(&w);
     }
 
-    let created = async {
+    let creating = async {
         for r in
             futures::future::join_all(secret_objs.iter().map(|s| cluster.create_secret(s, &token)))
                 .await
@@ -198,8 +205,13 @@ pub async fn prepare_job(
             )
         };
         Ok::<_, Error>((ready, ready_after, copied, is_alpine))
-    }
-    .await;
+    };
+    // A cancellation drops the creation where it is and takes the failure path below, which
+    // deletes what was created (all of it labelled, so cleanup_job would remove it anyway).
+    let created = tokio::select! {
+        r = creating => r,
+        () = cancel.cancelled() => Err(Error::Cancelled),
+    };
     let (ready, ready_after, copied, is_alpine) = match created {
         Ok(v) => v,
         Err(e) => {

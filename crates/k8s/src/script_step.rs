@@ -1,5 +1,6 @@
-//! `run_script_step`: bring `_temp` into the job pod (copy mode), run the step over exec with
-//! its output streamed live, bring the file commands back.
+//! `run_script_step`: bring `_temp` into the job pod (copy mode), run the step detached in the
+//! job container and follow its output live (`script_run.rs`), bring the file commands back.
+//! A cancellation stops whichever phase runs; a started step is stopped in the pod.
 //!
 //! Background steps run several of these at once against one job pod, so in copy mode a step
 //! moves only its *own* file-command files (those its environment names) in and out: the
@@ -12,15 +13,13 @@
 use crate::admit::Limits;
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
-use crate::exec::{self, Sink};
 use crate::joblog::{self, Group};
 use crate::mounts::WORK_MOUNT;
-use crate::names::JOB_CONTAINER;
 use crate::objects::Cluster;
 use crate::pod::ARCHIVER_CONTAINER;
 use crate::prepare::NOT_COPIED;
 use crate::tarball::Source;
-use crate::{K8sHook, State, script};
+use crate::{K8sHook, State, script, script_run};
 use hooklib::{RunScriptStepArgs, StepOutcome};
 use std::path::{Path, PathBuf};
 
@@ -45,13 +44,13 @@ pub async fn run_script_step(
         // `_temp` is the job pod's own: nothing is copied, the script is simply there.
         let host_script = temp.join(&file_name);
         write_script(&host_script, &script)?;
-        let result = run(hook, &pod, &file_name, &temp, None).await;
+        let result = run(hook, &pod, &id, &file_name, &temp, None).await;
         let _ = std::fs::remove_file(&host_script);
         return result.map(StepOutcome::exited);
     }
     let staging = Staging::new(&layout.work_root, &id, &temp, &own_file_commands(&args))?;
     write_script(&staging.temp().join(&file_name), &script)?;
-    run(hook, &pod, &file_name, &temp, Some(&staging))
+    run(hook, &pod, &id, &file_name, &temp, Some(&staging))
         .await
         .map(StepOutcome::exited)
 }
@@ -183,11 +182,13 @@ fn write_script(path: &Path, script: &str) -> Result<(), Error> {
 async fn run(
     hook: &K8sHook,
     pod: &str,
+    id: &str,
     file_name: &str,
     temp: &Path,
     staging: Option<&Staging>,
 ) -> Result<i32, Error> {
-    let cluster = hook.cluster().await?;
+    let cancel = hook.cancel();
+    let cluster = cancellable(cancel, hook.cluster()).await??;
     // Every tar of the job pod runs in its archiver, never in the job image.
     let archiver = Endpoint {
         namespace: &cluster.namespace,
@@ -205,35 +206,51 @@ async fn run(
             name: "_temp".into(),
             exclude: Vec::new(),
         };
-        let report = copy::to_pod(
-            &cluster.client,
-            cluster.heartbeat,
-            archiver,
-            "the runner's _temp",
-            vec![staged, shared],
-            WORK_MOUNT,
+        let report = cancellable(
+            cancel,
+            copy::to_pod(
+                &cluster.client,
+                cluster.heartbeat,
+                archiver,
+                "the runner's _temp",
+                vec![staged, shared],
+                WORK_MOUNT,
+            ),
         )
-        .await?;
+        .await??;
         eprintln!("{report}");
         group.end();
     }
-    let code = exec_step(&cluster, pod, file_name).await;
+    let ended = exec_step(hook, &cluster, pod, id, file_name).await;
     let Some(staging) = staging else {
-        return code;
+        return ended.map(|e| e.code());
     };
     // The script leaves the pod with the step, whatever its outcome.
     let script = [format!("{WORK_MOUNT}/_temp/{file_name}")];
     let removed = copy::remove(&cluster.client, cluster.heartbeat, archiver, &script);
     let back = async {
-        let code = code?;
+        let ended = ended?;
         let group = Group::start("Copying the step's file commands back");
         let limits = hook.settings.copy_back.file_commands;
-        let report =
-            file_commands_back(&cluster, archiver, &staging.back(), limits, &staging.own).await?;
-        staging.deliver(temp)?;
-        eprintln!("{report}");
+        let copied = cancellable(
+            cancel,
+            file_commands_back(&cluster, archiver, &staging.back(), limits, &staging.own),
+        )
+        .await?;
+        match (copied, ended) {
+            (Ok(report), _) => {
+                staging.deliver(temp)?;
+                eprintln!("{report}");
+            }
+            // The job container died under the step: what it wrote is out of reach, and the
+            // step already failed with the reason.
+            (Err(e), script_run::Ended::Killed) => {
+                joblog::warning(&format!("the step's file commands are lost: {e}"));
+            }
+            (Err(e), script_run::Ended::Exited(_)) => return Err(e),
+        }
         group.end();
-        Ok(code)
+        Ok(ended.code())
     };
     let (removed, code) = tokio::join!(removed, back);
     if let Err(e) = removed {
@@ -293,27 +310,31 @@ pub async fn file_commands_back(
     .await?)
 }
 
-async fn exec_step(cluster: &Cluster, pod: &str, file_name: &str) -> Result<i32, Error> {
-    let cmd = exec::Command {
-        namespace: &cluster.namespace,
+/// `work`, unless the runner cancels first (then [`Error::Cancelled`]: nothing of the step
+/// runs in the pod during these phases, so there is nothing to stop).
+async fn cancellable<T>(
+    cancel: &hooklib::Cancel,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::select! {
+        v = work => Ok(v),
+        () = cancel.cancelled() => Err(Error::Cancelled),
+    }
+}
+
+async fn exec_step(
+    hook: &K8sHook,
+    cluster: &Cluster,
+    pod: &str,
+    id: &str,
+    file_name: &str,
+) -> Result<script_run::Ended, Error> {
+    let script = format!("{WORK_MOUNT}/_temp/{file_name}");
+    let target = script_run::Target {
+        cluster,
         pod,
-        container: JOB_CONTAINER,
-        argv: vec![
-            "sh".into(),
-            "-e".into(),
-            format!("{WORK_MOUNT}/_temp/{file_name}"),
-        ],
+        id,
+        script: &script,
     };
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    let code = exec::run(
-        &cluster.client,
-        cluster.heartbeat,
-        &cmd,
-        None,
-        &mut Sink::Writer(&mut stdout),
-        &mut Sink::Writer(&mut stderr),
-    )
-    .await?;
-    Ok(code)
+    script_run::run(target, hook.settings.resume_timeout, hook.cancel()).await
 }

@@ -17,6 +17,11 @@ pub const LAUNCHER_DIR_VAR: &str = "CONTAINER_HOOKS_LAUNCHER_DIR";
 /// hook defaults to volume mode with the claim `<ACTIONS_RUNNER_POD_NAME>-work`.
 pub const VOLUME_MODE_FOLDER: &str = "k8s";
 
+/// The variable of [`Settings::resume_timeout`].
+pub const RESUME_TIMEOUT_VAR: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_RESUME_TIMEOUT_SECONDS";
+/// The default of [`Settings::resume_timeout`].
+pub const DEFAULT_RESUME_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Everything the Kubernetes hook takes from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -44,6 +49,11 @@ pub struct Settings {
     pub use_kube_scheduler: bool,
     /// Exec websocket keepalive.
     pub heartbeat: Heartbeat,
+    /// `ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_RESUME_TIMEOUT_SECONDS` (default 300): how long a
+    /// script step's output may stay unreachable (its exec stream broken, reconnects failing)
+    /// before the hook gives up on the step. Zero turns resuming off: the step runs attached to
+    /// one exec stream and a dropped stream fails it.
+    pub resume_timeout: Duration,
     /// `GITHUB_WORKSPACE` (host path).
     pub github_workspace: Option<PathBuf>,
     /// `RUNNER_WORKSPACE` (host path, `_work/<repo>`).
@@ -211,6 +221,19 @@ impl Settings {
                 }
             },
         };
+        let resume_timeout = match get(RESUME_TIMEOUT_VAR) {
+            None => DEFAULT_RESUME_TIMEOUT,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) => Duration::from_secs(n),
+                Err(_) => {
+                    return Err(SettingsError::Invalid {
+                        var: RESUME_TIMEOUT_VAR,
+                        value: v,
+                        expected: "a whole number of seconds (0 turns resuming off)",
+                    });
+                }
+            },
+        };
         let boolean = |var: &'static str, default: bool| match get(var) {
             None => Ok(default),
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -292,6 +315,7 @@ impl Settings {
             claim_name,
             use_kube_scheduler,
             heartbeat,
+            resume_timeout,
             github_workspace: path("GITHUB_WORKSPACE"),
             runner_workspace: path("RUNNER_WORKSPACE"),
             runner_temp: path("RUNNER_TEMP"),
@@ -316,6 +340,7 @@ impl Settings {
             claim_name: None,
             use_kube_scheduler: false,
             heartbeat: Heartbeat::default(),
+            resume_timeout: DEFAULT_RESUME_TIMEOUT,
             github_workspace: None,
             runner_workspace: None,
             runner_temp: None,
@@ -376,8 +401,10 @@ mod tests {
             ("ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS", "100"),
             ("ACTIONS_RUNNER_IMAGE", "runner:1"),
             (TEMPLATE_PATCH_VAR, "/p.json"),
+            (RESUME_TIMEOUT_VAR, "0"),
         ])
         .unwrap();
+        assert_eq!(s.resume_timeout, Duration::ZERO);
         assert_eq!(s.namespace.as_deref(), Some("ci"));
         assert_eq!(s.cluster, ClusterSource::Kubeconfig("/a/config".into()));
         assert_eq!(s.prepare_timeout, Duration::from_secs(30));
@@ -465,6 +492,9 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("\"soon\""), "{e}");
+        let e =
+            settings(&[("ACTIONS_RUNNER_POD_NAME", "r"), (RESUME_TIMEOUT_VAR, "5m")]).unwrap_err();
+        assert!(e.to_string().contains(RESUME_TIMEOUT_VAR), "{e}");
     }
 
     #[test]

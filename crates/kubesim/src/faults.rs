@@ -89,6 +89,10 @@ pub struct StreamDrop {
     /// how many streams to drop (absent = every one)
     #[serde(default)]
     pub count: Option<u32>,
+    /// only exec streams whose command (argv joined with spaces) matches this glob, e.g.
+    /// `*k8s-hook-step-follow*` (absent = every exec and attach stream)
+    #[serde(default)]
+    pub command: Option<String>,
 }
 
 /// Keep matching pods Unschedulable for a while.
@@ -260,13 +264,18 @@ impl Faults {
             .any(|f| scope_ok(&f.namespace, ns) && glob_match(&f.image, image))
     }
 
-    /// A drop plan for a new exec/attach stream (consumes one count).
-    pub fn stream_drop(&self, ns: &str) -> Option<StreamDrop> {
+    /// A drop plan for a new exec/attach stream (consumes one count); `command` is the exec's
+    /// argv (empty for attach).
+    pub fn stream_drop(&self, ns: &str, command: &[String]) -> Option<StreamDrop> {
         let mut cfg = self.lock();
-        let idx = cfg
-            .stream_drops
-            .iter()
-            .position(|d| scope_ok(&d.namespace, ns) && d.count.is_none_or(|c| c > 0))?;
+        let joined = command.join(" ");
+        let idx = cfg.stream_drops.iter().position(|d| {
+            scope_ok(&d.namespace, ns)
+                && d.count.is_none_or(|c| c > 0)
+                && d.command
+                    .as_deref()
+                    .is_none_or(|g| !command.is_empty() && glob_match(g, &joined))
+        })?;
         let d = &mut cfg.stream_drops[idx];
         let out = d.clone();
         if let Some(c) = d.count.as_mut() {
@@ -307,6 +316,23 @@ mod tests {
         assert_eq!((e.code, e.retry_after), (429, Some(3)));
         assert!(f.check_request("get", "pods", "", "a").is_some());
         assert!(f.check_request("get", "pods", "", "a").is_none());
+    }
+
+    #[test]
+    fn stream_drops_by_command_count_down() {
+        let f = Faults::default();
+        f.add_stream_drop(StreamDrop {
+            command: Some("*follow*".into()),
+            count: Some(2),
+            after_bytes: Some(10),
+            ..Default::default()
+        });
+        let cmd = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert!(f.stream_drop("a", &cmd("sh -c tar")).is_none());
+        assert!(f.stream_drop("a", &[]).is_none(), "attach has no command");
+        assert!(f.stream_drop("a", &cmd("sh -c x follow 1")).is_some());
+        assert!(f.stream_drop("b", &cmd("follow")).is_some());
+        assert!(f.stream_drop("a", &cmd("follow")).is_none(), "used up");
     }
 
     #[test]

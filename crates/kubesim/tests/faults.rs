@@ -222,6 +222,7 @@ async fn stream_drops_after_bytes_and_time() {
         after_bytes: Some(1000),
         after_millis: None,
         count: Some(1),
+        command: None,
     });
     let (n, has_status) =
         exec_until_drop(&pods, "drop", &["sh", "-c", "yes | head -c 100000"]).await;
@@ -232,6 +233,7 @@ async fn stream_drops_after_bytes_and_time() {
         after_bytes: None,
         after_millis: Some(300),
         count: Some(1),
+        command: None,
     });
     let (_, has_status) = exec_until_drop(&pods, "drop", &["sleep", "3"]).await;
     assert!(!has_status);

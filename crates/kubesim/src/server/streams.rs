@@ -117,7 +117,9 @@ async fn prepare(
     let ws = ws.protocols([V5, V4]);
     let v5 = ws.selected_protocol().is_some_and(|p| p == V5);
     let rt = state.kubelet.runtime().clone();
-    let drop_plan = state.faults.stream_drop(ns);
+    let drop_plan = state
+        .faults
+        .stream_drop(ns, opts.exec.as_deref().unwrap_or_default());
     Ok(ws
         .max_message_size(256 * 1024 * 1024)
         .on_upgrade(move |socket| pump(socket, rt, id, opts, v5, drop_plan)))
