@@ -17,17 +17,7 @@ use testenv::Image;
 const LIVENESS: Duration = Duration::from_secs(30);
 
 fn prepare(runner: &Runner) -> Value {
-    let mut job = container(&testenv().image(Image::Busybox));
-    job["systemMountVolumes"] = runner.job_mounts();
-    job["workingDirectory"] = json!("/__w/repo/repo");
-    let prep = runner
-        .call(
-            "prepare_job",
-            json!({"container": job, "services": []}),
-            None,
-        )
-        .ok();
-    prep.json()["state"].clone()
+    runner.prepare_busybox()["state"].clone()
 }
 
 fn exec_in(id: &str, cmd: &str) -> String {

@@ -8,26 +8,12 @@ use serde_json::{Value, json};
 use support::{Runner, container, inspect, runner_split, testenv};
 use testenv::Image;
 
-fn prepare(runner: &Runner) -> Value {
-    let mut job = container(&testenv().image(Image::Busybox));
-    job["systemMountVolumes"] = runner.job_mounts();
-    job["workingDirectory"] = json!("/__w/repo/repo");
-    let prep = runner
-        .call(
-            "prepare_job",
-            json!({"container": job, "services": []}),
-            None,
-        )
-        .ok();
-    prep.json()
-}
-
 #[test]
 fn background_steps_keep_their_own_output_file_commands_and_exit_codes() {
     const STEPS: usize = 5;
     const LINES: usize = 300;
     let runner = Runner::new("background");
-    let state = prepare(&runner)["state"].clone();
+    let state = runner.prepare_busybox()["state"].clone();
     let args: Vec<Value> = (0..STEPS)
         .map(|i| {
             runner.script_args(
@@ -195,7 +181,7 @@ fn containers_carry_cost_labels_unless_turned_off() {
         "ACTIONS_RUNNER_CONTAINER_HOOKS_COST_LABELS".to_owned(),
         "false".to_owned(),
     ));
-    let off = prepare(&runner);
+    let off = runner.prepare_busybox();
     let id = off["state"]["container"].as_str().unwrap().to_owned();
     let labels = inspect(&id, "{{json .Config.Labels}}");
     assert!(!labels.contains("arc-context-"), "{labels}");

@@ -245,15 +245,10 @@ fn a_cancelled_build_deletes_its_builder_pod() {
     }
     // Let the context reach the builder and the RUN start.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait().unwrap();
-    assert_eq!(out.code(), Some(130));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    child.signal("INT");
+    let run = child.finish();
+    assert_eq!(run.code, 130, "{run:#?}");
+    let stderr = run.stderr;
     assert!(
         stderr.contains("::error::The step was cancelled (SIGINT)"),
         "{stderr}"

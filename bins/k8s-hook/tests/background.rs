@@ -7,15 +7,11 @@
 //! written its first file commands and said `ready i` on stdout, and every step then waits in
 //! the pod until the last one has started.
 
-mod spawn;
 mod support;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, PostParams};
-use kubesim::testing::Sim;
 use serde_json::{Value, json};
-use spawn::{FILE_COMMANDS, Program, ScriptStep};
-use support::{Runner, container, rt, testenv};
+use support::spawn::{FILE_COMMANDS, Program, ScriptStep};
+use support::{Runner, container, testenv, volume_mode};
 use testenv::Image;
 
 /// Exit codes of the concurrent steps (one per step).
@@ -110,29 +106,8 @@ fn background_steps_in_copy_mode() {
 
 #[test]
 fn background_steps_in_volume_mode() {
-    let dir = Runner::new_dir();
-    let work = dir.path().join("_work");
-    testenv();
-    let sim = rt()
-        .block_on(Sim::start(kubesim::SimConfig {
-            volumes: [("bg-claim".to_owned(), work)].into(),
-            ..Default::default()
-        }))
-        .unwrap();
-    let ns = sim.create_namespace().unwrap();
-    let mut runner = Runner::with_dir(&sim, "bgvol", ns, dir);
-    runner
-        .extra_env
-        .push(("ACTIONS_RUNNER_CLAIM_NAME".into(), "bg-claim".into()));
-    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": {"name": "bg-claim"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
-    }))
-    .unwrap();
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(runner.client.clone(), &runner.ns);
-    rt().block_on(pvcs.create(&PostParams::default(), &pvc))
-        .unwrap();
-    background_steps_are_their_own(&runner);
+    let own = volume_mode("bgvol", "bg-claim", true);
+    background_steps_are_their_own(&own.runner);
 }
 
 /// The file commands come back from a pod the job controls: a link planted in place of one

@@ -5,16 +5,12 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams};
 use kubesim::faults::PodDelay;
 use serde_json::{Value, json};
-use std::io::Write as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use support::{BIN, Run, Runner, container, rt, sim, testenv};
+use std::time::Duration;
+use support::spawn::{Program, Started, start};
+use support::{Run, Runner, container, sim, testenv, wait_until};
 use testenv::Image;
-use tokio::io::AsyncReadExt as _;
 
 /// Liveness bound only (the hook's own budget is 6.5 s after the signal; this is no timing test).
 const LIVENESS: Duration = Duration::from_secs(15);
@@ -26,87 +22,23 @@ fn job() -> Value {
 }
 
 /// Starts one hook command like the runner does, without waiting for it.
-fn spawn(runner: &Runner, command: &str, args: Value, state: Option<&Value>) -> (Child, String) {
-    let response = runner
-        .temp()
-        .join("_runner_hook_responses")
-        .join(format!("{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&response, "").unwrap();
-    let line = json!({"command": command, "responseFile": response, "args": args,
-                      "state": state.cloned().unwrap_or(Value::Null)});
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(runner.workspace())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(runner.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{line}\n").as_bytes())
-        .unwrap();
-    (child, response.display().to_string())
+fn spawn(runner: &Runner, command: &str, args: Value, state: Option<&Value>) -> Started {
+    start(runner, &Program::Binary, command, args, state)
 }
 
 /// Sends `signal` (`INT`, `TERM`) and waits for the hook; returns its run and the time it took
 /// after the signal.
-fn signal_and_wait(child: Child, signal: &str, response: &str) -> (Run, Duration) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let sent = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    let after = sent.elapsed();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        response: std::fs::read_to_string(response).unwrap_or_default(),
-        elapsed: after,
-    };
+fn signal_and_wait(mut started: Started, signal: &str) -> (Run, Duration) {
+    started.signal(signal);
+    let run = started.finish();
+    let after = run.elapsed;
     (run, after)
-}
-
-/// Runs `sh -c script` in the job container (the test's own look, not the hook's).
-fn look(runner: &Runner, pod: &str, script: &str) -> String {
-    let pods: Api<Pod> = Api::namespaced(runner.client.clone(), &runner.ns);
-    rt().block_on(async {
-        let mut p = pods
-            .exec(
-                pod,
-                ["sh", "-c", script],
-                &AttachParams::default().container("job").stderr(false),
-            )
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        if let Some(mut s) = p.stdout() {
-            let _ = s.read_to_end(&mut out).await;
-        }
-        let _ = p.join().await;
-        String::from_utf8_lossy(&out).into_owned()
-    })
 }
 
 /// Lists the live processes whose command line holds `sleep 40` (zombies have none); the
 /// words are apart here so that this program's own command line does not match.
 const SLEEPERS: &str = "w=sleep; for d in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $d/cmdline 2>/dev/null) || continue; \
      case \"$c\" in *\"$w 40\"*) echo \"${d#/proc/}: $c\";; esac; done";
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < Duration::from_secs(120), "never: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn a_cancelled_step_stops_in_the_pod(signal: &str, code: i32, name: &str) {
     let runner = Runner::new(name);
@@ -122,11 +54,11 @@ fn a_cancelled_step_stops_in_the_pod(signal: &str, code: i32, name: &str) {
     let args = json!({"entryPoint": "sh", "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
                       "environmentVariables": {}, "prependPath": [],
                       "workingDirectory": "/__w/repo/repo"});
-    let (child, response) = spawn(&runner, "run_script_step", args, Some(&state));
+    let child = spawn(&runner, "run_script_step", args, Some(&state));
     wait_until("the step's sleep runs", || {
-        !look(&runner, &pod, SLEEPERS).is_empty()
+        !runner.job_exec(&pod, &["sh", "-c", SLEEPERS]).is_empty()
     });
-    let (run, after) = signal_and_wait(child, signal, &response);
+    let (run, after) = signal_and_wait(child, signal);
     eprintln!("SIG{signal}: the hook exited {after:?} after the signal");
     let name = if signal == "INT" { "SIGINT" } else { "SIGTERM" };
     assert_eq!(run.code, code, "{run:#?}");
@@ -179,7 +111,7 @@ fn a_prepare_job_cancelled_half_way_leaves_nothing_after_cleanup() {
         pod: Some("*-workflow".into()),
         millis: 60_000,
     });
-    let (child, response) = spawn(
+    let child = spawn(
         &runner,
         "prepare_job",
         json!({"container": job, "services": []}),
@@ -189,7 +121,7 @@ fn a_prepare_job_cancelled_half_way_leaves_nothing_after_cleanup() {
         let (pods, secrets) = runner.labelled();
         !pods.is_empty() && !secrets.is_empty()
     });
-    let (run, after) = signal_and_wait(child, "INT", &response);
+    let (run, after) = signal_and_wait(child, "INT");
     assert_eq!(run.code, 130, "{run:#?}");
     assert!(after < LIVENESS, "{after:?}: {run:#?}");
     assert_eq!(run.errors().len(), 1, "{run:#?}");

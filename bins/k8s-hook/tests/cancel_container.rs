@@ -4,9 +4,8 @@
 mod support;
 
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
-use support::{BIN, Runner, container, testenv};
+use support::spawn::{Program, start};
+use support::{Runner, container, testenv};
 use testenv::Image;
 
 #[test]
@@ -18,68 +17,19 @@ fn sigint_deletes_the_step_pod_and_exits_130() {
     spec["entryPointArgs"] = json!(["-c", "\"sleep", "40", "&&", "echo", "late\""]);
     spec["workingDirectory"] = json!("/github/workspace");
     spec["environmentVariables"] = json!({"GITHUB_WORKSPACE": "/github/workspace"});
-    let response = runner.temp().join("_runner_hook_responses/cancel.json");
-    std::fs::write(&response, "").unwrap();
-    let line = json!({
-        "command": "run_container_step", "responseFile": response, "args": spec, "state": null,
-    });
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(runner.workspace())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in runner.env() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{line}\n").as_bytes())
-        .unwrap();
+    let mut child = start(&runner, &Program::Binary, "run_container_step", spec, None);
 
     // Once the action runs, the runner cancels the step.
-    let pod = 'found: {
-        for _ in 0..600 {
-            for p in runner.pods() {
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let running = p
-                    .status
-                    .iter()
-                    .flat_map(|s| s.container_statuses.iter().flatten())
-                    .any(|c| {
-                        c.name == "job" && c.state.as_ref().is_some_and(|s| s.running.is_some())
-                    });
-                if name.contains("-step-") && running {
-                    break 'found name;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        panic!("the step pod never ran");
-    };
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("::error::"))
-        .collect();
+    let pod = runner.running_step_pod();
+    child.signal("INT");
+    let run = child.finish();
+    assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(
-        errors,
+        run.errors(),
         ["::error::The step was cancelled (SIGINT)"],
-        "{stderr}"
+        "{run:#?}"
     );
-    assert!(!stdout.contains("late"), "{stdout}");
+    assert!(!run.stdout.contains("late"), "{run:#?}");
     // The hook waited for the pod to go (a bounded wait: the pod is gone, or going).
     let pod_left = runner.get_pod(&pod);
     assert!(

@@ -153,14 +153,8 @@ fn an_image_that_cannot_be_pulled_fails_the_step_with_the_reason() {
         &[],
         &[],
     );
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    assert!(
-        errors[0].contains("cannot start: ErrImagePull"),
-        "{}",
-        errors[0]
-    );
+    let e = step.run.one_error(1);
+    assert!(e.contains("cannot start: ErrImagePull"), "{e}");
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }
 
@@ -170,25 +164,6 @@ fn sh_args(script: &str) -> Vec<String> {
         .split(' ')
         .map(str::to_owned)
         .collect()
-}
-
-/// The step pod of `runner` once its action container runs.
-fn running_step_pod(runner: &Runner) -> String {
-    for _ in 0..600 {
-        for p in runner.pods() {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let running = p
-                .status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-                .any(|c| c.name == "job" && c.state.as_ref().is_some_and(|s| s.running.is_some()));
-            if name.contains("-step-") && running {
-                return name;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    panic!("no running step pod in {}", runner.ns);
 }
 
 /// Runs `script` as a container step (busybox, no job container) and `act` on its pod while
@@ -201,7 +176,7 @@ fn during_step(runner: &Runner, script: &str, act: impl FnOnce(&str)) -> support
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             runner.container_step(None, &image, Some("sh"), &args, &[])
         });
-        let pod = running_step_pod(runner);
+        let pod = runner.running_step_pod();
         act(&pod);
         step.join().unwrap()
     })

@@ -5,12 +5,11 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use kubesim::testing::Sim;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use support::{Runner, container, rt, testenv};
+use support::{OwnSim, Runner, container, rt, testenv, volume_mode};
 use testenv::Image;
 
 /// The runner's environment for a pull request run, with values no label could hold as they
@@ -242,28 +241,9 @@ fn container_steps_get_the_runners_temp_at_github_runner_temp() {
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
 
     // Volume mode: the claim is the runner's own `_work`.
-    let dir = Runner::new_dir();
-    let work = dir.path().join("_work");
-    let sim = rt()
-        .block_on(Sim::start(kubesim::SimConfig {
-            volumes: [("work-claim".to_owned(), work)].into(),
-            ..Default::default()
-        }))
-        .unwrap();
-    let ns = sim.create_namespace().unwrap();
-    let mut runner = Runner::with_dir(&sim, "rtemp-vol", ns, dir);
-    runner
-        .extra_env
-        .push(("ACTIONS_RUNNER_CLAIM_NAME".into(), "work-claim".into()));
-    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": {"name": "work-claim"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
-    }))
-    .unwrap();
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(runner.client.clone(), &runner.ns);
-    rt().block_on(pvcs.create(&PostParams::default(), &pvc))
-        .unwrap();
-    reads_runner_temp(&runner, None);
+    let own = volume_mode("rtemp-vol", "work-claim", true);
+    reads_runner_temp(&own.runner, None);
+    let OwnSim { runner, sim } = own;
     drop(runner);
     rt().block_on(sim.shutdown());
 }

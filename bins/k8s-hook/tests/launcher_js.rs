@@ -4,16 +4,12 @@
 //! the launcher sits in picks the mode, as in GitHub's runner image: `k8s` is volume mode with
 //! the claim `<pod>-work`, `k8s-novolume` copy mode.
 
-mod spawn;
 mod support;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, PostParams};
-use kubesim::testing::Sim;
 use serde_json::{Value, json};
-use spawn::{Program, ScriptStep};
 use std::path::{Path, PathBuf};
-use support::{BIN, Runner, container, rt, testenv};
+use support::spawn::{Program, ScriptStep, start};
+use support::{BIN, Runner, container, testenv, volume_mode};
 use testenv::Image;
 
 /// The hook installed as in the runner image: `<root>/<folder>/{k8s-hook,index.js,index.sh}`
@@ -41,7 +37,7 @@ fn sigint_to_node_reaches_the_hook_while_a_step_runs() {
     let [_, novolume] = install(hooks.path());
     let node = Program::Node(novolume);
     let runner = Runner::new("jssig");
-    let prepare = spawn::start(&runner, &node, "prepare_job", job(), None).finish();
+    let prepare = start(&runner, &node, "prepare_job", job(), None).finish();
     let state = prepare.ok().json()["state"].clone();
 
     let step = ScriptStep::start(&runner, &node, &state, "echo 'code=3'\nexit 3\n");
@@ -50,11 +46,7 @@ fn sigint_to_node_reaches_the_hook_while_a_step_runs() {
 
     let mut step = ScriptStep::start(&runner, &node, &state, "echo started\nsleep 300\n");
     step.started.wait_for_line("started");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &step.started.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    step.started.signal("INT");
     let (run, _) = step.finish(&runner);
     assert_eq!(run.code, 130, "{run:#?}");
     let errors = run.errors();
@@ -69,27 +61,10 @@ fn sigint_to_node_reaches_the_hook_while_a_step_runs() {
 fn the_launchers_folder_picks_the_mode() {
     let hooks = tempfile::tempdir().unwrap();
     let [k8s, novolume] = install(hooks.path());
-    let dir = Runner::new_dir();
-    let work = dir.path().join("_work");
-    testenv();
     // The claim the `k8s` folder defaults to: <runner pod>-work.
     let claim = "runner-jsfolder-work";
-    let sim = rt()
-        .block_on(Sim::start(kubesim::SimConfig {
-            volumes: [(claim.to_owned(), work)].into(),
-            ..Default::default()
-        }))
-        .unwrap();
-    let ns = sim.create_namespace().unwrap();
-    let runner = Runner::with_dir(&sim, "jsfolder", ns.clone(), dir);
-    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": {"name": claim},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
-    }))
-    .unwrap();
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(runner.client.clone(), &runner.ns);
-    rt().block_on(pvcs.create(&PostParams::default(), &pvc))
-        .unwrap();
+    let own = volume_mode("jsfolder", claim, false);
+    let (runner, sim) = (&own.runner, &own.sim);
 
     let claims = |runner: &Runner, pod: &str| -> Vec<String> {
         let spec = runner.get_pod(pod).unwrap().spec.unwrap();
@@ -102,16 +77,16 @@ fn the_launchers_folder_picks_the_mode() {
 
     // `k8s`: volume mode, without any setting.
     let node = Program::Node(k8s);
-    let run = spawn::start(&runner, &node, "prepare_job", job(), None).finish();
+    let run = start(runner, &node, "prepare_job", job(), None).finish();
     let state = run.ok().json()["state"].clone();
-    assert_eq!(claims(&runner, "runner-jsfolder-workflow"), [claim]);
+    assert_eq!(claims(runner, "runner-jsfolder-workflow"), [claim]);
     let step = ScriptStep::start(
-        &runner,
+        runner,
         &node,
         &state,
         "echo from-pod > made-in-pod.txt\nexit 4\n",
     );
-    let (run, _) = step.finish(&runner);
+    let (run, _) = step.finish(runner);
     assert_eq!(run.code, 4, "{run:#?}");
     assert!(
         !run.stderr.contains("Copying"),
@@ -124,9 +99,9 @@ fn the_launchers_folder_picks_the_mode() {
     );
 
     // `k8s-novolume`: copy mode.
-    let copy = Runner::with_dir(&sim, "jsnovol", ns, Runner::new_dir());
+    let copy = Runner::with_dir(sim, "jsnovol", runner.ns.clone(), Runner::new_dir());
     let node = Program::Node(novolume);
-    let run = spawn::start(&copy, &node, "prepare_job", job(), None).finish();
+    let run = start(&copy, &node, "prepare_job", job(), None).finish();
     let state = run.ok().json()["state"].clone();
     assert!(claims(&copy, "runner-jsnovol-workflow").is_empty());
     let step = ScriptStep::start(&copy, &node, &state, "echo 'v=1' >> \"$GITHUB_OUTPUT\"\n");

@@ -33,10 +33,7 @@ fn a_pull_failure_shows_the_kubelets_events() {
         &[],
         &[],
     );
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    let e = errors[0];
+    let e = step.run.one_error(1);
     assert!(e.contains("cannot start: ErrImagePull"), "{e}");
     assert!(e.contains("; recent warning events: "), "{e}");
     assert!(
@@ -56,10 +53,7 @@ fn an_unschedulable_job_pod_times_out_with_the_schedulers_event() {
         seconds: 600,
     });
     let (run, _) = runner.prepare(Some(busybox_job()), vec![]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
-    let e = errors[0];
+    let e = run.one_error(1);
     assert!(e.contains("was not ready within 4s"), "{e}");
     assert!(
         e.contains("recent warning events: FailedScheduling: 0/1 nodes are available"),
@@ -82,10 +76,7 @@ fn a_missing_secret_volume_times_out_with_failed_mount() {
         template.display().to_string(),
     ));
     let (run, _) = runner.prepare(Some(busybox_job()), vec![]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
-    let e = errors[0];
+    let e = run.one_error(1);
     assert!(e.contains("was not ready within 4s"), "{e}");
     assert!(
         e.contains("FailedMount: MountVolume.SetUp failed: secret \"no-such-secret\" not found"),

@@ -7,12 +7,11 @@
 mod support;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams, DeleteParams};
+use kube::api::{Api, DeleteParams};
 use kubesim::faults::{KillMode, StreamDrop};
 use serde_json::{Value, json};
-use support::{Run, Runner, container, rt, sim, testenv};
+use support::{Run, Runner, container, rt, sim, testenv, wait_until};
 use testenv::Image;
-use tokio::io::AsyncReadExt as _;
 
 fn job(runner: &Runner) -> Value {
     let mut job = container(&testenv().image(Image::Busybox));
@@ -55,39 +54,6 @@ fn resumes(run: &Run) -> usize {
         .lines()
         .filter(|l| l.contains("the step's output stream broke") && l.contains("resuming at byte"))
         .count()
-}
-
-/// Runs `argv` in the job container (a helper for the test, not the hook); returns stdout.
-fn job_exec(runner: &Runner, pod: &str, argv: &[&str]) -> String {
-    let pods: Api<Pod> = Api::namespaced(runner.client.clone(), &runner.ns);
-    rt().block_on(async {
-        let mut p = pods
-            .exec(
-                pod,
-                argv.to_vec(),
-                &AttachParams::default().container("job").stderr(false),
-            )
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        if let Some(mut s) = p.stdout() {
-            let _ = s.read_to_end(&mut out).await;
-        }
-        let _ = p.join().await;
-        String::from_utf8_lossy(&out).into_owned()
-    })
-}
-
-/// Waits until `check` holds (a precondition of the test, not a timed assertion).
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(120),
-            "never: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -148,36 +114,43 @@ fn a_quiet_step_dropped_mid_sleep_resumes_and_keeps_its_exit_code() {
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
 }
 
+/// Runs a long script step; once it runs in `pod`, does `act` and waits for the step.
+fn with_a_running_step<T>(
+    runner: &Runner,
+    state: &Value,
+    pod: &str,
+    act: impl FnOnce() -> T,
+) -> (Run, T) {
+    std::thread::scope(|s| {
+        let step = s.spawn(|| {
+            runner
+                .script(state, "touch /tmp/started\nsleep 300\necho never\n", &[])
+                .run
+        });
+        wait_until("the step runs", || {
+            runner.job_exec(pod, &["sh", "-c", "test -f /tmp/started && echo yes"]) == "yes\n"
+        });
+        let done = act();
+        (step.join().unwrap(), done)
+    })
+}
+
 #[test]
 fn the_job_pod_deleted_under_a_step_is_a_clear_error() {
     let runner = Runner::new("resume-gone");
     let state = job(&runner);
     let pod = state["jobPod"].as_str().unwrap().to_owned();
-    let run = std::thread::scope(|s| {
-        let step = s.spawn(|| {
-            runner
-                .script(&state, "touch /tmp/started\nsleep 300\necho never\n", &[])
-                .run
-        });
-        wait_until("the step runs", || {
-            job_exec(
-                &runner,
-                &pod,
-                &["sh", "-c", "test -f /tmp/started && echo yes"],
-            ) == "yes\n"
-        });
+    let (run, deleted) = with_a_running_step(&runner, &state, &pod, || {
         let pods: Api<Pod> = Api::namespaced(runner.client.clone(), &runner.ns);
         rt().block_on(pods.delete(&pod, &DeleteParams::default()))
             .unwrap();
-        let deleted = std::time::Instant::now();
-        let run = step.join().unwrap();
-        let after = deleted.elapsed();
-        eprintln!("the hook failed {after:?} after the deletion");
-        // Liveness, not timing: the job container lives on for the pod's 30 s grace period, so
-        // only the hook's watch of the pod can end the step well before that.
-        assert!(after < std::time::Duration::from_secs(20), "{after:?}");
-        run
+        std::time::Instant::now()
     });
+    let after = deleted.elapsed();
+    eprintln!("the hook failed {after:?} after the deletion");
+    // Liveness, not timing: the job container lives on for the pod's 30 s grace period, so
+    // only the hook's watch of the pod can end the step well before that.
+    assert!(after < std::time::Duration::from_secs(20), "{after:?}");
     assert_eq!(run.code, 1, "never a success: {run:#?}");
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{}", run.stderr);
@@ -193,22 +166,9 @@ fn killed_under_a_step(mode: KillMode, test: &str) -> (Run, String) {
     let runner = Runner::new(test);
     let state = job(&runner);
     let pod = state["jobPod"].as_str().unwrap().to_owned();
-    let run = std::thread::scope(|s| {
-        let step = s.spawn(|| {
-            runner
-                .script(&state, "touch /tmp/started\nsleep 300\necho never\n", &[])
-                .run
-        });
-        wait_until("the step runs", || {
-            job_exec(
-                &runner,
-                &pod,
-                &["sh", "-c", "test -f /tmp/started && echo yes"],
-            ) == "yes\n"
-        });
+    let (run, ()) = with_a_running_step(&runner, &state, &pod, || {
         rt().block_on(sim().kill_container(&runner.ns, &pod, Some("job"), mode))
             .unwrap();
-        step.join().unwrap()
     });
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
     (run, pod)

@@ -3,37 +3,15 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, PostParams};
-use kubesim::testing::Sim;
 use serde_json::json;
-use support::{Runner, container, rt, testenv};
+use support::{container, testenv, volume_mode};
 use testenv::Image;
 
 #[test]
 fn volume_mode_mounts_the_claim_and_copies_nothing() {
     let env = testenv();
-    let dir = Runner::new_dir();
-    let work = dir.path().join("_work");
-    let sim = rt()
-        .block_on(Sim::start(kubesim::SimConfig {
-            volumes: [("work-claim".to_owned(), work.clone())].into(),
-            ..Default::default()
-        }))
-        .unwrap();
-    let ns = sim.create_namespace().unwrap();
-    let mut runner = Runner::with_dir(&sim, "vol", ns, dir);
-    runner
-        .extra_env
-        .push(("ACTIONS_RUNNER_CLAIM_NAME".into(), "work-claim".into()));
-    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": {"name": "work-claim"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
-    }))
-    .unwrap();
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(runner.client.clone(), &runner.ns);
-    rt().block_on(pvcs.create(&PostParams::default(), &pvc))
-        .unwrap();
+    let mut own = volume_mode("vol", "work-claim", true);
+    let runner = &mut own.runner;
 
     let mut job = container(&env.image(Image::Busybox));
     job["workingDirectory"] = json!("/__w/repo/repo");

@@ -135,6 +135,21 @@ impl Runner {
         ])
     }
 
+    /// `prepare_job` with a busybox job container (workdir `/__w/repo/repo`, no services);
+    /// returns the response's JSON.
+    pub fn prepare_busybox(&self) -> Value {
+        let mut job = container(&testenv().image(testenv::Image::Busybox));
+        job["systemMountVolumes"] = self.job_mounts();
+        job["workingDirectory"] = json!("/__w/repo/repo");
+        self.call(
+            "prepare_job",
+            json!({"container": job, "services": []}),
+            None,
+        )
+        .ok()
+        .json()
+    }
+
     /// Writes a script into `_temp` and returns its container path (`/__w/_temp/<name>.sh`).
     pub fn script(&self, body: &str) -> String {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);

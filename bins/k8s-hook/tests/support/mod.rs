@@ -10,9 +10,58 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::testing::Sim;
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+pub mod spawn;
+
+/// A runner on a simulator of its own (dropped in this order: the runner, then the simulator).
+pub struct OwnSim {
+    pub runner: Runner,
+    pub sim: Sim,
+}
+
+/// Volume mode: a runner on its own simulator whose claim `claim` is the runner's own `_work`,
+/// the PVC created; with `name_it`, `ACTIONS_RUNNER_CLAIM_NAME` names it.
+pub fn volume_mode(test: &str, claim: &str, name_it: bool) -> OwnSim {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    testenv();
+    let dir = Runner::new_dir();
+    let work = dir.path().join("_work");
+    let sim = rt()
+        .block_on(Sim::start(kubesim::SimConfig {
+            volumes: [(claim.to_owned(), work)].into(),
+            ..Default::default()
+        }))
+        .unwrap();
+    let ns = sim.create_namespace().unwrap();
+    let mut runner = Runner::with_dir(&sim, test, ns, dir);
+    if name_it {
+        runner
+            .extra_env
+            .push(("ACTIONS_RUNNER_CLAIM_NAME".into(), claim.into()));
+    }
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": claim},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(runner.client.clone(), &runner.ns);
+    rt().block_on(pvcs.create(&kube::api::PostParams::default(), &pvc))
+        .unwrap();
+    OwnSim { runner, sim }
+}
+
+/// Waits until `check` holds (a precondition of the test, not a timed assertion).
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "never: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_k8s-hook");
 
@@ -88,6 +137,15 @@ impl Run {
             .collect()
     }
 
+    /// Asserts that the hook exited `code` with exactly one `::error::` line; returns it.
+    #[track_caller]
+    pub fn one_error(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "{self:#?}");
+        let errors = self.errors();
+        assert_eq!(errors.len(), 1, "{self:#?}");
+        errors[0]
+    }
+
     /// The `::warning::` lines.
     pub fn warnings(&self) -> Vec<&str> {
         self.stderr
@@ -118,6 +176,52 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// The step pod of this runner once its action container runs.
+    pub fn running_step_pod(&self) -> String {
+        for _ in 0..600 {
+            for p in self.pods() {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let running = p
+                    .status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+                    .any(|c| {
+                        c.name == "job" && c.state.as_ref().is_some_and(|s| s.running.is_some())
+                    });
+                if name.contains("-step-") && running {
+                    return name;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("no running step pod in {}", self.ns);
+    }
+
+    /// Runs `argv` in the job container of `pod` (the test's own look, not the hook's);
+    /// returns its stdout.
+    pub fn job_exec(&self, pod: &str, argv: &[&str]) -> String {
+        use tokio::io::AsyncReadExt as _;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        rt().block_on(async {
+            let mut p = pods
+                .exec(
+                    pod,
+                    argv.to_vec(),
+                    &kube::api::AttachParams::default()
+                        .container("job")
+                        .stderr(false),
+                )
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            if let Some(mut s) = p.stdout() {
+                let _ = s.read_to_end(&mut out).await;
+            }
+            let _ = p.join().await;
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    }
+
     /// A runner in a fresh namespace of the shared simulator.
     pub fn new(test: &str) -> Self {
         let sim = sim();
@@ -220,46 +324,7 @@ impl Runner {
 
     /// Runs one command through the binary, runner-style.
     pub fn call(&self, command: &str, args: Value, state: Option<&Value>) -> Run {
-        let response = self
-            .temp()
-            .join("_runner_hook_responses")
-            .join(format!("{}.json", uuid::Uuid::new_v4()));
-        std::fs::write(&response, "").unwrap();
-        let line = json!({
-            "command": command,
-            "responseFile": response,
-            "args": args,
-            "state": state.cloned().unwrap_or(Value::Null),
-        })
-        .to_string();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.workspace())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in self.env() {
-            cmd.env(k, v);
-        }
-        let start = std::time::Instant::now();
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            response: std::fs::read_to_string(&response).unwrap_or_default(),
-            elapsed: start.elapsed(),
-        };
-        let _ = std::fs::remove_file(&response);
-        run
+        spawn::start(self, &spawn::Program::Binary, command, args, state).finish()
     }
 
     /// `prepare_job` with this job container and services; returns the run and the state.

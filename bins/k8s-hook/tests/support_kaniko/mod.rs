@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use crate::support::spawn::{Program, Started, start};
 use crate::support::{Run, Runner, StepRun, container, rt, testenv};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -387,40 +388,10 @@ impl Drop for PodWatch {
 }
 
 /// Starts a Dockerfile step through the binary without waiting for it (for signals).
-pub fn spawn_dockerfile_step(runner: &Runner, action: &Action) -> std::process::Child {
-    use std::process::{Command, Stdio};
-    let response = runner
-        .temp()
-        .join("_runner_hook_responses")
-        .join(format!("{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&response, "").unwrap();
+pub fn spawn_dockerfile_step(runner: &Runner, action: &Action) -> Started {
     let mut spec = container("");
     spec["image"] = Value::Null;
     spec["dockerfile"] = json!(action.dockerfile());
     spec["workingDirectory"] = json!("/github/workspace");
-    let line = json!({
-        "command": "run_container_step",
-        "responseFile": response,
-        "args": spec,
-        "state": Value::Null,
-    })
-    .to_string();
-    let mut cmd = Command::new(crate::support::BIN);
-    cmd.current_dir(runner.workspace())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in runner.env() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{line}\n").as_bytes())
-        .unwrap();
-    child
+    start(runner, &Program::Binary, "run_container_step", spec, None)
 }

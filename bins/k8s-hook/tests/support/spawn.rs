@@ -1,14 +1,13 @@
 //! Starts the hook the runner's way without waiting for it, so a test can run several commands
 //! at once (background steps), read a step's output while it runs, or signal the process.
 
-#![allow(dead_code)]
-
-use crate::support::{BIN, Run, Runner};
+use super::{BIN, Run, Runner};
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Instant;
 
 /// A hook process that is running.
 pub struct Started {
@@ -18,13 +17,26 @@ pub struct Started {
     read: String,
     stderr: std::thread::JoinHandle<String>,
     response: PathBuf,
-    start: std::time::Instant,
+    start: Instant,
+    /// When [`Started::signal`] was called, if it was.
+    signalled: Option<Instant>,
 }
 
 impl Started {
     /// The process id of what the runner started (the binary, or node for `index.js`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (`INT`, `TERM`) to the process, as the runner does on cancellation.
+    pub fn signal(&mut self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.signalled = Some(Instant::now());
     }
 
     /// Reads stdout up to and including the line `line`; panics if stdout ends first.
@@ -40,7 +52,8 @@ impl Started {
         }
     }
 
-    /// Waits for the process and collects what it did.
+    /// Waits for the process and collects what it did; `elapsed` counts from the start, or from
+    /// the signal if one was sent.
     pub fn finish(mut self) -> Run {
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
@@ -51,7 +64,7 @@ impl Started {
             stdout: self.read,
             stderr: self.stderr.join().unwrap(),
             response: std::fs::read_to_string(&self.response).unwrap_or_default(),
-            elapsed: self.start.elapsed(),
+            elapsed: self.signalled.unwrap_or(self.start).elapsed(),
         };
         let _ = std::fs::remove_file(&self.response);
         run
@@ -109,7 +122,7 @@ pub fn start(
     for (k, v) in runner.env() {
         cmd.env(k, v);
     }
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
@@ -127,6 +140,7 @@ pub fn start(
         stderr,
         response,
         start,
+        signalled: None,
     }
 }
 
