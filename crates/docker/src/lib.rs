@@ -18,7 +18,6 @@ mod exec;
 mod health;
 mod hook;
 mod images;
-mod log;
 mod names;
 mod network;
 mod options;

@@ -1,5 +1,5 @@
-//! Port publishing: `ports:` strings (`80`, `8080:80`, `127.0.0.1:8080:80/udp`, ranges) and the
-//! `{containerPort: hostPort}` map of the response.
+//! Port publishing: `ports:` strings (parsed by `hooklib::ports`) as the engine's port bindings,
+//! and the `{containerPort: hostPort}` map of the response.
 
 use bollard::models::{PortBinding, PortMap};
 use std::collections::BTreeMap;
@@ -13,96 +13,26 @@ pub(crate) struct Published {
     pub host_port: String,
 }
 
-/// Why a port string is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid port mapping {spec:?}: {reason}")]
-pub struct PortError {
-    spec: String,
-    reason: String,
-}
+pub(crate) use hooklib::ports::PortError;
+use hooklib::ports::PortMapping;
 
-fn range(s: &str) -> Result<(u16, u16), String> {
-    let parse = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{p:?} is not a port number"))
-    };
-    match s.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (parse(a)?, parse(b)?);
-            if a > b {
-                return Err(format!("range {s:?} is reversed"));
-            }
-            Ok((a, b))
-        }
-        None => {
-            let p = parse(s)?;
-            Ok((p, p))
-        }
-    }
-}
-
-/// Parses a `ports:` / `-p` value like the docker CLI: `[ip:][hostPort:]containerPort[/proto]`.
+/// Parses a `ports:` / `-p` value (hooklib's grammar) into the engine's published ports, one a
+/// container port.
 pub(crate) fn parse(spec: &str) -> Result<Vec<Published>, PortError> {
-    let err = |reason: String| PortError {
-        spec: spec.to_owned(),
-        reason,
-    };
-    let (rest, proto) = match spec.rsplit_once('/') {
-        Some((r, p)) => (r, p.to_ascii_lowercase()),
-        None => (spec, "tcp".to_owned()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(err(format!("unknown protocol {proto:?}")));
-    }
-    // An IPv6 address is written in brackets: [::1]:8080:80.
-    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, after) = r
-            .split_once("]:")
-            .ok_or_else(|| err("unterminated [address]".to_owned()))?;
-        (ip.to_owned(), after)
-    } else {
-        let parts: Vec<&str> = rest.split(':').collect();
-        if parts.len() == 3 {
-            (parts[0].to_owned(), &rest[parts[0].len() + 1..])
-        } else if parts.len() > 3 {
-            return Err(err("too many colons".to_owned()));
-        } else {
-            (String::new(), rest)
-        }
-    };
-    let (host, container) = match rest.split_once(':') {
-        Some((h, c)) => (h, c),
-        None => ("", rest),
-    };
-    let (c_lo, c_hi) = range(container).map_err(err)?;
-    let host_range = if host.is_empty() {
-        None
-    } else {
-        Some(range(host).map_err(err)?)
-    };
-    let count = c_hi - c_lo;
-    let mut out = Vec::new();
-    for i in 0..=count {
-        let host_port = match host_range {
-            None => String::new(),
-            Some((h_lo, h_hi)) if h_hi - h_lo == count => (h_lo + i).to_string(),
-            // docker: a host range with a single container port lets the engine pick from it.
-            Some((h_lo, h_hi)) if count == 0 => format!("{h_lo}-{h_hi}"),
-            Some(_) => {
-                return Err(err(
-                    "host and container port ranges differ in size".to_owned()
-                ));
-            }
-        };
-        out.push(Published {
-            container: format!("{}/{proto}", c_lo + i),
-            host_ip: ip.clone(),
-            host_port,
-        });
-    }
-    Ok(out)
+    let m = PortMapping::parse(spec)?;
+    let host_ip = m.host_ip.unwrap_or_default();
+    Ok((0..=m.container.span())
+        .map(|i| Published {
+            container: format!("{}/{}", m.container.first + i, m.protocol),
+            host_ip: host_ip.clone(),
+            host_port: match m.host {
+                None => String::new(),
+                // A host range with a single container port lets the engine pick from it.
+                Some(h) if m.container.is_single() && !h.is_single() => h.to_string(),
+                Some(h) => (h.first + i).to_string(),
+            },
+        })
+        .collect())
 }
 
 /// The `PortBindings` of a container publishing `ports`.

@@ -109,11 +109,7 @@ pub fn error_line(err: &(dyn Error + 'static)) -> String {
         }
         source = s.source();
     }
-    let escaped = msg
-        .replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A");
-    format!("::error::{escaped}")
+    crate::joblog::error_line(&msg)
 }
 
 /// Reports a hook failure: one `::error::` line on stderr (the runner parses workflow commands

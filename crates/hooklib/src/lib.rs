@@ -18,7 +18,11 @@
 //! - [`policy`]: the administrator's allowed images (job, services, steps) as glob patterns on
 //!   normalised references;
 //! - [`Secret`]: credentials that never print;
-//! - [`logging`]: `tracing` to stderr; stdout belongs to the step.
+//! - [`logging`]: `tracing` to stderr; stdout belongs to the step;
+//! - [`joblog`]: the hook's own lines in the job log (`::group::`, `::warning::`, `::error::`),
+//!   escaped by one rule;
+//! - [`ports`]: the one grammar of a `ports:` string, parsed into a [`ports::PortMapping`];
+//! - [`is_alpine`]: what `/etc/os-release` of a job container says, by one rule for both hooks.
 //!
 //! ## A minimal hook
 //!
@@ -107,8 +111,11 @@ pub mod cancel;
 pub mod cost;
 mod hook;
 mod input;
+pub mod joblog;
 pub mod logging;
+mod os_release;
 pub mod policy;
+pub mod ports;
 mod read;
 mod response;
 mod secret;
@@ -121,6 +128,7 @@ pub use hook::{
 pub use input::{
     Command, ContainerSpec, Input, Mount, PrepareJobArgs, Registry, Request, RunScriptStepArgs,
 };
+pub use os_release::is_alpine;
 pub use policy::{ImagePolicy, ImageRole};
 pub use read::{InputError, parse_input, read_input};
 pub use response::{

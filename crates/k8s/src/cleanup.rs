@@ -2,9 +2,9 @@
 //! second net), plus the job pod named in the state; copes with a null or partial state.
 
 use crate::error::Error;
-use crate::joblog::{self, Group};
 use crate::pod::runner_selector;
 use crate::{K8sHook, State};
+use hooklib::joblog::{self, Group};
 
 pub async fn cleanup_job(hook: &K8sHook, state: State) -> Result<(), Error> {
     let group = Group::start("Cleaning up the job's pods");

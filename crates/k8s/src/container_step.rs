@@ -6,7 +6,6 @@
 
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
-use crate::joblog::{self, Group};
 use crate::mounts::{Storage, WORK_MOUNT};
 use crate::names::{self, FS_INIT_CONTAINER, FS_SYNC_CONTAINER, JOB_CONTAINER};
 use crate::objects::{Cluster, owner_of};
@@ -16,6 +15,7 @@ use crate::tarball::Source;
 use crate::template::PodKind;
 use crate::wait::{self, Goal};
 use crate::{K8sHook, State, exec, retry, steplog};
+use hooklib::joblog::{self, Group};
 use hooklib::{Cancel, ContainerSpec, StepOutcome};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PropagationPolicy};

@@ -10,9 +10,9 @@
 
 use crate::admit::{AdmitError, Limits, Refusal};
 use crate::exec::{self, Command, ExecError, Sink};
-use crate::joblog;
 use crate::settings::Heartbeat;
 use crate::tarball::{self, Counts, Source};
+use hooklib::joblog;
 use kube::Client;
 use std::path::Path;
 use std::time::{Duration, Instant};

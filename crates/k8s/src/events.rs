@@ -90,7 +90,7 @@ pub async fn warnings(
         Ok(Ok(list)) => summarize(&list.items, pod, uid),
         Ok(Err(kube::Error::Api(s))) if s.code == 403 => {
             if !FORBIDDEN_SAID.swap(true, Ordering::SeqCst) {
-                crate::joblog::info(&format!(
+                hooklib::joblog::info(&format!(
                     "(pod events are not shown: this service account may not list events in \
                      namespace {namespace}; the permission is optional, see examples/rbac.yaml)"
                 ));

@@ -22,7 +22,6 @@ mod error;
 mod events;
 mod exec;
 mod fate;
-mod joblog;
 mod mounts;
 mod names;
 mod objects;

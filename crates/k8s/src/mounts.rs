@@ -59,9 +59,12 @@ pub enum MountError {
         "volume {0:?} is outside the runner's work folder {1}: the Kubernetes hook can only mount folders of _work (or use the pod template for other volumes)"
     )]
     OutsideWork(String, String),
-    /// A port mapping the hook cannot read.
-    #[error("invalid port mapping {0:?}: {1}")]
-    Port(String, &'static str),
+    /// A port mapping that is not valid.
+    #[error(transparent)]
+    Port(#[from] hooklib::ports::PortError),
+    /// A port range (valid, but a pod has no port ranges).
+    #[error("invalid port mapping {0:?}: port ranges are not supported by the Kubernetes hook")]
+    PortRange(String),
 }
 
 impl Layout {
@@ -209,23 +212,12 @@ fn user_mounts(layout: &Layout, user: &[Mount]) -> Result<Vec<VolumeMount>, Moun
 pub fn container_ports(mappings: &[String]) -> Result<Vec<ContainerPort>, MountError> {
     let mut ports: Vec<ContainerPort> = Vec::new();
     for raw in mappings {
-        let bad = |why| MountError::Port(raw.clone(), why);
-        let (spec, protocol) = match raw.trim().rsplit_once('/') {
-            Some((s, p)) => (s, p.to_ascii_uppercase()),
-            None => (raw.trim(), "TCP".to_owned()),
-        };
-        if !matches!(protocol.as_str(), "TCP" | "UDP" | "SCTP") {
-            return Err(bad("the protocol must be tcp, udp or sctp"));
+        let m = hooklib::ports::PortMapping::parse(raw).map_err(MountError::Port)?;
+        if !m.container.is_single() {
+            return Err(MountError::PortRange(raw.clone()));
         }
-        let container = spec.rsplit(':').next().unwrap_or(spec);
-        if container.contains('-') {
-            return Err(bad("port ranges are not supported"));
-        }
-        let port: i32 = container
-            .parse()
-            .ok()
-            .filter(|p| (1..=65535).contains(p))
-            .ok_or_else(|| bad("the container port must be a number from 1 to 65535"))?;
+        let port = i32::from(m.container.first);
+        let protocol = m.protocol.as_str().to_ascii_uppercase();
         if !ports
             .iter()
             .any(|p| p.container_port == port && p.protocol.as_deref() == Some(&protocol))

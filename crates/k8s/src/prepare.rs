@@ -3,7 +3,6 @@
 
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
-use crate::joblog::{self, Group, secs};
 use crate::mounts::{Placement, Storage, WORK_MOUNT};
 use crate::names::{self, JOB_CONTAINER};
 use crate::objects::{Cluster, owner_of};
@@ -14,6 +13,7 @@ use crate::tarball::Source;
 use crate::template::PodKind;
 use crate::wait::{self, Goal};
 use crate::{K8sHook, State, exec, retry};
+use hooklib::joblog::{self, Group, secs};
 use hooklib::{ContainerInfo, JobContext, PrepareJobArgs, PrepareJobResponse, ServiceInfo};
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
@@ -276,24 +276,6 @@ async fn copy_work(
     Ok(Some(report))
 }
 
-/// Whether `/etc/os-release` of the job container says Alpine (`ID=alpine` or `ID_LIKE`
-/// naming it).
-pub fn os_release_is_alpine(text: &str) -> bool {
-    text.lines().any(|l| {
-        let Some((k, v)) = l.split_once('=') else {
-            return false;
-        };
-        let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
-        match k.trim() {
-            "ID" => v.eq_ignore_ascii_case("alpine"),
-            "ID_LIKE" => v
-                .split_whitespace()
-                .any(|w| w.eq_ignore_ascii_case("alpine")),
-            _ => false,
-        }
-    })
-}
-
 async fn is_alpine(cluster: &Cluster, pod: &str) -> Result<bool, Error> {
     let cmd = exec::Command {
         namespace: &cluster.namespace,
@@ -306,7 +288,7 @@ async fn is_alpine(cluster: &Cluster, pod: &str) -> Result<bool, Error> {
         ],
     };
     let (_, out, _) = exec::output(&cluster.client, cluster.heartbeat, &cmd, 64 * 1024).await?;
-    Ok(os_release_is_alpine(&out))
+    Ok(hooklib::is_alpine(&out))
 }
 
 /// The runner's answer: `state.jobPod`, the job container and one entry per service (by
@@ -357,25 +339,5 @@ pub fn response(
             services,
         },
         is_alpine,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::os_release_is_alpine;
-
-    #[test]
-    fn alpine_detection() {
-        assert!(os_release_is_alpine(
-            "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n"
-        ));
-        assert!(os_release_is_alpine(
-            "ID=\"postmarketos\"\nID_LIKE=\"alpine\"\n"
-        ));
-        assert!(!os_release_is_alpine("ID=debian\nID_LIKE=\n"));
-        assert!(!os_release_is_alpine(
-            "ID=ubuntu\nID_LIKE=debian\nPRETTY_NAME=\"not alpine\"\n"
-        ));
-        assert!(!os_release_is_alpine(""));
     }
 }

@@ -13,13 +13,13 @@
 use crate::admit::Limits;
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
-use crate::joblog::{self, Group};
 use crate::mounts::WORK_MOUNT;
 use crate::objects::Cluster;
 use crate::pod::ARCHIVER_CONTAINER;
 use crate::prepare::NOT_COPIED;
 use crate::tarball::Source;
 use crate::{K8sHook, State, script, script_run};
+use hooklib::joblog::{self, Group};
 use hooklib::{RunScriptStepArgs, StepOutcome};
 use std::path::{Path, PathBuf};
 

@@ -294,7 +294,7 @@ fn bad_input_is_refused_before_anything_is_created() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the service #1 (redis): invalid port mapping \"99999\": the container port must be a number from 1 to 65535"
+        "the service #1 (redis): invalid port mapping \"99999\": \"99999\" is not a port number"
     );
 }
 

@@ -399,7 +399,7 @@ pub async fn until(
                 .borrow()
                 .as_ref()
                 .map_or_else(|| "no status yet".into(), describe);
-            crate::joblog::info(&format!(
+            hooklib::joblog::info(&format!(
                 "still waiting for pod {name} ({} s): {state}",
                 started.elapsed().as_secs()
             ));

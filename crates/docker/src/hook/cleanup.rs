@@ -3,13 +3,13 @@
 use super::State;
 use crate::engine::connect;
 use crate::error::Error;
-use crate::log::Group;
 use crate::names::Owner;
 use crate::network::remove_runner_objects;
 use crate::settings::Settings;
+use hooklib::joblog::Group;
 
 pub(super) async fn cleanup_job(settings: &Settings, state: State) -> Result<(), Error> {
-    let _group = Group::open("Removing job containers");
+    let group = Group::start("Removing job containers");
     let owner = Owner {
         runner: settings.runner_name.clone(),
         job: state.job_id.clone(),
@@ -27,5 +27,6 @@ pub(super) async fn cleanup_job(settings: &Settings, state: State) -> Result<(),
         removed.containers,
         removed.networks
     );
+    group.end();
     Ok(())
 }

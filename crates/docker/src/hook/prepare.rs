@@ -13,7 +13,6 @@ use crate::error::{Error, engine};
 use crate::exec::{capture, unless_cancelled};
 use crate::health::{self, Watched};
 use crate::images;
-use crate::log::Group;
 use crate::names::{self, Owner, Role, container_name, network_name, new_job_id};
 use crate::network::{self, short};
 use crate::options::CreateOptions;
@@ -23,6 +22,7 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures::future::join_all;
+use hooklib::joblog::Group;
 use hooklib::{
     Cancel, ContainerInfo, ContainerSpec, ImageRole, JobContext, PrepareJobArgs,
     PrepareJobResponse, Registry, ServiceInfo,
@@ -255,7 +255,7 @@ async fn is_alpine(docker: &Docker, id: &str) -> Result<bool, Error> {
         OS_RELEASE_TIMEOUT,
     )
     .await?;
-    let alpine = os_release_id(&String::from_utf8_lossy(&got.stdout)).as_deref() == Some("alpine");
+    let alpine = hooklib::is_alpine(&String::from_utf8_lossy(&got.stdout));
     if got.timed_out {
         tracing::warn!(
             "reading /etc/os-release in the job container took longer than {}s; {}",
@@ -279,13 +279,6 @@ async fn is_alpine(docker: &Docker, id: &str) -> Result<bool, Error> {
     Ok(alpine)
 }
 
-/// The `ID` of an os-release file.
-pub(crate) fn os_release_id(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("ID="))
-        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
-}
-
 async fn inspect(docker: &Docker, id: &str, what: &str) -> Result<ContainerInspectResponse, Error> {
     docker
         .inspect_container(id, None)
@@ -299,7 +292,7 @@ pub(super) async fn prepare_job(
     cancel: &Cancel,
 ) -> Result<PrepareJobResponse<State>, Error> {
     let started = Instant::now();
-    let group = Group::open("Preparing job containers");
+    let group = Group::start("Preparing job containers");
     let job_id = new_job_id();
     let owner = Owner {
         runner: settings.runner_name.clone(),
@@ -340,7 +333,7 @@ pub(super) async fn prepare_job(
             return Err(e);
         }
     };
-    drop(group);
+    group.end();
     let parts: Vec<String> = plans
         .iter()
         .zip(
@@ -487,19 +480,6 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn os_release() {
-        assert_eq!(
-            os_release_id("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\n").as_deref(),
-            Some("alpine")
-        );
-        assert_eq!(
-            os_release_id("PRETTY_NAME=\"Debian\"\nID=\"debian\"\n").as_deref(),
-            Some("debian")
-        );
-        assert_eq!(os_release_id("ID_LIKE=alpine\n"), None);
-    }
 
     #[test]
     fn bad_input_is_caught_before_the_engine() {

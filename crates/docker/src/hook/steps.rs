@@ -11,13 +11,13 @@ use crate::engine::connect;
 use crate::error::{Error, engine};
 use crate::exec::{self, unless_cancelled};
 use crate::images;
-use crate::log::Group;
 use crate::names::{Owner, Role, container_name, new_job_id};
 use crate::network::{remove_container, short};
 use crate::options::CreateOptions;
 use crate::policy;
 use crate::settings::{DockerHost, Settings};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
+use hooklib::joblog::Group;
 use hooklib::{Cancel, ContainerSpec, ImageRole, RunScriptStepArgs, StepOutcome};
 use std::path::PathBuf;
 
@@ -146,18 +146,19 @@ pub(super) async fn run_container_step(
 
     let image = match image {
         Some(image) => {
-            let _group = Group::open(format!("Pulling {image}"));
+            let group = Group::start(&format!("Pulling {image}"));
             unless_cancelled(
                 cancel,
                 &what,
                 images::pull(&docker, &image, args.registry.as_ref(), platform.as_deref()),
             )
             .await?;
+            group.end();
             image
         }
         None => {
             let dockerfile = dockerfile.unwrap_or_default();
-            let _group = Group::open(format!("Building {dockerfile}"));
+            let group = Group::start(&format!("Building {dockerfile}"));
             let path = PathBuf::from(&dockerfile);
             let packed = tokio::task::spawn_blocking(move || buildctx::pack(&path))
                 .await
@@ -166,7 +167,9 @@ pub(super) async fn run_container_step(
                     reason: e.to_string(),
                 })??;
             let build = images::build(&docker, &dockerfile, packed, &owner, platform.as_deref());
-            unless_cancelled(cancel, &what, build).await?
+            let built = unless_cancelled(cancel, &what, build).await?;
+            group.end();
+            built
         }
     };
 

@@ -28,11 +28,11 @@ mod settings;
 pub use error::BuildError;
 pub use settings::{BuildSettings, Builder};
 
-use crate::joblog;
 use crate::mounts::Placement;
 use crate::objects::{Cluster, owner_of};
 use crate::{K8sHook, State, retry};
 use hooklib::ContainerSpec;
+use hooklib::joblog;
 use naming::References;
 use registry::ImageLocation;
 use std::path::Path;
