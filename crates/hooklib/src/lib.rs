@@ -21,6 +21,8 @@
 //! - [`logging`]: `tracing` to stderr; stdout belongs to the step;
 //! - [`joblog`]: the hook's own lines in the job log (`::group::`, `::warning::`, `::error::`),
 //!   escaped by one rule;
+//! - [`create_options`]: the docker CLI grammar of a container's `createOptions`, one flag
+//!   table for both hooks;
 //! - [`ports`]: the one grammar of a `ports:` string, parsed into a [`ports::PortMapping`];
 //! - [`is_alpine`]: what `/etc/os-release` of a job container says, by one rule for both hooks.
 //!
@@ -109,6 +111,7 @@
 mod args;
 pub mod cancel;
 pub mod cost;
+pub mod create_options;
 mod hook;
 mod input;
 pub mod joblog;

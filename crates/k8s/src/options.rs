@@ -18,12 +18,9 @@ pub struct ContainerOptions {
 /// `createOptions` cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
-    /// Unbalanced quotes.
-    #[error("cannot split the container options {0:?}: unbalanced quotes")]
-    Split(String),
-    /// An option needs a value and has none.
-    #[error("container option {0} needs a value")]
-    MissingValue(String),
+    /// The string does not follow the docker CLI grammar (`hooklib::create_options`).
+    #[error(transparent)]
+    Grammar(#[from] hooklib::create_options::GrammarError),
     /// A duration docker would not accept.
     #[error("container option {option}: {value:?} is not a duration (examples: 10s, 1m30s, 500ms)")]
     Duration {
@@ -38,55 +35,26 @@ pub enum OptionsError {
 }
 
 const HEALTH_OPTIONS: [&str; 5] = [
-    "--health-cmd",
-    "--health-interval",
-    "--health-timeout",
-    "--health-retries",
-    "--health-start-period",
+    "health-cmd",
+    "health-interval",
+    "health-timeout",
+    "health-retries",
+    "health-start-period",
 ];
 
-/// Reads a docker `createOptions` string.
+/// Reads a docker `createOptions` string (hooklib's grammar: a flag unknown to `docker run` is an
+/// error, as it would be under docker).
 pub fn parse(create_options: Option<&str>) -> Result<ContainerOptions, OptionsError> {
-    let Some(text) = create_options.filter(|t| !t.trim().is_empty()) else {
-        return Ok(ContainerOptions::default());
-    };
-    let words = shlex::split(text).ok_or_else(|| OptionsError::Split(text.to_owned()))?;
     let mut health: [Option<String>; 5] = Default::default();
     let mut no_healthcheck = false;
     let mut ignored = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        let word = &words[i];
-        i += 1;
-        let (flag, inline) = match word.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (word.as_str(), None),
-        };
-        if let Some(slot) = HEALTH_OPTIONS.iter().position(|h| *h == flag) {
-            let value = match inline {
-                Some(v) => v,
-                None => {
-                    let v = words
-                        .get(i)
-                        .ok_or_else(|| OptionsError::MissingValue(flag.to_owned()))?;
-                    i += 1;
-                    v.clone()
-                }
-            };
-            health[slot] = Some(value);
-        } else if flag == "--no-healthcheck" {
-            no_healthcheck = true;
-        } else if flag.starts_with('-') && inline.is_none() {
-            // A flag and, when the next word is not a flag, its value.
-            match words.get(i) {
-                Some(v) if !v.starts_with('-') => {
-                    ignored.push(format!("{flag} {v}"));
-                    i += 1;
-                }
-                _ => ignored.push(flag.to_owned()),
-            }
+    for flag in hooklib::create_options::parse(create_options)? {
+        if let Some(slot) = HEALTH_OPTIONS.iter().position(|h| *h == flag.long) {
+            health[slot] = flag.value;
+        } else if flag.long == "no-healthcheck" {
+            no_healthcheck = flag.value_or_true() != "false";
         } else {
-            ignored.push(word.clone());
+            ignored.push(flag.as_written());
         }
     }
     let [cmd, interval, timeout, retries, start_period] = health;
@@ -184,6 +152,7 @@ pub fn duration_millis(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hooklib::create_options::GrammarError;
 
     #[test]
     fn health_options_become_a_probe() {
@@ -225,7 +194,7 @@ mod tests {
     fn errors() {
         assert!(matches!(
             parse(Some("--health-cmd")),
-            Err(OptionsError::MissingValue(_))
+            Err(OptionsError::Grammar(GrammarError::MissingValue(_)))
         ));
         assert!(matches!(
             parse(Some("--health-cmd x --health-interval soon")),
@@ -233,7 +202,13 @@ mod tests {
         ));
         assert!(matches!(
             parse(Some("--health-cmd 'x")),
-            Err(OptionsError::Split(_))
+            Err(OptionsError::Grammar(GrammarError::Quoting(_)))
+        ));
+        // A flag docker does not have is an error (docker would refuse it too), never a guess
+        // about whether the next word is its value.
+        assert!(matches!(
+            parse(Some("--frobnicate 1 --health-cmd x")),
+            Err(OptionsError::Grammar(GrammarError::Unknown(_)))
         ));
         assert!(matches!(
             parse(Some("--health-cmd x --health-retries -1")),

@@ -1,7 +1,6 @@
-//! `createOptions`: the workflow's `options:` string (docker CLI syntax, shell-quoted), parsed
-//! into Engine API fields. Flags follow the docker CLI's rules (`--flag value`, `--flag=value`,
-//! `-m512m`, grouped short booleans `-it`); a flag we do not support is an error naming it,
-//! never silently dropped.
+//! `createOptions`: the workflow's `options:` string, read with `hooklib::create_options` (the
+//! docker CLI's grammar, one for both hooks) and turned into Engine API fields. A flag we do not
+//! support is an error naming it, never silently dropped.
 
 mod apply;
 mod values;
@@ -9,15 +8,16 @@ mod values;
 use crate::names::{JOB_LABEL, ROLE_LABEL, RUNNER_LABEL};
 use crate::ports;
 use bollard::models::{DeviceMapping, DeviceRequest, Mount, ResourcesUlimits};
+use hooklib::create_options::GrammarError;
 use std::collections::BTreeMap;
 
 /// The container options could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
-    /// Unbalanced quotes.
-    #[error("cannot split the container options {0:?}: unbalanced quotes")]
-    Quoting(String),
-    /// A flag the hook does not know.
+    /// The string does not follow the docker CLI grammar (`hooklib::create_options`).
+    #[error(transparent)]
+    Grammar(hooklib::create_options::GrammarError),
+    /// A `docker run` flag the hook does not support.
     #[error(
         "unsupported container option `{0}` in `options:`; supported: {list}",
         list = supported_list()
@@ -31,9 +31,6 @@ pub enum OptionsError {
         /// Why.
         why: &'static str,
     },
-    /// A value flag at the end of the string.
-    #[error("container option `{0}` needs a value")]
-    MissingValue(String),
     /// A value the flag does not accept.
     #[error("invalid value for container option `{flag}`: {reason}")]
     Invalid {
@@ -42,107 +39,92 @@ pub enum OptionsError {
         /// What is wrong.
         reason: String,
     },
-    /// A word that is not a flag.
-    #[error(
-        "unexpected argument {0:?} in container options: only flags are allowed (the image and command come from the workflow)"
-    )]
-    Positional(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Value,
-    Bool,
-}
-
-/// Every supported flag: long name, short name, kind.
-const FLAGS: &[(&str, Option<char>, Kind)] = &[
-    ("add-host", None, Kind::Value),
-    ("cap-add", None, Kind::Value),
-    ("cap-drop", None, Kind::Value),
-    ("cpu-shares", Some('c'), Kind::Value),
-    ("cpus", None, Kind::Value),
-    ("cpuset-cpus", None, Kind::Value),
-    ("device", None, Kind::Value),
-    ("dns", None, Kind::Value),
-    ("dns-option", None, Kind::Value),
-    ("dns-search", None, Kind::Value),
-    ("entrypoint", None, Kind::Value),
-    ("env", Some('e'), Kind::Value),
-    ("expose", None, Kind::Value),
-    ("gpus", None, Kind::Value),
-    ("group-add", None, Kind::Value),
-    ("health-cmd", None, Kind::Value),
-    ("health-interval", None, Kind::Value),
-    ("health-retries", None, Kind::Value),
-    ("health-start-period", None, Kind::Value),
-    ("health-timeout", None, Kind::Value),
-    ("hostname", Some('h'), Kind::Value),
-    ("init", None, Kind::Bool),
-    ("interactive", Some('i'), Kind::Bool),
-    ("ipc", None, Kind::Value),
-    ("label", Some('l'), Kind::Value),
-    ("log-driver", None, Kind::Value),
-    ("log-opt", None, Kind::Value),
-    ("memory", Some('m'), Kind::Value),
-    ("memory-reservation", None, Kind::Value),
-    ("memory-swap", None, Kind::Value),
-    ("mount", None, Kind::Value),
-    ("network-alias", None, Kind::Value),
-    ("no-healthcheck", None, Kind::Bool),
-    ("oom-kill-disable", None, Kind::Bool),
-    ("pid", None, Kind::Value),
-    ("pids-limit", None, Kind::Value),
-    ("platform", None, Kind::Value),
-    ("privileged", None, Kind::Bool),
-    ("publish", Some('p'), Kind::Value),
-    ("read-only", None, Kind::Bool),
-    ("security-opt", None, Kind::Value),
-    ("shm-size", None, Kind::Value),
-    ("stop-signal", None, Kind::Value),
-    ("stop-timeout", None, Kind::Value),
-    ("sysctl", None, Kind::Value),
-    ("tmpfs", None, Kind::Value),
-    ("tty", Some('t'), Kind::Bool),
-    ("ulimit", None, Kind::Value),
-    ("user", Some('u'), Kind::Value),
-    ("userns", None, Kind::Value),
-    ("volume", Some('v'), Kind::Value),
-    ("workdir", Some('w'), Kind::Value),
+/// The `docker run` flags the hook supports (long names; the short forms come with them).
+const FLAGS: &[&str] = &[
+    "add-host",
+    "cap-add",
+    "cap-drop",
+    "cpu-shares",
+    "cpus",
+    "cpuset-cpus",
+    "device",
+    "dns",
+    "dns-option",
+    "dns-search",
+    "entrypoint",
+    "env",
+    "expose",
+    "gpus",
+    "group-add",
+    "health-cmd",
+    "health-interval",
+    "health-retries",
+    "health-start-period",
+    "health-timeout",
+    "hostname",
+    "init",
+    "interactive",
+    "ipc",
+    "label",
+    "log-driver",
+    "log-opt",
+    "memory",
+    "memory-reservation",
+    "memory-swap",
+    "mount",
+    "network-alias",
+    "no-healthcheck",
+    "oom-kill-disable",
+    "pid",
+    "pids-limit",
+    "platform",
+    "privileged",
+    "publish",
+    "read-only",
+    "security-opt",
+    "shm-size",
+    "stop-signal",
+    "stop-timeout",
+    "sysctl",
+    "tmpfs",
+    "tty",
+    "ulimit",
+    "user",
+    "userns",
+    "volume",
+    "workdir",
 ];
 
 /// Flags the hook knows and refuses, with the reason shown to the user.
-const REFUSED: &[(&str, Option<char>, &str)] = &[
+const REFUSED: &[(&str, &str)] = &[
     (
         "name",
-        None,
         "the hook names containers itself; use --network-alias for another DNS name",
     ),
     (
         "network",
-        None,
         "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network",
     ),
     (
         "net",
-        None,
         "the job network is managed by the hook; set ACTIONS_RUNNER_NETWORK_DRIVER on the runner to use an existing network",
     ),
-    ("rm", None, "the hook removes containers itself"),
-    ("restart", None, "the hook manages the container's life"),
-    ("detach", Some('d'), "the hook manages the container's life"),
+    ("rm", "the hook removes containers itself"),
+    ("restart", "the hook manages the container's life"),
+    ("detach", "the hook manages the container's life"),
     (
         "env-file",
-        None,
         "files on the runner host are not read; use the workflow's `env:`",
     ),
-    ("pull", None, "the hook always pulls the image"),
+    ("pull", "the hook always pulls the image"),
 ];
 
 fn supported_list() -> String {
     FLAGS
         .iter()
-        .map(|(l, _, _)| format!("--{l}"))
+        .map(|l| format!("--{l}"))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -246,62 +228,25 @@ impl CreateOptions {
         let Some(text) = options.filter(|s| !s.trim().is_empty()) else {
             return Ok(out);
         };
-        let tokens = shlex::split(text).ok_or_else(|| OptionsError::Quoting(text.to_owned()))?;
-        let mut it = tokens.into_iter();
-        while let Some(tok) = it.next() {
-            if let Some(long) = tok.strip_prefix("--").filter(|l| !l.is_empty()) {
-                let (name, inline) = match long.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_owned())),
-                    None => (long, None),
-                };
-                let flag = format!("--{name}");
-                if let Some((_, _, why)) = REFUSED.iter().find(|(l, _, _)| *l == name) {
-                    return Err(OptionsError::Refused { flag, why });
-                }
-                let Some((_, _, kind)) = FLAGS.iter().find(|(l, _, _)| *l == name) else {
-                    return Err(OptionsError::Unknown(flag));
-                };
-                let value = match (kind, inline) {
-                    (_, Some(v)) => v,
-                    (Kind::Bool, None) => "true".to_owned(),
-                    (Kind::Value, None) => it
-                        .next()
-                        .ok_or_else(|| OptionsError::MissingValue(flag.clone()))?,
-                };
-                out.set(name, &value)
-                    .map_err(|reason| OptionsError::Invalid { flag, reason })?;
-            } else if let Some(shorts) = tok.strip_prefix('-').filter(|s| !s.is_empty()) {
-                let chars: Vec<char> = shorts.chars().collect();
-                let mut i = 0;
-                while i < chars.len() {
-                    let c = chars[i];
-                    let flag = format!("-{c}");
-                    if let Some((_, _, why)) = REFUSED.iter().find(|(_, s, _)| *s == Some(c)) {
-                        return Err(OptionsError::Refused { flag, why });
-                    }
-                    let Some((name, _, kind)) = FLAGS.iter().find(|(_, s, _)| *s == Some(c)) else {
-                        return Err(OptionsError::Unknown(flag));
-                    };
-                    let value = match kind {
-                        Kind::Bool => "true".to_owned(),
-                        Kind::Value => {
-                            let rest: String = chars[i + 1..].iter().collect();
-                            i = chars.len();
-                            if rest.is_empty() {
-                                it.next()
-                                    .ok_or_else(|| OptionsError::MissingValue(flag.clone()))?
-                            } else {
-                                rest.strip_prefix('=').unwrap_or(&rest).to_owned()
-                            }
-                        }
-                    };
-                    out.set(name, &value)
-                        .map_err(|reason| OptionsError::Invalid { flag, reason })?;
-                    i += 1;
-                }
-            } else {
-                return Err(OptionsError::Positional(tok));
+        let flags = hooklib::create_options::parse(Some(text)).map_err(|e| match e {
+            GrammarError::Unknown(flag) => OptionsError::Unknown(flag),
+            e => OptionsError::Grammar(e),
+        })?;
+        for flag in flags {
+            if let Some((_, why)) = REFUSED.iter().find(|(l, _)| *l == flag.long) {
+                return Err(OptionsError::Refused {
+                    flag: flag.written,
+                    why,
+                });
             }
+            if !FLAGS.contains(&flag.long) {
+                return Err(OptionsError::Unknown(flag.written));
+            }
+            out.set(flag.long, flag.value_or_true())
+                .map_err(|reason| OptionsError::Invalid {
+                    flag: flag.written,
+                    reason,
+                })?;
         }
         out.check()?;
         Ok(out)
