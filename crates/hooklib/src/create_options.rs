@@ -290,6 +290,51 @@ pub fn parse(text: Option<&str>) -> Result<Vec<Flag>, GrammarError> {
     Ok(out)
 }
 
+/// A Go duration as `docker run` takes it (`10s`, `1m30s`, `500ms`, `1.5h`, `0`): one or more
+/// decimal numbers each with a unit `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`. `None` when it is not
+/// one (a bare number other than `0`, a negative or unknown unit).
+///
+/// ```
+/// use std::time::Duration;
+/// use hooklib::create_options::go_duration;
+/// assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
+/// assert_eq!(go_duration("10"), None);
+/// ```
+pub fn go_duration(value: &str) -> Option<std::time::Duration> {
+    let v = value.trim();
+    if v == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    if v.is_empty() {
+        return None;
+    }
+    let mut rest = v;
+    let mut nanos = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        if num_end == 0 {
+            return None;
+        }
+        let number: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        nanos += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(std::time::Duration::from_nanos(nanos.round() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +394,22 @@ mod tests {
         assert_eq!(read("--stop-signal -9"), [("stop-signal", v("-9"))]);
         assert!(parse(None).unwrap().is_empty());
         assert!(parse(Some("  ")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(go_duration("10s"), ms(10_000));
+        assert_eq!(go_duration("1m30s"), ms(90_000));
+        assert_eq!(go_duration("1.5s"), ms(1500));
+        assert_eq!(go_duration("1.5h"), ms(5_400_000));
+        assert_eq!(go_duration("250ms"), ms(250));
+        assert_eq!(go_duration("10us"), Some(Duration::from_micros(10)));
+        assert_eq!(go_duration(" 0 "), Some(Duration::ZERO));
+        for bad in ["10", "", "s", "3 days", "-1s", "1x", "1.2.3s"] {
+            assert_eq!(go_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

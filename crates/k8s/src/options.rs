@@ -111,42 +111,10 @@ pub fn parse(create_options: Option<&str>) -> Result<ContainerOptions, OptionsEr
     Ok(ContainerOptions { readiness, ignored })
 }
 
-/// A Go duration (`1h2m3.5s`, `500ms`, `10us`) in milliseconds; `None` when it is not one.
+/// A Go duration (`hooklib::create_options::go_duration`) in whole milliseconds, rounded up.
 pub fn duration_millis(text: &str) -> Option<u64> {
-    let t = text.trim();
-    if t == "0" {
-        return Some(0);
-    }
-    let mut rest = t;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "h" => 3_600_000.0,
-            "m" => 60_000.0,
-            "s" => 1000.0,
-            "ms" => 1.0,
-            "us" | "µs" => 0.001,
-            "ns" => 0.000_001,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * factor;
-    }
-    Some(total.ceil() as u64)
+    hooklib::create_options::go_duration(text)
+        .map(|d| u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -217,14 +185,9 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
+    fn durations_round_up_to_milliseconds() {
         assert_eq!(duration_millis("1m30s"), Some(90_000));
-        assert_eq!(duration_millis("1.5s"), Some(1500));
-        assert_eq!(duration_millis("2h"), Some(7_200_000));
-        assert_eq!(duration_millis("250ms"), Some(250));
-        assert_eq!(duration_millis("0"), Some(0));
+        assert_eq!(duration_millis("10us"), Some(1));
         assert_eq!(duration_millis("10"), None);
-        assert_eq!(duration_millis(""), None);
-        assert_eq!(duration_millis("s"), None);
     }
 }
