@@ -1,6 +1,7 @@
 //! The docker hook's settings, read once from the environment at the binary edge.
 
 use hooklib::ImagePolicy;
+use hooklib::settings::{SettingError, Vars};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,12 +50,9 @@ pub struct Settings {
 /// A required setting is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
-    /// A required variable is unset or empty.
-    #[error("{0} is not set: the docker hook needs it ({1})")]
-    Missing(&'static str, &'static str),
-    /// A variable has a value the hook cannot use.
-    #[error("{0}={1:?} is invalid: {2}")]
-    Invalid(&'static str, String, &'static str),
+    /// A variable is missing or has a value the hook cannot use.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
     /// An allowed-images pattern is invalid.
     #[error(transparent)]
     Policy(#[from] hooklib::policy::PolicyError),
@@ -81,7 +79,13 @@ impl DockerHost {
         let Some(host) = host else {
             return Ok(Self::default());
         };
-        let invalid = |why| SettingsError::Invalid("DOCKER_HOST", host.clone(), why);
+        let invalid = |expected| {
+            SettingsError::from(SettingError::Invalid {
+                var: "DOCKER_HOST",
+                value: host.clone(),
+                expected,
+            })
+        };
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Self::Unix(path.to_owned()));
         }
@@ -98,68 +102,39 @@ impl DockerHost {
     }
 }
 
-/// A boolean setting: `true`/`false`/`1`/`0`, any case; blank or unset is `default`.
-fn boolean(
-    name: &'static str,
-    value: Option<String>,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    match value
-        .as_deref()
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None => Ok(default),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(_) => Err(SettingsError::Invalid(
-            name,
-            value.unwrap_or_default(),
-            "expected true or false",
-        )),
-    }
-}
-
 impl Settings {
     /// Reads the settings through `lookup` (the binary passes `|k| std::env::var(k).ok()`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let vars = Vars::new(lookup);
+        let get = |k: &str| vars.get(k);
         let runner_temp = get("RUNNER_TEMP").map(PathBuf::from);
         let work_dir = runner_temp
             .clone()
             .or_else(|| get("RUNNER_WORKSPACE").map(PathBuf::from))
             .and_then(|p| p.parent().map(PathBuf::from))
             .filter(|p| p.is_absolute() && p.parent().is_some());
-        let cost_labels = if boolean(COST_LABELS, get(COST_LABELS), true)? {
+        let cost_labels = if vars.boolean(COST_LABELS, true)? {
             hooklib::cost::cost_labels(get)
         } else {
             BTreeMap::new()
         };
         Ok(Self {
             images: ImagePolicy::from_lookup(get)?,
-            refuse_privileged: boolean(REFUSE_PRIVILEGED, get(REFUSE_PRIVILEGED), false)?,
+            refuse_privileged: vars.boolean(REFUSE_PRIVILEGED, false)?,
             work_dir,
             runner_temp,
             cost_labels,
-            runner_name: get("RUNNER_NAME").ok_or(SettingsError::Missing(
+            runner_name: vars.required(
                 "RUNNER_NAME",
+                "the docker hook",
                 "it labels this runner's containers and networks",
-            ))?,
+            )?,
             network: get("ACTIONS_RUNNER_NETWORK_DRIVER"),
             docker_host: DockerHost::parse(get("DOCKER_HOST"), get("DOCKER_TLS_VERIFY"))?,
-            health_timeout: match get("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS") {
-                None => DEFAULT_HEALTH_TIMEOUT,
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(secs) if secs > 0 => Duration::from_secs(secs),
-                    _ => {
-                        return Err(SettingsError::Invalid(
-                            "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS",
-                            v,
-                            "expected a positive number of seconds",
-                        ));
-                    }
-                },
-            },
+            health_timeout: vars.positive_secs(
+                "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS",
+                DEFAULT_HEALTH_TIMEOUT,
+            )?,
         })
     }
 

@@ -18,6 +18,8 @@
 //! - [`policy`]: the administrator's allowed images (job, services, steps) as glob patterns on
 //!   normalised references;
 //! - [`Secret`]: credentials that never print;
+//! - [`settings`]: a hook's settings read from the lookup the binary passes in, one rule for
+//!   blank values, booleans and seconds, one error shape;
 //! - [`logging`]: `tracing` to stderr; stdout belongs to the step;
 //! - [`joblog`]: the hook's own lines in the job log (`::group::`, `::warning::`, `::error::`),
 //!   escaped by one rule;
@@ -122,6 +124,7 @@ pub mod ports;
 mod read;
 mod response;
 mod secret;
+pub mod settings;
 
 pub use args::{ArgsError, repair_entry_point_args};
 pub use cancel::Cancel;

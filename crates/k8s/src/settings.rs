@@ -1,6 +1,7 @@
 //! The Kubernetes hook's settings, read once from the environment at the binary edge.
 
 use crate::admit::{self, Limits};
+use hooklib::settings::{SettingError, Vars};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -162,19 +163,9 @@ impl Default for Heartbeat {
 /// A required setting is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
-    /// A required variable is unset or empty.
-    #[error("{0} is not set: the Kubernetes hook needs it ({1})")]
-    Missing(&'static str, &'static str),
-    /// A variable has a value the hook cannot use.
-    #[error("{var}={value:?} is invalid: {expected}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What it should look like.
-        expected: &'static str,
-    },
+    /// A variable is missing or has a value the hook cannot use.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
     /// An allowed-images setting has a pattern that cannot be read.
     #[error(transparent)]
     Policy(#[from] hooklib::policy::PolicyError),
@@ -183,23 +174,21 @@ pub enum SettingsError {
 impl Settings {
     /// Reads the settings through `lookup` (the binary passes `|k| std::env::var(k).ok()`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let vars = Vars::new(&lookup);
+        let get = |k: &str| vars.get(k);
         let path = |k: &str| get(k).map(PathBuf::from);
-        let runner_pod = get("ACTIONS_RUNNER_POD_NAME").ok_or(SettingsError::Missing(
+        let runner_pod = vars.required(
             "ACTIONS_RUNNER_POD_NAME",
+            "the Kubernetes hook",
             "the runner pod's name prefixes and labels every object the hook creates",
-        ))?;
-        let millis = |var: &'static str| -> Result<Option<Duration>, SettingsError> {
-            get(var)
-                .map(|v| match v.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
-                    _ => Err(SettingsError::Invalid {
-                        var,
-                        value: v,
-                        expected: "a whole number of milliseconds > 0",
-                    }),
-                })
-                .transpose()
+        )?;
+        let millis = |var: &'static str| {
+            vars.parsed(var, None, "a whole number of milliseconds > 0", |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(|n| Some(Duration::from_millis(n)))
+            })
         };
         let mut heartbeat = match millis("ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS")? {
             Some(p) => Heartbeat::with_period(p),
@@ -208,44 +197,17 @@ impl Settings {
         if let Some(d) = millis("ACTIONS_RUNNER_HEARTBEAT_DEADLINE_MS")? {
             heartbeat.deadline = d;
         }
-        let prepare_timeout = match get("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS") {
-            None => Duration::from_secs(600),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Duration::from_secs(n),
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        var: "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS",
-                        value: v,
-                        expected: "a whole number of seconds > 0",
-                    });
-                }
-            },
-        };
-        let resume_timeout = match get(RESUME_TIMEOUT_VAR) {
-            None => DEFAULT_RESUME_TIMEOUT,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) => Duration::from_secs(n),
-                Err(_) => {
-                    return Err(SettingsError::Invalid {
-                        var: RESUME_TIMEOUT_VAR,
-                        value: v,
-                        expected: "a whole number of seconds (0 turns resuming off)",
-                    });
-                }
-            },
-        };
-        let boolean = |var: &'static str, default: bool| match get(var) {
-            None => Ok(default),
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err(SettingsError::Invalid {
-                    var,
-                    value: v,
-                    expected: "true or false",
-                }),
-            },
-        };
+        let prepare_timeout = vars.positive_secs(
+            "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS",
+            Duration::from_secs(600),
+        )?;
+        let resume_timeout = vars.parsed(
+            RESUME_TIMEOUT_VAR,
+            DEFAULT_RESUME_TIMEOUT,
+            "a whole number of seconds (0 turns resuming off)",
+            |v| v.parse::<u64>().ok().map(Duration::from_secs),
+        )?;
+        let boolean = |var: &'static str, default: bool| vars.boolean(var, default);
         let use_kube_scheduler = boolean("ACTIONS_RUNNER_USE_KUBE_SCHEDULER", false)?;
         let cost_labels = boolean(COST_LABELS_VAR, true)?;
         let github_context = hooklib::cost::COST_LABELS
@@ -267,13 +229,13 @@ impl Settings {
         } else {
             ClusterSource::None
         };
-        let cap = |var: &'static str, parse: fn(&str) -> Option<u64>, default: u64| match get(var) {
-            None => Ok(default),
-            Some(v) => parse(&v).filter(|n| *n > 0).ok_or(SettingsError::Invalid {
+        let cap = |var: &'static str, parse: fn(&str) -> Option<u64>, default: u64| {
+            vars.parsed(
                 var,
-                value: v,
-                expected: "a whole number > 0 (bytes may take a K, M, G or T suffix)",
-            }),
+                default,
+                "a whole number > 0 (bytes may take a K, M, G or T suffix)",
+                |v| parse(v).filter(|n| *n > 0),
+            )
         };
         let count = |v: &str| v.trim().parse::<u64>().ok();
         let mut copy_back = CopyBack::default();

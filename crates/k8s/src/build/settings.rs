@@ -2,6 +2,7 @@
 //! same lookup as the rest of [`crate::Settings`].
 
 use crate::settings::SettingsError;
+use hooklib::settings::{SettingError, Vars};
 use std::time::Duration;
 
 /// Where built images go (push and pull), e.g. `ghcr.io/acme`.
@@ -143,10 +144,12 @@ pub const NOT_CONFIGURED: &str = "this step uses a Dockerfile action: the Kubern
 
 fn host(var: &'static str, value: String) -> Result<String, SettingsError> {
     let v = value.trim().trim_end_matches('/').to_owned();
-    let invalid = |expected| SettingsError::Invalid {
-        var,
-        value: value.clone(),
-        expected,
+    let invalid = |expected| {
+        SettingsError::from(SettingError::Invalid {
+            var,
+            value: value.clone(),
+            expected,
+        })
     };
     if v.contains("://") {
         return Err(invalid(
@@ -169,57 +172,25 @@ fn host(var: &'static str, value: String) -> Result<String, SettingsError> {
 impl BuildSettings {
     /// Reads the build settings through `lookup` (empty values count as unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let vars = Vars::new(lookup);
+        let get = |k: &str| vars.get(k);
         let host_of = |var: &'static str| get(var).map(|v| host(var, v)).transpose();
-        let builder = match get(BUILDER) {
-            None => Builder::Kaniko,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "kaniko" => Builder::Kaniko,
-                "buildkit" => Builder::BuildKit,
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        var: BUILDER,
-                        value: v,
-                        expected: "kaniko or buildkit",
-                    });
-                }
-            },
-        };
-        let timeout = match get(BUILD_TIMEOUT_SECONDS) {
-            None => DEFAULT_BUILD_TIMEOUT,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Duration::from_secs(n),
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        var: BUILD_TIMEOUT_SECONDS,
-                        value: v,
-                        expected: "a whole number of seconds > 0",
-                    });
-                }
-            },
-        };
-        let cache = match get(BUILD_CACHE) {
-            None => false,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        var: BUILD_CACHE,
-                        value: v,
-                        expected: "true or false",
-                    });
-                }
-            },
-        };
-        let extra_args = match get(BUILDER_EXTRA_ARGS) {
-            None => Vec::new(),
-            Some(v) => shlex::split(&v).ok_or(SettingsError::Invalid {
-                var: BUILDER_EXTRA_ARGS,
-                value: v,
-                expected: "arguments in shell syntax with balanced quotes",
-            })?,
-        };
+        let builder = vars.parsed(BUILDER, Builder::Kaniko, "kaniko or buildkit", |v| match v
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "kaniko" => Some(Builder::Kaniko),
+            "buildkit" => Some(Builder::BuildKit),
+            _ => None,
+        })?;
+        let timeout = vars.positive_secs(BUILD_TIMEOUT_SECONDS, DEFAULT_BUILD_TIMEOUT)?;
+        let cache = vars.boolean(BUILD_CACHE, false)?;
+        let extra_args = vars.parsed(
+            BUILDER_EXTRA_ARGS,
+            Vec::new(),
+            "arguments in shell syntax with balanced quotes",
+            shlex::split,
+        )?;
         let insecure_registries = get(REGISTRY_INSECURE)
             .map(|v| {
                 v.split(',')
