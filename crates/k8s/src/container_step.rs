@@ -44,7 +44,7 @@ pub async fn run_container_step(
         .image
         .clone()
         .filter(|i| !i.trim().is_empty())
-        .ok_or(crate::pod::BuildError::NoImage("container step".into()))?;
+        .ok_or(crate::pod::PodSpecError::NoImage("container step".into()))?;
     run_image(hook, &image, &args, &state, &[], cancel)
         .await
         .map(StepOutcome::exited)

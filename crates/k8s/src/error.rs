@@ -3,7 +3,7 @@
 
 use crate::copy::CopyError;
 use crate::exec::ExecError;
-use crate::pod::BuildError;
+use crate::pod::PodSpecError;
 use crate::retry::ApiError;
 use crate::script::ScriptError;
 use crate::template::TemplateError;
@@ -20,7 +20,7 @@ pub enum Error {
     Api(#[from] ApiError),
     /// The input cannot become a pod.
     #[error(transparent)]
-    Build(#[from] BuildError),
+    PodSpec(#[from] PodSpecError),
     /// The pod template or patch.
     #[error(transparent)]
     Template(#[from] TemplateError),

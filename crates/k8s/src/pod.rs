@@ -72,7 +72,7 @@ pub struct PodContext {
 
 /// Input the hook cannot turn into a pod.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildError {
+pub enum PodSpecError {
     /// Neither a job container nor a service.
     #[error("prepare_job has neither a job container nor services: nothing to run")]
     NothingToRun,
@@ -250,9 +250,9 @@ fn env(vars: &BTreeMap<String, String>) -> Vec<EnvVar> {
 /// A container's `command` and `args`.
 type CommandArgs = (Option<Vec<String>>, Option<Vec<String>>);
 
-fn command_and_args(what: &str, spec: &ContainerSpec) -> Result<CommandArgs, BuildError> {
+fn command_and_args(what: &str, spec: &ContainerSpec) -> Result<CommandArgs, PodSpecError> {
     let args = repair_entry_point_args(&spec.entry_point_args)
-        .map_err(|e| BuildError::Args(what.to_owned(), e))?;
+        .map_err(|e| PodSpecError::Args(what.to_owned(), e))?;
     let command = spec
         .entry_point
         .as_deref()
@@ -269,9 +269,9 @@ pub fn job_pod(
     name: &str,
     args: &PrepareJobArgs,
     pull_secrets: &[String],
-) -> Result<JobPod, BuildError> {
+) -> Result<JobPod, PodSpecError> {
     if args.container.is_none() && args.services.is_empty() {
-        return Err(BuildError::NothingToRun);
+        return Err(PodSpecError::NothingToRun);
     }
     let mut warnings = Vec::new();
     let mut containers = Vec::new();
@@ -281,14 +281,14 @@ pub fn job_pod(
             .image
             .clone()
             .filter(|i| !i.trim().is_empty())
-            .ok_or_else(|| BuildError::NoImage(what.clone()))?;
+            .ok_or_else(|| PodSpecError::NoImage(what.clone()))?;
         let (mut command, mut cargs) = command_and_args(&what, job)?;
         if command.is_none() {
             command = Some(vec!["tail".into()]);
             cargs = Some(vec!["-f".into(), "/dev/null".into()]);
         }
         let opts = options::parse(job.create_options.as_deref())
-            .map_err(|e| BuildError::Options(what.clone(), e))?;
+            .map_err(|e| PodSpecError::Options(what.clone(), e))?;
         if !opts.ignored.is_empty() || opts.readiness.is_some() {
             warnings.push(format!(
                 "the job container's options are not supported by the Kubernetes hook and were ignored: {}",
@@ -303,12 +303,12 @@ pub fn job_pod(
             env: Some(env(&job.environment_variables)),
             ports: non_empty(
                 mounts::container_ports(&job.port_mappings)
-                    .map_err(|e| BuildError::Mount(what.clone(), e))?,
+                    .map_err(|e| PodSpecError::Mount(what.clone(), e))?,
             ),
             working_dir: job.working_directory.clone().filter(|w| !w.is_empty()),
             volume_mounts: Some(
                 mounts::job_mounts(&ctx.layout, &job.user_mount_volumes)
-                    .map_err(|e| BuildError::Mount(what.clone(), e))?,
+                    .map_err(|e| PodSpecError::Mount(what.clone(), e))?,
             ),
             ..Container::default()
         });
@@ -324,10 +324,10 @@ pub fn job_pod(
             .image
             .clone()
             .filter(|i| !i.trim().is_empty())
-            .ok_or_else(|| BuildError::NoImage(what.clone()))?;
+            .ok_or_else(|| PodSpecError::NoImage(what.clone()))?;
         let (command, cargs) = command_and_args(&what, svc)?;
         let opts = options::parse(svc.create_options.as_deref())
-            .map_err(|e| BuildError::Options(what.clone(), e))?;
+            .map_err(|e| PodSpecError::Options(what.clone(), e))?;
         if !opts.ignored.is_empty() {
             warnings.push(format!(
                 "service {cname}: options not supported by the Kubernetes hook were ignored: {} (use the pod template's ${cname} container instead)",
@@ -342,12 +342,12 @@ pub fn job_pod(
             env: Some(env(&svc.environment_variables)),
             ports: non_empty(
                 mounts::container_ports(&svc.port_mappings)
-                    .map_err(|e| BuildError::Mount(what.clone(), e))?,
+                    .map_err(|e| PodSpecError::Mount(what.clone(), e))?,
             ),
             readiness_probe: opts.readiness,
             volume_mounts: Some(
                 mounts::service_mounts(&ctx.layout, &svc.user_mount_volumes)
-                    .map_err(|e| BuildError::Mount(what.clone(), e))?,
+                    .map_err(|e| PodSpecError::Mount(what.clone(), e))?,
             ),
             ..Container::default()
         });
@@ -397,10 +397,10 @@ pub fn step_pod(
     image: &str,
     step: &ContainerSpec,
     pull_secrets: &[String],
-) -> Result<Pod, BuildError> {
+) -> Result<Pod, PodSpecError> {
     let what = "container step".to_owned();
     if ctx.layout.workspace_rel.is_none() {
-        return Err(BuildError::NoWorkspace);
+        return Err(PodSpecError::NoWorkspace);
     }
     let (command, args) = command_and_args(&what, step)?;
     let action = Container {
