@@ -72,7 +72,10 @@ pub async fn run_image(
         None => Storage::Copy,
         Some(claim) => Storage::Volume {
             claim: claim.clone(),
-            placement: placement(settings, runner.as_ref()),
+            placement: crate::mounts::Placement::on_runner_node(
+                runner.as_ref(),
+                settings.use_kube_scheduler,
+            ),
         },
     };
     let token = uuid::Uuid::new_v4().to_string();
@@ -182,21 +185,6 @@ fn outcome(name: &str, pod: &Pod, code: Option<i32>) -> Result<i32, Error> {
         return Ok(code);
     }
     Ok(code)
-}
-
-fn placement(
-    settings: &crate::Settings,
-    runner: Option<&k8s_openapi::api::core::v1::Pod>,
-) -> crate::mounts::Placement {
-    use crate::mounts::Placement;
-    match runner
-        .and_then(|p| p.spec.as_ref())
-        .and_then(|s| s.node_name.clone())
-    {
-        Some(n) if settings.use_kube_scheduler => Placement::Affinity(n),
-        Some(n) => Placement::NodeName(n),
-        None => Placement::Anywhere,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

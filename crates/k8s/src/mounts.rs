@@ -42,6 +42,24 @@ pub enum Placement {
     Anywhere,
 }
 
+impl Placement {
+    /// The one placement rule of volume mode: on the runner pod's node — by `nodeName`, or by
+    /// required node affinity with the kube scheduler — or anywhere when that node is unknown.
+    pub fn on_runner_node(
+        runner: Option<&k8s_openapi::api::core::v1::Pod>,
+        kube_scheduler: bool,
+    ) -> Self {
+        match runner
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.node_name.clone())
+        {
+            Some(n) if kube_scheduler => Self::Affinity(n),
+            Some(n) => Self::NodeName(n),
+            None => Self::Anywhere,
+        }
+    }
+}
+
 /// Host paths of the runner's work tree, and where the workspace sits in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -255,6 +273,23 @@ mod tests {
             Some("repo/repo/x".into())
         );
         assert_eq!(l.relative("/etc"), None);
+    }
+
+    #[test]
+    fn volume_mode_places_pods_on_the_runners_node() {
+        let runner: k8s_openapi::api::core::v1::Pod = serde_json::from_value(
+            serde_json::json!({"spec": {"containers": [], "nodeName": "n1"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            Placement::on_runner_node(Some(&runner), false),
+            Placement::NodeName("n1".into())
+        );
+        assert_eq!(
+            Placement::on_runner_node(Some(&runner), true),
+            Placement::Affinity("n1".into())
+        );
+        assert_eq!(Placement::on_runner_node(None, false), Placement::Anywhere);
     }
 
     #[test]

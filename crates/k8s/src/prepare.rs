@@ -72,20 +72,12 @@ pub async fn prepare_job(
     let storage = match &settings.claim_name {
         None => Storage::Copy,
         Some(claim) => {
-            let node = runner
-                .as_ref()
-                .and_then(|p| p.spec.as_ref())
-                .and_then(|s| s.node_name.clone());
-            let placement = match node {
-                Some(n) if settings.use_kube_scheduler => Placement::Affinity(n),
-                Some(n) => Placement::NodeName(n),
-                None => {
-                    joblog::warning(
-                        "the runner's node is unknown: the job pod is scheduled without pinning; the volume must be ReadWriteMany",
-                    );
-                    Placement::Anywhere
-                }
-            };
+            let placement = Placement::on_runner_node(runner.as_ref(), settings.use_kube_scheduler);
+            if placement == Placement::Anywhere {
+                joblog::warning(
+                    "the runner's node is unknown: the job pod is scheduled without pinning; the volume must be ReadWriteMany",
+                );
+            }
             Storage::Volume {
                 claim: claim.clone(),
                 placement,

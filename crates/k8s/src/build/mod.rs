@@ -216,14 +216,10 @@ async fn owner_and_placement(
     let (job, runner) = tokio::join!(job, runner);
     let (job, runner) = (job?, runner?);
     let owner = job.as_ref().or(runner.as_ref()).and_then(owner_of);
-    let node = runner
-        .as_ref()
-        .and_then(|p| p.spec.as_ref())
-        .and_then(|s| s.node_name.clone());
-    let placement = match (settings.volume_mode(), node) {
-        (true, Some(n)) if settings.use_kube_scheduler => Placement::Affinity(n),
-        (true, Some(n)) => Placement::NodeName(n),
-        _ => Placement::Anywhere,
+    let placement = if settings.volume_mode() {
+        Placement::on_runner_node(runner.as_ref(), settings.use_kube_scheduler)
+    } else {
+        Placement::Anywhere
     };
     Ok((owner, placement))
 }
