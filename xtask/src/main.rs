@@ -93,8 +93,17 @@ pub fn project_root() -> PathBuf {
 
 /// Runs a command, failing with its name when it fails.
 pub fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    eprintln!("$ {program} {}", args.join(" "));
-    let status = std::process::Command::new(program).args(args).status()?;
+    cmd_env(program, args, &[])
+}
+
+/// [`cmd`] with extra environment variables.
+pub fn cmd_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("$ {}{program} {}", shown.concat(), args.join(" "));
+    let status = std::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()?;
     anyhow::ensure!(
         status.success(),
         "`{program} {}` failed: {status}",

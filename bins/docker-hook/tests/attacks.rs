@@ -7,6 +7,7 @@
 //! setting, a non-zero exit, no response, and no container, network or image left behind —
 //! the refusal comes before anything is created or pulled. Without those settings the hook
 //! behaves as before (drop-in), which the last tests show.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -5,6 +5,7 @@
 //! then checks: exit 130 / 143 with one `::error::` line, no step process left in the
 //! container, the step's late side effect never happens, and the job goes on (next step,
 //! cleanup). The only time bound is a generous liveness one that catches a hang.
+#![cfg(feature = "e2e")]
 
 mod support;
 

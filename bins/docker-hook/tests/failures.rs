@@ -1,5 +1,6 @@
 //! Failures through the real binary: each is one clear `::error::` line, a non-zero exit, and
 //! nothing left behind.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Two runners at once on one engine: each sees and removes only its own objects. Also covers
 //! `ACTIONS_RUNNER_NETWORK_DRIVER=host` and Alpine detection.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! the runner runs a hook: `bash -e <path>` (or `sh -e <path>` where bash is missing) for `.sh`,
 //! `node <path>` for `.js`. They must pass stdin, arguments and the exit code through to the
 //! binary next to them, and tell it the folder they were started from.
+#![cfg(feature = "e2e")]
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,7 @@
 //! A whole job through the real binary on the real engine, with images pulled from the local
 //! registry: prepare (job container + 2 services with ports and health checks) → script steps →
 //! container steps (image and Dockerfile) → cleanup.
+#![cfg(feature = "e2e")]
 
 mod support;
 

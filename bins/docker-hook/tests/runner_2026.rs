@@ -1,6 +1,7 @@
 //! The 2026 runner's additions, through the real binary: background steps (several
 //! `run_script_step` calls at once against one job), container actions that always see the
 //! runner's `_temp` at `/github/runner_temp`, and cost labels on every container.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -6,6 +6,7 @@
 //! credentials must therefore never be where they can read them: not mounted into, and not in
 //! the environment of, any container that runs the builder image. Only the pusher (crane, no
 //! job code) holds them; the image it pushes is the one the builder built.
+#![cfg(feature = "e2e")]
 
 mod support;
 mod support_kaniko;

@@ -7,6 +7,7 @@
 //! Crafted archives that the trusted archiver makes impossible to deliver from the job side
 //! (`..`, a file through a folder link, hard links, a sparse 10 GiB entry) are tested against
 //! the admission policy itself in `crates/k8s/src/admit_tests.rs`.
+#![cfg(feature = "e2e")]
 
 mod support;
 

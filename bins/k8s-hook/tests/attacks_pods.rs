@@ -8,6 +8,7 @@
 //! kubesim simulates the ServiceAccount admission plugin (a token file mounted unless the pod
 //! says `automountServiceAccountToken: false`), so "no token" is observed inside the
 //! containers, not only read off the pod spec.
+#![cfg(feature = "e2e")]
 
 mod support;
 

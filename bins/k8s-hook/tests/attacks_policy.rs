@@ -1,6 +1,7 @@
 //! The administrator's allowed images (issue 10, item 9), through the real binary on kubesim:
 //! a job, a service or a container step whose image the policy does not allow is refused with
 //! one `::error::` naming the image and the setting, before any pod or secret is created.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -6,6 +6,7 @@
 //! The steps overlap for certain, without timing: step `i + 1` starts only once step `i` has
 //! written its first file commands and said `ready i` on stdout, and every step then waits in
 //! the pod until the last one has started.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! script step where it runs (its processes in the job container), the hook exits 130 / 143
 //! with one `::error::` line, and the job goes on (the next step, cleanup); a `prepare_job`
 //! cancelled half-way leaves nothing that `cleanup_job` does not remove.
+#![cfg(feature = "e2e")]
 
 mod support;
 

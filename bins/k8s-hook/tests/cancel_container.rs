@@ -1,5 +1,6 @@
 //! Cancelling a container step: the runner signals the hook (SIGINT); the hook deletes the
 //! step pod with a short grace period and exits 130 with one `::error::` line.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Container steps through the real binary: the image's own ENTRYPOINT or the step's, repaired
 //! args, outputs and workspace changes brought back, exit codes, the step pod deleted.
+#![cfg(feature = "e2e")]
 
 mod support;
 

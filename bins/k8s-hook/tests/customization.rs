@@ -1,5 +1,6 @@
 //! The pod template (PROTOCOL §7) and the patch file through the real binary, and private
 //! registries through the generated pull secret.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Failures through the real binary on kubesim: each is one clear `::error::` line and a
 //! non-zero exit, never a false success, and nothing is left behind.
+#![cfg(feature = "e2e")]
 
 mod support;
 

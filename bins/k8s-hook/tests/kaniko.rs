@@ -3,6 +3,7 @@
 //! received over attach and the arguments it was given, and pushes to the password-protected
 //! test registry with the credentials mounted from the secret. Push host `127.0.0.1:5556`,
 //! pull host `localhost:5556`: two addresses of one registry.
+#![cfg(feature = "e2e")]
 
 mod support;
 mod support_kaniko;

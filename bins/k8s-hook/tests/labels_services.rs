@@ -2,6 +2,7 @@
 //! from the runner's `GITHUB_*`) on job, service-bearing and step pods; a service's
 //! `entrypoint`/`command` honoured like a container step's; container steps always get the
 //! runner's `_temp` at `/github/runner_temp`.
+#![cfg(feature = "e2e")]
 
 mod support;
 

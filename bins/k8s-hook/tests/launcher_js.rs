@@ -3,6 +3,7 @@
 //! step runs reaches the hook (which exits 130 with its one cancellation line), and the folder
 //! the launcher sits in picks the mode, as in GitHub's runner image: `k8s` is volume mode with
 //! the claim `<pod>-work`, `k8s-novolume` copy mode.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! A job's whole life through the real binary on kubesim: prepare with services, script steps,
 //! cleanup.
+#![cfg(feature = "e2e")]
 
 mod support;
 

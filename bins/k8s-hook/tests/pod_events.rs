@@ -1,6 +1,7 @@
 //! A pod wait that fails or times out says what the cluster said about the pod: its newest
 //! Warning events (kubesim's kubelet and scheduler record them as a real cluster does). Listing
 //! events is an optional permission: without it the hook says so once and carries on.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! has every line exactly once, in order, with the step's own exit code; a pod deleted under a
 //! step is a clear error, never a success; a job container OOM-killed or evicted under a step
 //! ends it with 137 and a reason.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Script steps through the real binary: environment, PATH, literal values, quoting, working
 //! directory, exit codes, file commands.
+#![cfg(feature = "e2e")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Shared-volume mode (`ACTIONS_RUNNER_CLAIM_NAME`): `_work` is a PVC bound to the runner's own
 //! folder, so nothing is copied and everything a step writes is on the runner at once.
+#![cfg(feature = "e2e")]
 
 mod support;
 

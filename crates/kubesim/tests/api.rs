@@ -1,5 +1,6 @@
 //! API server behaviour through the real kube client: auth, discovery, CRUD, error codes,
 //! selectors, watch order, secrets, access reviews, ownerReference GC.
+#![cfg(feature = "e2e")]
 
 mod common;
 

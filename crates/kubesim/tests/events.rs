@@ -1,5 +1,6 @@
 //! core/v1 Events through the real kube client: what the kubelet records about a pod that
 //! cannot pull its image, field selectors, counting repeats, create validation.
+#![cfg(feature = "e2e")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Every fault knob, observed through the real kube client.
+#![cfg(feature = "e2e")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The kubelet and the streaming subresources through the real kube client: exec, attach, logs,
 //! volumes, readiness, image pulls with credentials.
+#![cfg(feature = "e2e")]
 
 mod common;
 

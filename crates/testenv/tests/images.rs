@@ -1,4 +1,5 @@
 //! The images `ensure()` builds: run real containers from them and look inside.
+#![cfg(feature = "e2e")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Whole lifecycles on ISOLATED environments (own namespace, ports and directories), so tearing
 //! them down never disturbs the shared environment other tests use concurrently.
+#![cfg(feature = "e2e")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The two registries serve the images; the auth registry really checks the password; a second
 //! `ensure()` changes nothing.
+#![cfg(feature = "e2e")]
 
 mod common;
 

@@ -21,6 +21,10 @@ async fn cluster() -> (Cluster, testenv::TestEnv) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "Docker tier: needs the Docker Engine (kubesim); `cargo xtask ci` runs it"
+)]
 async fn a_cancelled_build_deletes_its_pod_and_returns() {
     let (cluster, env) = cluster().await;
     let dir = tempfile::tempdir().unwrap();

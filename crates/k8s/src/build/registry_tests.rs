@@ -40,6 +40,10 @@ fn locations() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "Docker tier: needs the Docker Engine and the test registries; `cargo xtask ci` runs it"
+)]
 async fn basic_auth_against_the_real_registry() {
     let env = testenv::ensure().await.unwrap();
     let image = |tag: &str| {
