@@ -8,7 +8,7 @@ use crate::copy::{self, Endpoint};
 use crate::error::Error;
 use crate::mounts::{Storage, WORK_MOUNT};
 use crate::names::{self, FS_INIT_CONTAINER, FS_SYNC_CONTAINER, JOB_CONTAINER};
-use crate::objects::{Cluster, owner_of};
+use crate::objects::Cluster;
 use crate::pod::{self, PodContext};
 use crate::script_step::{copy_file_commands_back, temp_source};
 use crate::tarball::Source;
@@ -68,26 +68,8 @@ pub async fn run_image(
         cluster.pods.get_opt(&settings.runner_pod)
     })
     .await?;
-    let storage = match &settings.claim_name {
-        None => Storage::Copy,
-        Some(claim) => Storage::Volume {
-            claim: claim.clone(),
-            placement: crate::mounts::Placement::on_runner_node(
-                runner.as_ref(),
-                settings.use_kube_scheduler,
-            ),
-        },
-    };
-    let token = uuid::Uuid::new_v4().to_string();
-    let ctx = PodContext {
-        runner_pod: settings.runner_pod.clone(),
-        owner: runner.as_ref().and_then(owner_of),
-        token: token.clone(),
-        runner_image: settings.runner_image.clone(),
-        storage: storage.clone(),
-        layout: layout.clone(),
-        cost_labels: settings.pod_cost_labels(),
-    };
+    let ctx = PodContext::new(settings, runner.as_ref(), layout.clone());
+    let (token, storage) = (ctx.token.clone(), ctx.storage.clone());
     let name = names::step_pod(&settings.runner_pod, &names::random_id());
     let mut step_pod = pod::step_pod(&ctx, &name, image, args, pull_secrets)?;
     for w in custom.apply(&mut step_pod, PodKind::Step)? {

@@ -70,6 +70,30 @@ pub struct PodContext {
     pub cost_labels: BTreeMap<String, String>,
 }
 
+impl PodContext {
+    /// The context of this invocation's pods: the runner pod (`runner`, if found) as owner, copy
+    /// or volume mode from the settings (volume-mode pods placed by
+    /// [`Placement::on_runner_node`]), a fresh token.
+    pub fn new(settings: &crate::Settings, runner: Option<&Pod>, layout: Layout) -> Self {
+        let storage = match &settings.claim_name {
+            None => Storage::Copy,
+            Some(claim) => Storage::Volume {
+                claim: claim.clone(),
+                placement: Placement::on_runner_node(runner, settings.use_kube_scheduler),
+            },
+        };
+        Self {
+            runner_pod: settings.runner_pod.clone(),
+            owner: runner.and_then(crate::objects::owner_of),
+            token: uuid::Uuid::new_v4().to_string(),
+            runner_image: settings.runner_image.clone(),
+            storage,
+            layout,
+            cost_labels: settings.pod_cost_labels(),
+        }
+    }
+}
+
 /// Input the hook cannot turn into a pod.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PodSpecError {

@@ -5,7 +5,7 @@ use crate::copy::{self, Endpoint};
 use crate::error::Error;
 use crate::mounts::{Placement, Storage, WORK_MOUNT};
 use crate::names::{self, JOB_CONTAINER};
-use crate::objects::{Cluster, owner_of};
+use crate::objects::Cluster;
 use crate::pod::{self, ARCHIVER_CONTAINER, PodContext, labels, runner_selector};
 use crate::rbac::{self, Preflight};
 use crate::secrets::{self, distinct_credentials};
@@ -69,31 +69,17 @@ pub async fn prepare_job(
             settings.runner_pod
         ));
     }
-    let storage = match &settings.claim_name {
-        None => Storage::Copy,
-        Some(claim) => {
-            let placement = Placement::on_runner_node(runner.as_ref(), settings.use_kube_scheduler);
-            if placement == Placement::Anywhere {
-                joblog::warning(
-                    "the runner's node is unknown: the job pod is scheduled without pinning; the volume must be ReadWriteMany",
-                );
-            }
-            Storage::Volume {
-                claim: claim.clone(),
-                placement,
-            }
-        }
-    };
-    let token = uuid::Uuid::new_v4().to_string();
-    let ctx = PodContext {
-        runner_pod: settings.runner_pod.clone(),
-        owner: runner.as_ref().and_then(owner_of),
-        token: token.clone(),
-        runner_image: settings.runner_image.clone(),
-        storage: storage.clone(),
-        layout: layout.clone(),
-        cost_labels: settings.pod_cost_labels(),
-    };
+    let ctx = PodContext::new(settings, runner.as_ref(), layout.clone());
+    if let Storage::Volume {
+        placement: Placement::Anywhere,
+        ..
+    } = ctx.storage
+    {
+        joblog::warning(
+            "the runner's node is unknown: the job pod is scheduled without pinning; the volume must be ReadWriteMany",
+        );
+    }
+    let (token, storage) = (ctx.token.clone(), ctx.storage.clone());
 
     // Registry credentials: one immutable secret per distinct login.
     let registries = std::iter::once(args.container.as_ref().and_then(|c| c.registry.as_ref()))
