@@ -1,15 +1,16 @@
 //! `cleanup_job`: delete this runner's pods and secrets by label (owner references are the
 //! second net), plus the job pod named in the state; copes with a null or partial state.
 
+use crate::State;
+use crate::context::Ctx;
 use crate::error::Error;
 use crate::pod::runner_selector;
-use crate::{K8sHook, State};
 use hooklib::joblog::{self, Group};
 
-pub async fn cleanup_job(hook: &K8sHook, state: State) -> Result<(), Error> {
+pub async fn cleanup_job(ctx: &Ctx<'_>, state: State) -> Result<(), Error> {
     let group = Group::start("Cleaning up the job's pods");
-    let cluster = hook.cluster().await?;
-    let selector = runner_selector(&hook.settings.runner_pod);
+    let cluster = ctx.cluster().await?;
+    let selector = runner_selector(&ctx.settings.runner_pod);
     // By label first, so the count says what this cleanup removed; then the job pod named in
     // the state, in case a template changed its labels (a pod already gone is fine).
     let (pods, secrets) = cluster.delete_labelled(&selector).await?;

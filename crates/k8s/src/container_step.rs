@@ -4,6 +4,7 @@
 //! brought back, the pod deleted. A cancelled step deletes its pod at once (short grace); an
 //! OOM-killed action is exit 137 with its reason; an evicted or deleted pod is an error.
 
+use crate::context::Ctx;
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
 use crate::mounts::{Storage, WORK_MOUNT};
@@ -14,9 +15,9 @@ use crate::script_step::{copy_file_commands_back, temp_source};
 use crate::tarball::Source;
 use crate::template::PodKind;
 use crate::wait::{self, Goal};
-use crate::{K8sHook, State, exec, retry, steplog};
+use crate::{State, exec, retry, steplog};
 use hooklib::joblog::{self, Group};
-use hooklib::{Cancel, ContainerSpec, StepOutcome};
+use hooklib::{ContainerSpec, StepOutcome};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PropagationPolicy};
 use std::time::Duration;
@@ -30,13 +31,12 @@ const CANCEL_GRACE_SECONDS: i64 = 1;
 const CANCEL_WAIT: Duration = Duration::from_secs(4);
 
 pub async fn run_container_step(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     args: ContainerSpec,
     state: State,
-    cancel: &Cancel,
 ) -> Result<StepOutcome<State>, Error> {
     if let Some(dockerfile) = args.dockerfile.as_deref().filter(|_| args.image.is_none()) {
-        return crate::build::run_dockerfile_step(hook, dockerfile, &args, &state, cancel)
+        return crate::build::run_dockerfile_step(ctx, dockerfile, &args, &state)
             .await
             .map(StepOutcome::exited);
     }
@@ -45,7 +45,7 @@ pub async fn run_container_step(
         .clone()
         .filter(|i| !i.trim().is_empty())
         .ok_or(crate::pod::PodSpecError::NoImage("container step".into()))?;
-    run_image(hook, &image, &args, &state, &[], cancel)
+    run_image(ctx, &image, &args, &state, &[])
         .await
         .map(StepOutcome::exited)
 }
@@ -53,25 +53,25 @@ pub async fn run_container_step(
 /// Runs `image` as a container step (also the path of images built from Dockerfiles, which
 /// pass the registry secret in `pull_secrets`). Returns the action's exit code.
 pub async fn run_image(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     image: &str,
     args: &ContainerSpec,
     state: &State,
     pull_secrets: &[String],
-    cancel: &Cancel,
 ) -> Result<i32, Error> {
-    let settings = &hook.settings;
-    let layout = hook.layout()?;
-    let custom = hook.customization()?;
-    let cluster = hook.cluster().await?;
+    let cancel = ctx.cancel;
+    let settings = ctx.settings;
+    let layout = ctx.layout()?;
+    let custom = ctx.customization()?;
+    let cluster = ctx.cluster().await?;
     let runner = retry::api(format!("get runner pod {}", settings.runner_pod), || {
         cluster.pods.get_opt(&settings.runner_pod)
     })
     .await?;
-    let ctx = PodContext::new(settings, runner.as_ref(), layout.clone());
-    let (token, storage) = (ctx.token.clone(), ctx.storage.clone());
+    let pods = PodContext::new(settings, runner.as_ref(), layout.clone());
+    let (token, storage) = (pods.token.clone(), pods.storage.clone());
     let name = names::step_pod(&settings.runner_pod, &names::random_id());
-    let mut step_pod = pod::step_pod(&ctx, &name, image, args, pull_secrets)?;
+    let mut step_pod = pod::step_pod(&pods, &name, image, args, pull_secrets)?;
     for w in custom.apply(&mut step_pod, PodKind::Step)? {
         joblog::warning(&w);
     }
@@ -83,12 +83,12 @@ pub async fn run_image(
     let group = Group::start(&format!("Starting container step pod {name} ({image})"));
     let created = cluster.create_pod(&step_pod, &token).await?;
     let driven = drive(
-        hook, &cluster, &name, created, &storage, &layout, state, group,
+        ctx, cluster, &name, created, &storage, &layout, state, group,
     );
     let result = tokio::select! {
         r = driven => r,
         () = cancel.cancelled() => {
-            stop(&cluster, &name).await;
+            stop(cluster, &name).await;
             return Err(Error::Cluster(format!("the step was cancelled; step pod {name} deleted")));
         }
     };
@@ -171,7 +171,7 @@ fn outcome(name: &str, pod: &Pod, code: Option<i32>) -> Result<i32, Error> {
 
 #[allow(clippy::too_many_arguments)]
 async fn drive(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     cluster: &Cluster,
     name: &str,
     created: k8s_openapi::api::core::v1::Pod,
@@ -180,7 +180,7 @@ async fn drive(
     state: &State,
     group: Group,
 ) -> Result<i32, Error> {
-    let timeout = hook.settings.prepare_timeout;
+    let timeout = ctx.settings.prepare_timeout;
     let mut rv = created.metadata.resource_version.clone();
     let copy_mode = matches!(storage, Storage::Copy);
     let ws_rel = layout.workspace_rel.clone().unwrap_or_default();

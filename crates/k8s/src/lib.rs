@@ -16,6 +16,7 @@ mod build;
 mod cleanup;
 mod client;
 mod container_step;
+mod context;
 mod copy;
 mod detached;
 mod error;
@@ -62,6 +63,7 @@ pub use settings::{
     RESUME_TIMEOUT_VAR, Settings, SettingsError, TEMPLATE_PATCH_VAR, VOLUME_MODE_FOLDER,
 };
 
+use context::Ctx;
 use hooklib::{
     Cancel, ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
@@ -89,7 +91,8 @@ pub struct K8sHook {
 
 impl K8sHook {
     /// A hook with these settings, stopping what it runs when `cancel` fires (the runner's
-    /// SIGINT/SIGTERM, see [`hooklib::main_with`]). Connects to the cluster per command.
+    /// SIGINT/SIGTERM, see [`hooklib::main_with`]). Each command gets its own context (and at
+    /// most one connection to the cluster).
     pub fn new(settings: Settings, cancel: Cancel) -> Self {
         Self { settings, cancel }
     }
@@ -103,34 +106,6 @@ impl K8sHook {
     pub fn cancel(&self) -> &Cancel {
         &self.cancel
     }
-
-    async fn cluster(&self) -> Result<objects::Cluster, Error> {
-        let (client, namespace) = client::connect(&self.settings).await?;
-        Ok(objects::Cluster::new(
-            client,
-            namespace,
-            self.settings.heartbeat,
-        ))
-    }
-
-    fn layout(&self) -> Result<mounts::Layout, Error> {
-        mounts::Layout::new(
-            self.settings.runner_temp.as_deref(),
-            self.settings.runner_workspace.as_deref(),
-            self.settings.github_workspace.as_deref(),
-        )
-        .ok_or(Error::MissingEnv(
-            "RUNNER_TEMP",
-            "work folder (_work/_temp)",
-        ))
-    }
-
-    fn customization(&self) -> Result<template::Customization, Error> {
-        Ok(template::Customization::load(
-            self.settings.template.as_deref(),
-            self.settings.template_patch.as_deref(),
-        )?)
-    }
 }
 
 impl Hook for K8sHook {
@@ -139,7 +114,7 @@ impl Hook for K8sHook {
 
     async fn prepare_job(&self, args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
         policy::check_job(&self.settings.images, &args)?;
-        prepare::prepare_job(self, args).await
+        prepare::prepare_job(&Ctx::new(&self.settings, &self.cancel), args).await
     }
 
     async fn run_script_step(
@@ -147,7 +122,7 @@ impl Hook for K8sHook {
         args: RunScriptStepArgs,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
-        script_step::run_script_step(self, args, state).await
+        script_step::run_script_step(&Ctx::new(&self.settings, &self.cancel), args, state).await
     }
 
     async fn run_container_step(
@@ -156,10 +131,11 @@ impl Hook for K8sHook {
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
         policy::check_step(&self.settings.images, &args)?;
-        container_step::run_container_step(self, args, state, self.cancel()).await
+        container_step::run_container_step(&Ctx::new(&self.settings, &self.cancel), args, state)
+            .await
     }
 
     async fn cleanup_job(&self, state: State) -> Result<(), Error> {
-        cleanup::cleanup_job(self, state).await
+        cleanup::cleanup_job(&Ctx::new(&self.settings, &self.cancel), state).await
     }
 }

@@ -1,6 +1,7 @@
 //! `prepare_job`: preflight, clean up the previous job, create the secrets and the job pod,
 //! wait for it with a watch, copy the workspace in, answer the runner.
 
+use crate::context::Ctx;
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
 use crate::mounts::{Placement, Storage, WORK_MOUNT};
@@ -12,7 +13,7 @@ use crate::secrets::{self, distinct_credentials};
 use crate::tarball::Source;
 use crate::template::PodKind;
 use crate::wait::{self, Goal};
-use crate::{K8sHook, State, exec, retry};
+use crate::{State, exec, retry};
 use hooklib::joblog::{self, Group, secs};
 use hooklib::{ContainerInfo, JobContext, PrepareJobArgs, PrepareJobResponse, ServiceInfo};
 use k8s_openapi::api::core::v1::Pod;
@@ -23,21 +24,21 @@ use std::time::Instant;
 pub const NOT_COPIED: [&str; 1] = ["_temp/_runner_hook_responses"];
 
 pub async fn prepare_job(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     args: PrepareJobArgs,
 ) -> Result<PrepareJobResponse<State>, Error> {
     let started = Instant::now();
-    let settings = &hook.settings;
+    let settings = ctx.settings;
     let group = Group::start("Preparing the job pod");
     // Everything that can be wrong with the input fails before anything is created.
-    let layout = hook.layout()?;
-    let custom = hook.customization()?;
-    let cluster = hook.cluster().await?;
+    let layout = ctx.layout()?;
+    let custom = ctx.customization()?;
+    let cluster = ctx.cluster().await?;
     let ns = cluster.namespace.clone();
     let job_name = names::job_pod(&settings.runner_pod);
     let selector = runner_selector(&settings.runner_pod);
 
-    let cancel = hook.cancel();
+    let cancel = ctx.cancel;
     let (preflight, runner, pruned) = tokio::select! {
         r = async {
             tokio::join!(
@@ -69,17 +70,17 @@ pub async fn prepare_job(
             settings.runner_pod
         ));
     }
-    let ctx = PodContext::new(settings, runner.as_ref(), layout.clone());
+    let pods = PodContext::new(settings, runner.as_ref(), layout.clone());
     if let Storage::Volume {
         placement: Placement::Anywhere,
         ..
-    } = ctx.storage
+    } = pods.storage
     {
         joblog::warning(
             "the runner's node is unknown: the job pod is scheduled without pinning; the volume must be ReadWriteMany",
         );
     }
-    let (token, storage) = (ctx.token.clone(), ctx.storage.clone());
+    let (token, storage) = (pods.token.clone(), pods.storage.clone());
 
     // Registry credentials: one immutable secret per distinct login.
     let registries = std::iter::once(args.container.as_ref().and_then(|c| c.registry.as_ref()))
@@ -93,7 +94,7 @@ pub async fn prepare_job(
                 &name,
                 labels(&settings.runner_pod, "registry-secret"),
                 &token,
-                ctx.owner.clone(),
+                pods.owner.clone(),
                 c,
             )
         })
@@ -103,7 +104,7 @@ pub async fn prepare_job(
         .filter_map(|s| s.metadata.name.clone())
         .collect();
 
-    let built = pod::job_pod(&ctx, &job_name, &args, &secret_names)?;
+    let built = pod::job_pod(&pods, &job_name, &args, &secret_names)?;
     let mut job_pod = built.pod;
     for w in &built.warnings {
         joblog::warning(w);
@@ -164,14 +165,14 @@ pub async fn prepare_job(
                 async {
                     let (copied, alpine) = tokio::join!(
                         copy_work(
-                            &cluster,
+                            cluster,
                             &job_name,
                             &storage,
                             &layout,
                             running.metadata.resource_version.clone(),
                             settings.prepare_timeout,
                         ),
-                        is_alpine(&cluster, &job_name),
+                        is_alpine(cluster, &job_name),
                     );
                     Ok::<_, Error>((copied?, alpine?))
                 }

@@ -11,6 +11,7 @@
 //! half-made or vanishing.
 
 use crate::admit::Limits;
+use crate::context::Ctx;
 use crate::copy::{self, Endpoint};
 use crate::error::Error;
 use crate::mounts::WORK_MOUNT;
@@ -18,7 +19,7 @@ use crate::objects::Cluster;
 use crate::pod::ARCHIVER_CONTAINER;
 use crate::prepare::NOT_COPIED;
 use crate::tarball::Source;
-use crate::{K8sHook, State, script, script_run};
+use crate::{State, script, script_run};
 use hooklib::joblog::{self, Group};
 use hooklib::{RunScriptStepArgs, StepOutcome};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 pub const FILE_COMMANDS: &str = "_runner_file_commands";
 
 pub async fn run_script_step(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     args: RunScriptStepArgs,
     state: State,
 ) -> Result<StepOutcome<State>, Error> {
@@ -35,22 +36,22 @@ pub async fn run_script_step(
         .job_pod
         .clone()
         .ok_or(Error::NoJobPod("run_script_step"))?;
-    let layout = hook.layout()?;
+    let layout = ctx.layout()?;
     let script = script::step_script(&args)?;
     let temp = layout.temp();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let file_name = format!("k8s-hook-{id}.sh");
-    if hook.settings.volume_mode() {
+    if ctx.settings.volume_mode() {
         // `_temp` is the job pod's own: nothing is copied, the script is simply there.
         let host_script = temp.join(&file_name);
         write_script(&host_script, &script)?;
-        let result = run(hook, &pod, &id, &file_name, &temp, None).await;
+        let result = run(ctx, &pod, &id, &file_name, &temp, None).await;
         let _ = std::fs::remove_file(&host_script);
         return result.map(StepOutcome::exited);
     }
     let staging = Staging::new(&layout.work_root, &id, &temp, &own_file_commands(&args))?;
     write_script(&staging.temp().join(&file_name), &script)?;
-    run(hook, &pod, &id, &file_name, &temp, Some(&staging))
+    run(ctx, &pod, &id, &file_name, &temp, Some(&staging))
         .await
         .map(StepOutcome::exited)
 }
@@ -180,15 +181,15 @@ fn write_script(path: &Path, script: &str) -> Result<(), Error> {
 /// Runs the step; with `staging` (copy mode) `_temp` goes into the pod first and the step's
 /// file commands come back after.
 async fn run(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     pod: &str,
     id: &str,
     file_name: &str,
     temp: &Path,
     staging: Option<&Staging>,
 ) -> Result<i32, Error> {
-    let cancel = hook.cancel();
-    let cluster = cancellable(cancel, hook.cluster()).await??;
+    let cancel = ctx.cancel;
+    let cluster = cancellable(cancel, ctx.cluster()).await??;
     // Every tar of the job pod runs in its archiver, never in the job image.
     let archiver = Endpoint {
         namespace: &cluster.namespace,
@@ -221,7 +222,7 @@ async fn run(
         eprintln!("{report}");
         group.end();
     }
-    let ended = exec_step(hook, &cluster, pod, id, file_name).await;
+    let ended = exec_step(ctx, cluster, pod, id, file_name).await;
     let Some(staging) = staging else {
         return ended.map(|e| e.code());
     };
@@ -231,10 +232,10 @@ async fn run(
     let back = async {
         let ended = ended?;
         let group = Group::start("Copying the step's file commands back");
-        let limits = hook.settings.copy_back.file_commands;
+        let limits = ctx.settings.copy_back.file_commands;
         let copied = cancellable(
             cancel,
-            file_commands_back(&cluster, archiver, &staging.back(), limits, &staging.own),
+            file_commands_back(cluster, archiver, &staging.back(), limits, &staging.own),
         )
         .await?;
         match (copied, ended) {
@@ -323,7 +324,7 @@ async fn cancellable<T>(
 }
 
 async fn exec_step(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     cluster: &Cluster,
     pod: &str,
     id: &str,
@@ -336,5 +337,5 @@ async fn exec_step(
         id,
         script: &script,
     };
-    script_run::run(target, hook.settings.resume_timeout, hook.cancel()).await
+    script_run::run(target, ctx.settings.resume_timeout, ctx.cancel).await
 }

@@ -28,9 +28,10 @@ mod settings;
 pub use error::BuildError;
 pub use settings::{BuildSettings, Builder};
 
+use crate::context::Ctx;
 use crate::mounts::Placement;
 use crate::objects::{Cluster, owner_of};
-use crate::{K8sHook, State, retry};
+use crate::{State, retry};
 use hooklib::ContainerSpec;
 use hooklib::joblog;
 use naming::References;
@@ -41,25 +42,24 @@ use std::path::Path;
 /// runs it as the step. Returns the action's exit code. A cancellation during the build
 /// deletes the builder pod and returns [`BuildError::Cancelled`].
 pub async fn run_dockerfile_step(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     dockerfile: &str,
     args: &ContainerSpec,
     state: &State,
-    cancel: &hooklib::Cancel,
 ) -> Result<i32, crate::Error> {
-    let image = build_image(hook, dockerfile, state, cancel).await?;
-    let secrets: Vec<String> = hook.settings.build.secret_name.iter().cloned().collect();
-    crate::container_step::run_image(hook, &image, args, state, &secrets, cancel).await
+    let image = build_image(ctx, dockerfile, state).await?;
+    let secrets: Vec<String> = ctx.settings.build.secret_name.iter().cloned().collect();
+    crate::container_step::run_image(ctx, &image, args, state, &secrets).await
 }
 
 /// The image reference the step runs: `<pull host>/<name>@<digest>`.
 async fn build_image(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     dockerfile: &str,
     state: &State,
-    cancel: &hooklib::Cancel,
 ) -> Result<String, crate::Error> {
-    let settings = &hook.settings;
+    let cancel = ctx.cancel;
+    let settings = ctx.settings;
     let build = &settings.build;
     let target = build.target().map_err(BuildError::NotConfigured)?;
     let path = Path::new(dockerfile).to_owned();
@@ -74,12 +74,12 @@ async fn build_image(
     let name = naming::image_name(&path);
     let tag = naming::tag(&context.digest, &context.dockerfile, &build.fingerprint());
     let refs = References::new(&target.push, &target.pull, &name, &tag);
-    let cluster = hook.cluster().await?;
+    let cluster = ctx.cluster().await?;
     let plain_http = |r: &str| build.is_plain_http(r);
     let location = ImageLocation::parse(&refs.push, plain_http)
         .ok_or(BuildError::NotConfigured(settings::NOT_CONFIGURED))?;
     let auth = match &target.secret {
-        Some(secret) => registry_auth(&cluster, secret, &location.registry).await?,
+        Some(secret) => registry_auth(cluster, secret, &location.registry).await?,
         None => None,
     };
     joblog::info(&format!(
@@ -109,14 +109,14 @@ async fn build_image(
         }
         Err(e) => joblog::warning(&format!("{e}; building the image anyway")),
     }
-    let (owner, placement) = owner_and_placement(hook, &cluster, state).await?;
+    let (owner, placement) = owner_and_placement(ctx, cluster, state).await?;
     let pod_name = naming::builder_pod(
         &settings.runner_pod,
         build.builder,
         &crate::names::random_id(),
     );
     let digest = driver::build(
-        &cluster,
+        cluster,
         driver::Plan {
             pod: &pod_name,
             runner_pod: &settings.runner_pod,
@@ -192,7 +192,7 @@ async fn registry_auth(
 /// The builder pod belongs to the job pod (or the runner pod without one) and, in volume mode,
 /// sits on the runner's node like the job pod.
 async fn owner_and_placement(
-    hook: &K8sHook,
+    ctx: &Ctx<'_>,
     cluster: &Cluster,
     state: &State,
 ) -> Result<
@@ -202,7 +202,7 @@ async fn owner_and_placement(
     ),
     BuildError,
 > {
-    let settings = &hook.settings;
+    let settings = ctx.settings;
     let runner_name = settings.runner_pod.clone();
     let job = async {
         match &state.job_pod {
