@@ -82,36 +82,17 @@ pub async fn prepare_job(
     }
     let (token, storage) = (pods.token.clone(), pods.storage.clone());
 
-    // Registry credentials: one immutable secret per distinct login.
-    let registries = std::iter::once(args.container.as_ref().and_then(|c| c.registry.as_ref()))
-        .chain(args.services.iter().map(|s| s.registry.as_ref()));
-    let (creds, _) = distinct_credentials(registries);
-    let secret_objs: Vec<_> = creds
-        .iter()
-        .map(|c| {
-            let name = names::secret(&settings.runner_pod, &names::random_id());
-            secrets::registry_secret(
-                &name,
-                labels(&settings.runner_pod, "registry-secret"),
-                &token,
-                pods.owner.clone(),
-                c,
-            )
-        })
-        .collect();
-    let secret_names: Vec<String> = secret_objs
-        .iter()
-        .filter_map(|s| s.metadata.name.clone())
-        .collect();
-
-    let built = pod::job_pod(&pods, &job_name, &args, &secret_names)?;
-    let mut job_pod = built.pod;
-    for w in &built.warnings {
+    let plan = plan_job(&pods, &custom, &job_name, &args)?;
+    for w in &plan.warnings {
         joblog::warning(w);
     }
-    for w in custom.apply(&mut job_pod, PodKind::Job)? {
-        joblog::warning(&w);
-    }
+    let JobPlan {
+        secrets: secret_objs,
+        secret_names,
+        pod: job_pod,
+        service_names,
+        ..
+    } = plan;
 
     let creating = async {
         for r in
@@ -126,7 +107,7 @@ pub async fn prepare_job(
         let deadline = tokio::time::Instant::now() + settings.prepare_timeout;
         let ready_goal = Goal::JobReady {
             job: has_job,
-            services: built.service_names.clone(),
+            services: service_names.clone(),
         };
         let wait_ready = |rv: Option<String>| {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -209,7 +190,64 @@ pub async fn prepare_job(
         secs(ready_after),
         secs(started.elapsed())
     ));
-    Ok(response(&ready, &args, &built.service_names, is_alpine))
+    Ok(response(&ready, &args, &service_names, is_alpine))
+}
+
+/// Everything `prepare_job` creates, decided before any of it is: the registry secrets (one
+/// immutable secret per distinct login), the job pod with the administrator's customization
+/// applied last, and the warnings to print.
+#[derive(Debug)]
+pub struct JobPlan {
+    /// The registry secrets, created before the pod.
+    pub secrets: Vec<k8s_openapi::api::core::v1::Secret>,
+    /// Their names, as the pod's `imagePullSecrets`.
+    pub secret_names: Vec<String>,
+    /// The job pod.
+    pub pod: k8s_openapi::api::core::v1::Pod,
+    /// The service containers' names, in the input's order.
+    pub service_names: Vec<String>,
+    /// What the job log should say about the input (ignored options, overwritten labels).
+    pub warnings: Vec<String>,
+}
+
+/// The pure part of `prepare_job`: what to create for `args`, no I/O.
+pub fn plan_job(
+    pods: &PodContext,
+    custom: &crate::template::Customization,
+    job_name: &str,
+    args: &PrepareJobArgs,
+) -> Result<JobPlan, Error> {
+    let registries = std::iter::once(args.container.as_ref().and_then(|c| c.registry.as_ref()))
+        .chain(args.services.iter().map(|s| s.registry.as_ref()));
+    let (creds, _) = distinct_credentials(registries);
+    let secrets: Vec<_> = creds
+        .iter()
+        .map(|c| {
+            let name = names::secret(&pods.runner_pod, &names::random_id());
+            secrets::registry_secret(
+                &name,
+                labels(&pods.runner_pod, "registry-secret"),
+                &pods.token,
+                pods.owner.clone(),
+                c,
+            )
+        })
+        .collect();
+    let secret_names: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    let built = pod::job_pod(pods, job_name, args, &secret_names)?;
+    let mut pod = built.pod;
+    let mut warnings = built.warnings;
+    warnings.extend(custom.apply(&mut pod, PodKind::Job)?);
+    Ok(JobPlan {
+        secrets,
+        secret_names,
+        pod,
+        service_names: built.service_names,
+        warnings,
+    })
 }
 
 /// Copy mode: streams the runner's `_work` into the job pod through its archiver (never the

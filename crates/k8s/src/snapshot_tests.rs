@@ -462,3 +462,45 @@ fn step_pods_get_the_runners_temp_at_github_runner_temp() {
         );
     }
 }
+
+#[test]
+fn the_prepare_plan_is_decided_before_anything_is_created() {
+    let args = full_args();
+    let custom = Customization::from_values(None, None);
+    let plan = crate::prepare::plan_job(&ctx(Storage::Copy), &custom, "runner-abc-workflow", &args)
+        .unwrap();
+    // Two distinct logins (docker.io for the job, 127.0.0.1:5556 for a service): two secrets,
+    // both the pod's pull secrets, all with the invocation's token.
+    assert_eq!(plan.secrets.len(), 2);
+    let pulls: Vec<String> = plan
+        .pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(pulls, plan.secret_names);
+    for s in &plan.secrets {
+        assert_eq!(
+            s.metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .values()
+                .filter(|v| *v == "[token]")
+                .count(),
+            1,
+            "{s:?}"
+        );
+    }
+    assert_eq!(plan.service_names.len(), 4);
+    // The options no pod can honour are said, not dropped.
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("--cpus 2")),
+        "{:?}",
+        plan.warnings
+    );
+}
