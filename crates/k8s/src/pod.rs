@@ -165,11 +165,7 @@ impl PodContext {
             ..PodSpec::default()
         };
         if let Storage::Volume { placement, .. } = &self.storage {
-            match placement {
-                Placement::NodeName(node) => spec.node_name = Some(node.clone()),
-                Placement::Affinity(node) => spec.affinity = Some(node_affinity(node)),
-                Placement::Anywhere => {}
-            }
+            place(&mut spec, placement);
         }
         spec
     }
@@ -223,6 +219,15 @@ pub fn runner_selector(runner_pod: &str) -> String {
         "{RUNNER_POD_LABEL}={}",
         crate::names::runner_label_value(runner_pod)
     )
+}
+
+/// Puts a pod on its node: `nodeName`, or a required node affinity on the node's name.
+pub fn place(spec: &mut PodSpec, placement: &Placement) {
+    match placement {
+        Placement::NodeName(node) => spec.node_name = Some(node.clone()),
+        Placement::Affinity(node) => spec.affinity = Some(node_affinity(node)),
+        Placement::Anywhere => {}
+    }
 }
 
 fn node_affinity(node: &str) -> Affinity {

@@ -16,9 +16,8 @@ use crate::mounts::Placement;
 use crate::names::TOKEN_ANNOTATION;
 use crate::pod::labels;
 use k8s_openapi::api::core::v1::{
-    Affinity, AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
-    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod,
+    PodSpec, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::BTreeMap;
@@ -118,28 +117,7 @@ fn base_spec(b: &BuilderPod<'_>) -> PodSpec {
         automount_service_account_token: Some(false),
         ..PodSpec::default()
     };
-    match b.placement {
-        Placement::NodeName(node) => spec.node_name = Some(node.clone()),
-        Placement::Affinity(node) => {
-            spec.affinity = Some(Affinity {
-                node_affinity: Some(NodeAffinity {
-                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                        node_selector_terms: vec![NodeSelectorTerm {
-                            match_fields: Some(vec![NodeSelectorRequirement {
-                                key: "metadata.name".into(),
-                                operator: "In".into(),
-                                values: Some(vec![node.clone()]),
-                            }]),
-                            ..NodeSelectorTerm::default()
-                        }],
-                    }),
-                    ..NodeAffinity::default()
-                }),
-                ..Affinity::default()
-            });
-        }
-        Placement::Anywhere => {}
-    }
+    crate::pod::place(&mut spec, b.placement);
     spec
 }
 
