@@ -8,16 +8,23 @@ use std::path::Path;
 
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+fn connect_error(what: String, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Connect {
+        what,
+        source: Some(Box::new(source)),
+    }
+}
+
 /// A client and the namespace to work in.
 pub async fn connect(settings: &Settings) -> Result<(Client, String), Error> {
     let mut config = match &settings.cluster {
         ClusterSource::Kubeconfig(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                Error::Connect(format!("cannot read KUBECONFIG {}: {e}", path.display()))
+                connect_error(format!("cannot read KUBECONFIG {}", path.display()), e)
             })?;
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| Error::Connect(format!("KUBECONFIG {}: {e}", path.display())))?
+                .map_err(|e| connect_error(format!("KUBECONFIG {}", path.display()), e))?
         }
         ClusterSource::InCluster { host, port } => {
             let host = if host.contains(':') {
@@ -27,7 +34,7 @@ pub async fn connect(settings: &Settings) -> Result<(Client, String), Error> {
             };
             let url = format!("https://{host}:{port}")
                 .parse()
-                .map_err(|e| Error::Connect(format!("KUBERNETES_SERVICE_HOST {host}: {e}")))?;
+                .map_err(|e| connect_error(format!("KUBERNETES_SERVICE_HOST {host}"), e))?;
             let sa = Path::new(SERVICE_ACCOUNT);
             let mut config = Config::new(url);
             config.root_cert_file = Some(sa.join("ca.crt"));
@@ -38,10 +45,11 @@ pub async fn connect(settings: &Settings) -> Result<(Client, String), Error> {
             config
         }
         ClusterSource::None => {
-            return Err(Error::Connect(
-                "KUBECONFIG is not set and the hook is not running in a pod (no KUBERNETES_SERVICE_HOST)"
+            return Err(Error::Connect {
+                what: "KUBECONFIG is not set and the hook is not running in a pod (no KUBERNETES_SERVICE_HOST)"
                     .into(),
-            ));
+                source: None,
+            });
         }
     };
     // Retries are the hook's own (bounded, see retry.rs), not kube's 15-attempt default.
@@ -50,6 +58,6 @@ pub async fn connect(settings: &Settings) -> Result<(Client, String), Error> {
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(|e| Error::Connect(e.to_string()))?;
+    let client = Client::try_from(config).map_err(|e| connect_error("the client".into(), e))?;
     Ok((client, namespace))
 }

@@ -76,9 +76,7 @@ pub async fn run_image(
         joblog::warning(&w);
     }
     if cancel.is_cancelled() {
-        return Err(Error::Cluster(
-            "the step was cancelled before it started".into(),
-        ));
+        return Err(Error::Cancelled);
     }
     let group = Group::start(&format!("Starting container step pod {name} ({image})"));
     let created = cluster.create_pod(&step_pod, &token).await?;
@@ -89,7 +87,7 @@ pub async fn run_image(
         r = driven => r,
         () = cancel.cancelled() => {
             stop(cluster, &name).await;
-            return Err(Error::Cluster(format!("the step was cancelled; step pod {name} deleted")));
+            return Err(Error::StepCancelled { pod: name });
         }
     };
     if let Err(e) = cluster.delete_pod(&name).await {
@@ -140,18 +138,20 @@ async fn stop(cluster: &Cluster, name: &str) {
 /// action did not end by itself); an OOM kill is exit 137 with its reason in the job log.
 fn outcome(name: &str, pod: &Pod, code: Option<i32>) -> Result<i32, Error> {
     if let Some(why) = wait::evicted(pod) {
-        return Err(Error::Cluster(format!(
-            "the step pod {name} was evicted while the action ran ({why})"
-        )));
+        return Err(Error::StepPodEvicted {
+            pod: name.to_owned(),
+            why,
+        });
     }
     if pod.metadata.deletion_timestamp.is_some() {
-        return Err(Error::Cluster(format!(
-            "the step pod {name} was deleted while the action ran ({})",
-            wait::deleted(pod)
-        )));
+        return Err(Error::StepPodDeleted {
+            pod: name.to_owned(),
+            how: wait::deleted(pod),
+        });
     }
-    let code =
-        code.ok_or_else(|| Error::Cluster(format!("step pod {name} reported no exit code")))?;
+    let code = code.ok_or_else(|| Error::NoExitCode {
+        pod: name.to_owned(),
+    })?;
     let terminated = pod
         .status
         .iter()
@@ -333,10 +333,12 @@ async fn copy_in(
     };
     let (code, _, err) = exec::output(&cluster.client, cluster.heartbeat, &go, 1024).await?;
     if code != 0 {
-        return Err(Error::Cluster(format!(
-            "cannot start the step in {name}: writing {} exited {code}: {err}",
-            pod::READY_MARKER
-        )));
+        return Err(Error::StepNotStarted {
+            pod: name.to_owned(),
+            marker: pod::READY_MARKER,
+            code,
+            stderr: err,
+        });
     }
     Ok(())
 }

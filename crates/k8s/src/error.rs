@@ -13,8 +13,14 @@ use crate::wait::WaitError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No usable cluster connection.
-    #[error("cannot connect to the cluster: {0}")]
-    Connect(String),
+    #[error("cannot connect to the cluster: {what}")]
+    Connect {
+        /// What was tried (`KUBECONFIG <path>`, `KUBERNETES_SERVICE_HOST <host>`) or missing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// An API call failed.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -82,9 +88,55 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
-    /// Something inconsistent came back from the cluster.
-    #[error("{0}")]
-    Cluster(String),
+    /// The runner cancelled a container step; its pod was deleted.
+    #[error("the step was cancelled; step pod {pod} deleted")]
+    StepCancelled {
+        /// The step pod.
+        pod: String,
+    },
+    /// The step pod's helper could not be released, so the action never started.
+    #[error("cannot start the step in {pod}: writing {marker} exited {code}: {stderr}")]
+    StepNotStarted {
+        /// The step pod.
+        pod: String,
+        /// The ready marker.
+        marker: &'static str,
+        /// The exec's exit code.
+        code: i32,
+        /// What it said.
+        stderr: String,
+    },
+    /// The step pod was evicted while the action ran.
+    #[error("the step pod {pod} was evicted while the action ran ({why})")]
+    StepPodEvicted {
+        /// The step pod.
+        pod: String,
+        /// The kubelet's reason.
+        why: String,
+    },
+    /// The step pod was deleted (by someone else) while the action ran.
+    #[error("the step pod {pod} was deleted while the action ran ({how})")]
+    StepPodDeleted {
+        /// The step pod.
+        pod: String,
+        /// When and with what grace period.
+        how: String,
+    },
+    /// The step pod went away before its action's end could be read.
+    #[error("the step pod {pod} is gone")]
+    StepPodGone {
+        /// The step pod.
+        pod: String,
+    },
+    /// The action container ended without an exit code.
+    #[error("step pod {pod} reported no exit code")]
+    NoExitCode {
+        /// The step pod.
+        pod: String,
+    },
+    /// The step's output could not be written to the hook's stdout.
+    #[error("writing the step's log")]
+    StepLogWrite(#[source] std::io::Error),
     /// A script step could not be followed to its end.
     #[error(transparent)]
     Step(Box<crate::script_run::StepError>),

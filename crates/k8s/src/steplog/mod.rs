@@ -41,7 +41,7 @@ pub async fn follow(pods: &Api<Pod>, name: &str, container: &str) -> Result<Foll
     let mut stdout = tokio::io::stdout();
     let mut out = Vec::new();
     let mut pause = FIRST_PAUSE;
-    let written = |e: std::io::Error| Error::Cluster(format!("writing the step's log: {e}"));
+    let written = Error::StepLogWrite;
     loop {
         let since = records.reconnect();
         let params = LogParams {
@@ -95,7 +95,9 @@ pub async fn follow(pods: &Api<Pod>, name: &str, container: &str) -> Result<Foll
 async fn container_ended(pods: &Api<Pod>, name: &str, container: &str) -> Result<bool, Error> {
     let pod = retry::api(format!("get pod {name}"), || pods.get_opt(name))
         .await?
-        .ok_or_else(|| Error::Cluster(format!("the step pod {name} is gone")))?;
+        .ok_or_else(|| Error::StepPodGone {
+            pod: name.to_owned(),
+        })?;
     Ok(pod
         .status
         .iter()
