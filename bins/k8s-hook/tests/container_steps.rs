@@ -144,21 +144,6 @@ fn container_step_without_a_job_container_uses_the_runners_workspace() {
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }
 
-#[test]
-fn an_image_that_cannot_be_pulled_fails_the_step_with_the_reason() {
-    let runner = Runner::new("cstep-bad");
-    let step = runner.container_step(
-        None,
-        "127.0.0.1:5555/hooktest/does-not-exist:1",
-        None,
-        &[],
-        &[],
-    );
-    let e = step.run.one_error(1);
-    assert!(e.contains("cannot start: ErrImagePull"), "{e}");
-    assert_eq!(runner.labelled(), (vec![], vec![]));
-}
-
 /// `sh -c "<script>"` as the runner sends it (split on spaces; no double quotes in `script`).
 fn sh_args(script: &str) -> Vec<String> {
     format!("-c \"{script}\"")

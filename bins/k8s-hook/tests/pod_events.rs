@@ -42,6 +42,8 @@ fn a_pull_failure_shows_the_kubelets_events() {
         "{e}"
     );
     assert!(e.contains("Failed: Error: ErrImagePull"), "{e}");
+    // The failed step pod is deleted.
+    assert_eq!(runner.labelled(), (vec![], vec![]));
 }
 
 #[test]

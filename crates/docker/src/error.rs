@@ -83,22 +83,9 @@ pub enum Error {
         /// The option and why.
         source: crate::policy::Refused,
     },
-    /// The administrator's policy does not allow the image.
-    #[error("{what}: {source}")]
-    ImageNotAllowed {
-        /// Which container.
-        what: String,
-        /// The image and the setting.
-        source: hooklib::policy::ImageRefused,
-    },
-    /// The administrator's policy does not allow a base image of a Dockerfile action.
-    #[error("cannot build the action image from {dockerfile}: {source}")]
-    DockerfileNotAllowed {
-        /// The Dockerfile's host path.
-        dockerfile: String,
-        /// The base image and the setting.
-        source: hooklib::policy::DockerfileRefused,
-    },
+    /// The administrator's policy does not allow the image (or a Dockerfile's base image).
+    #[error(transparent)]
+    NotAllowed(#[from] hooklib::policy::NotAllowed),
     /// The runner cancelled the step (SIGINT/SIGTERM); it was stopped where it ran.
     #[error("cancelled: {0}")]
     Cancelled(String),

@@ -98,6 +98,35 @@ pub enum DockerfileRefused {
     },
 }
 
+/// A container the administrator's policy refuses, named for the job log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAllowed {
+    /// The container's image.
+    #[error("{what}: {source}")]
+    Image {
+        /// Which container, e.g. `the job container (node:22)`.
+        what: String,
+        /// The image and the setting.
+        source: ImageRefused,
+    },
+    /// A base image of a Dockerfile action.
+    #[error("cannot build the action image from {dockerfile}: {source}")]
+    Dockerfile {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+        /// The base image and the setting.
+        source: DockerfileRefused,
+    },
+    /// A Dockerfile the policy has to check cannot be read.
+    #[error("cannot build the action image from {dockerfile}: {reason}")]
+    DockerfileUnreadable {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// An image reference split into its parts, normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -432,6 +461,47 @@ impl ImagePolicy {
             }
         }
         Ok(())
+    }
+
+    /// `Ok` when the container `what` (e.g. `the job container (node:22)`) may use `image` as
+    /// `role`.
+    pub fn check_container(
+        &self,
+        role: ImageRole,
+        what: &str,
+        image: &str,
+    ) -> Result<(), NotAllowed> {
+        self.check(role, image).map_err(|source| NotAllowed::Image {
+            what: what.to_owned(),
+            source,
+        })
+    }
+
+    /// A container step `what`: its `image`, or else — when the step list is restricted — every
+    /// base image of its Dockerfile at the host path `dockerfile`, read with [`read_dockerfile`].
+    pub fn check_step(
+        &self,
+        what: &str,
+        image: Option<&str>,
+        dockerfile: Option<&str>,
+    ) -> Result<(), NotAllowed> {
+        if let Some(image) = image {
+            return self.check_container(ImageRole::Step, what, image);
+        }
+        let Some(path) = dockerfile.filter(|_| self.steps.is_restricted()) else {
+            return Ok(());
+        };
+        let text = read_dockerfile(std::path::Path::new(path)).map_err(|reason| {
+            NotAllowed::DockerfileUnreadable {
+                dockerfile: path.to_owned(),
+                reason,
+            }
+        })?;
+        self.check_dockerfile(&text)
+            .map_err(|source| NotAllowed::Dockerfile {
+                dockerfile: path.to_owned(),
+                source,
+            })
     }
 }
 

@@ -54,30 +54,9 @@ pub enum Error {
     /// A Dockerfile action could not be built (see `build`).
     #[error(transparent)]
     Dockerfile(Box<crate::build::BuildError>),
-    /// The administrator's policy does not allow an image.
-    #[error("{what}: {source}")]
-    ImageNotAllowed {
-        /// Which container.
-        what: String,
-        /// The image and the setting.
-        source: hooklib::policy::ImageRefused,
-    },
-    /// The administrator's policy does not allow (or cannot check) a Dockerfile's base image.
-    #[error("cannot build the action image from {dockerfile}: {source}")]
-    DockerfileNotAllowed {
-        /// The Dockerfile's host path.
-        dockerfile: String,
-        /// The base image and the setting.
-        source: hooklib::policy::DockerfileRefused,
-    },
-    /// A Dockerfile the policy has to check cannot be read.
-    #[error("cannot build the action image from {dockerfile}: {reason}")]
-    DockerfileUnreadable {
-        /// The Dockerfile's host path.
-        dockerfile: String,
-        /// Why.
-        reason: String,
-    },
+    /// The administrator's policy does not allow an image (or a Dockerfile's base image).
+    #[error(transparent)]
+    NotAllowed(#[from] hooklib::policy::NotAllowed),
     /// A file on the runner.
     #[error("{what} {path}: {source}")]
     Io {

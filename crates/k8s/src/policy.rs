@@ -3,7 +3,7 @@
 //! the Dockerfile's base images of a container step.
 
 use crate::error::Error;
-use hooklib::policy::{ImagePolicy, ImageRole, read_dockerfile};
+use hooklib::policy::{ImagePolicy, ImageRole};
 use hooklib::{ContainerSpec, PrepareJobArgs};
 
 fn image(spec: &ContainerSpec) -> Option<&str> {
@@ -22,12 +22,7 @@ pub fn check_job(policy: &ImagePolicy, args: &PrepareJobArgs) -> Result<(), Erro
         .map(|c| ("a service", ImageRole::Service, c));
     for (what, role, spec) in job.chain(services) {
         if let Some(i) = image(spec) {
-            policy
-                .check(role, i)
-                .map_err(|source| Error::ImageNotAllowed {
-                    what: format!("{what} ({i})"),
-                    source,
-                })?;
+            policy.check_container(role, &format!("{what} ({i})"), i)?;
         }
     }
     Ok(())
@@ -35,32 +30,11 @@ pub fn check_job(policy: &ImagePolicy, args: &PrepareJobArgs) -> Result<(), Erro
 
 /// A container step's image, or the base images of its Dockerfile.
 pub fn check_step(policy: &ImagePolicy, spec: &ContainerSpec) -> Result<(), Error> {
-    if let Some(i) = image(spec) {
-        return policy
-            .check(ImageRole::Step, i)
-            .map_err(|source| Error::ImageNotAllowed {
-                what: format!("the container step ({i})"),
-                source,
-            });
-    }
-    let Some(dockerfile) = spec.dockerfile.as_deref() else {
-        return Ok(());
+    let what = match image(spec) {
+        Some(i) => format!("the container step ({i})"),
+        None => "the container step".to_owned(),
     };
-    if !policy.list(ImageRole::Step).is_restricted() {
-        return Ok(());
-    }
-    let text = read_dockerfile(std::path::Path::new(dockerfile)).map_err(|reason| {
-        Error::DockerfileUnreadable {
-            dockerfile: dockerfile.to_owned(),
-            reason,
-        }
-    })?;
-    policy
-        .check_dockerfile(&text)
-        .map_err(|source| Error::DockerfileNotAllowed {
-            dockerfile: dockerfile.to_owned(),
-            source,
-        })
+    Ok(policy.check_step(&what, image(spec), spec.dockerfile.as_deref())?)
 }
 
 #[cfg(test)]
@@ -127,7 +101,9 @@ mod tests {
         assert!(check_step(&policy("", "", ""), &s).is_ok());
         assert!(matches!(
             check_step(&policy("", "", "alpine"), &s),
-            Err(Error::DockerfileUnreadable { .. })
+            Err(Error::NotAllowed(
+                hooklib::policy::NotAllowed::DockerfileUnreadable { .. }
+            ))
         ));
     }
 }

@@ -76,11 +76,7 @@ fn plan_one(
     };
     settings
         .images
-        .check(policy_role, &image)
-        .map_err(|source| Error::ImageNotAllowed {
-            what: what.clone(),
-            source,
-        })?;
+        .check_container(policy_role, &what, &image)?;
     let mut options = CreateOptions::parse(spec.create_options.as_deref())
         .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
         .map_err(|source| Error::Options {

@@ -18,7 +18,7 @@ use crate::policy;
 use crate::settings::{DockerHost, Settings};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use hooklib::joblog::Group;
-use hooklib::{Cancel, ContainerSpec, ImageRole, RunScriptStepArgs, StepOutcome};
+use hooklib::{Cancel, ContainerSpec, RunScriptStepArgs, StepOutcome};
 use std::path::PathBuf;
 
 pub(super) async fn run_script_step(
@@ -101,30 +101,9 @@ pub(super) async fn run_container_step(
         _ => return Err(Error::MissingImage("the container step".to_owned())),
     };
     // Everything that can be refused is refused before the engine is asked for anything.
-    match (&image, &dockerfile) {
-        (Some(i), _) => settings
-            .images
-            .check(ImageRole::Step, i)
-            .map_err(|source| Error::ImageNotAllowed {
-                what: what.clone(),
-                source,
-            })?,
-        (_, Some(d)) if settings.images.steps.is_restricted() => {
-            let refused = |reason: String| Error::Build {
-                dockerfile: d.clone(),
-                reason,
-            };
-            let text =
-                hooklib::policy::read_dockerfile(std::path::Path::new(d)).map_err(refused)?;
-            settings.images.check_dockerfile(&text).map_err(|source| {
-                Error::DockerfileNotAllowed {
-                    dockerfile: d.clone(),
-                    source,
-                }
-            })?;
-        }
-        _ => {}
-    }
+    settings
+        .images
+        .check_step(&what, image.as_deref(), dockerfile.as_deref())?;
     let mut options = CreateOptions::parse(args.create_options.as_deref())
         .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
         .map_err(|source| Error::Options {
