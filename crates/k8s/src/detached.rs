@@ -101,7 +101,10 @@ done
 "#;
 
 /// Stops a step: TERM to its process group (or its process tree without `setsid`), KILL to
-/// what is left after 2 s. A step that has not started yet never will (its directory is taken
+/// what is left after 2 s. Without a group the tree (the step's processes and every descendant,
+/// even one whose parent died) is looked at again while waiting and, frozen with STOP, just
+/// before the KILL: a step shell that ignores TERM may fork after the TERM, and those children
+/// must not outlive the stop. A step that has not started yet never will (its directory is taken
 /// with an exit code of 130). `$1` id, then the candidate bases.
 const STOP: &str = r#"id=$1; shift
 nap() { sleep "$1" 2>/dev/null || sleep 1; }
@@ -111,7 +114,7 @@ pids() { for f in /proc/[0-9]*/stat; do x=${f#/proc/}; echo "${x%/stat}"; done; 
 members() { for x in $(pids); do stat "$x" && [ "$pg" = "$p" ] && case $st in Z*|X*) ;; *) echo "$x";; esac; done; }
 tree() {
   all=; for x in $(pids); do stat "$x" && all="$all$x:$pp "; done
-  seen=" $p "; set -- "$p"
+  seen=" $(echo $*) "
   while [ $# -gt 0 ]; do
     c=$1; shift
     for e in $all; do
@@ -143,12 +146,13 @@ if [ "$g" = group ]; then
   done
   echo "terminated group $p"
 else
-  t=$(tree); [ -n "$t" ] || { echo "already ended"; exit 0; }
+  t=$(tree "$p"); [ -n "$t" ] || { echo "already ended"; exit 0; }
+  first=$t
   kill -TERM $t 2>/dev/null
-  i=0; while [ -n "$(live $t)" ]; do
-    i=$((i+1)); [ $i -gt 20 ] && { kill -KILL $(live $t) 2>/dev/null; echo "killed $t"; exit 0; }; nap 0.1
+  i=0; while t=$(tree $t); [ -n "$t" ]; do
+    i=$((i+1)); [ $i -gt 20 ] && { kill -STOP $t 2>/dev/null; kill -KILL $(tree $t) 2>/dev/null; echo "killed $first"; exit 0; }; nap 0.1
   done
-  echo "terminated $t"
+  echo "terminated $first"
 fi
 "#;
 

@@ -394,6 +394,50 @@ fn stop_ends_the_whole_step_and_a_step_stopped_before_it_started_never_starts() 
 }
 
 #[test]
+fn what_a_step_forks_after_the_term_is_stopped_too() {
+    for shell in shells() {
+        let step = Step::new("");
+        let marker = step.path("marker");
+        // The shell and its children ignore TERM; the first sleep ends by itself within the
+        // stop's 2 s grace, and only then does the shell fork the second: a child born after
+        // the stop looked at the tree.
+        let secs = 40 + (std::process::id() % 1000);
+        let first = format!("sleep 1.5{secs}");
+        step.write(&format!(
+            "trap '' TERM\n{first}\nsleep {secs}.654 && echo late > '{}'\n",
+            marker.display()
+        ));
+        let follower = shell
+            .command(&step.follow(Mode::Start, 0, 0))
+            .spawn()
+            .unwrap();
+        wait_for("the first sleep", || !processes_with(&first).is_empty());
+        let stopped = shell.run(&step.stop());
+        let said = String::from_utf8_lossy(&stopped.out).into_owned();
+        assert!(
+            said.starts_with("terminated") || said.starts_with("killed"),
+            "{}: {stopped:?}",
+            shell.name
+        );
+        eprintln!(
+            "DEBUG {}: {said:?} {:?}",
+            shell.name,
+            processes_with(&format!("sleep {secs}.654"))
+        );
+        wait_for("the second sleep gone", || {
+            processes_with(&format!("sleep {secs}.654")).is_empty()
+        });
+        let out = follower.wait_with_output().unwrap();
+        assert!(
+            Outcome::of(&out.stdout, &out.stderr, NONCE).end.is_some(),
+            "{}",
+            shell.name
+        );
+        assert!(!marker.exists(), "{}", shell.name);
+    }
+}
+
+#[test]
 fn attached_records_the_step_shell_for_stop() {
     for shell in shells() {
         let step = Step::new("echo attached; exit 4\n");
