@@ -3,12 +3,12 @@
 
 use crate::names::{Owner, Role};
 use crate::options::CreateOptions;
-use crate::ports::{self, PortError};
+use crate::ports;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, Mount as ApiMount, MountType,
     NetworkCreateRequest, NetworkingConfig,
 };
-use hooklib::{ArgsError, ContainerSpec, Mount, RunScriptStepArgs};
+use hooklib::{Container, Mount, RunScriptStepArgs};
 use std::collections::{BTreeMap, HashMap};
 
 /// The keep-alive command of a job container whose `entryPoint` is null.
@@ -21,12 +21,6 @@ pub(crate) const DEFAULT_PATH: &str =
 /// A create body could not be built from the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    /// `entryPointArgs` have unbalanced quotes.
-    #[error(transparent)]
-    Args(#[from] ArgsError),
-    /// A `ports:` entry is invalid.
-    #[error(transparent)]
-    Port(#[from] PortError),
     /// A mount has no target.
     #[error("a volume has an empty target path (source {0:?})")]
     EmptyMountTarget(String),
@@ -36,7 +30,7 @@ pub enum BodyError {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyInput<'a> {
     pub role: Role,
-    pub spec: &'a ContainerSpec,
+    pub spec: &'a Container,
     /// The image to run (the spec's, or the tag of a Dockerfile build).
     pub image: &'a str,
     pub options: &'a CreateOptions,
@@ -57,8 +51,8 @@ pub(crate) fn network_has_aliases(network: &str) -> bool {
 /// The create body of a job, service or container-step container.
 pub(crate) fn container_body(input: BodyInput<'_>) -> Result<ContainerCreateBody, BodyError> {
     let spec = input.spec;
-    let args = hooklib::repair_entry_point_args(&spec.entry_point_args)?;
-    let entry_point = spec.entry_point.as_deref().filter(|e| !e.is_empty());
+    let args = spec.args.clone();
+    let entry_point = spec.entry_point();
     let (entrypoint, cmd) = match (input.role, entry_point) {
         (Role::Job, None) => (
             Some(vec![KEEP_ALIVE[0].to_owned()]),
@@ -82,8 +76,8 @@ pub(crate) fn container_body(input: BodyInput<'_>) -> Result<ContainerCreateBody
 
     let mut published = Vec::new();
     if input.role != Role::Step {
-        for p in &spec.port_mappings {
-            published.extend(ports::parse(p)?);
+        for p in &spec.ports {
+            published.extend(ports::published(p));
         }
     }
     if input.network == "host" {
@@ -247,7 +241,7 @@ pub(crate) const RUNNER_TEMP_TARGET: &str = "/github/runner_temp";
 /// not this runner version sends that mount. The host path is `runner_temp` (`RUNNER_TEMP`), else
 /// the parent of the runner's `/github/home` or `/github/workflow` mount
 /// (`_temp/_github_home`). Returns whether a mount was added.
-pub(crate) fn ensure_runner_temp(spec: &mut ContainerSpec, runner_temp: Option<&str>) -> bool {
+pub(crate) fn ensure_runner_temp(spec: &mut Container, runner_temp: Option<&str>) -> bool {
     let all = || {
         spec.system_mount_volumes
             .iter()

@@ -6,7 +6,7 @@
 use crate::options::CreateOptions;
 use crate::settings::REFUSE_PRIVILEGED;
 use bollard::models::MountType;
-use hooklib::{ContainerSpec, Mount};
+use hooklib::{Container, Mount};
 use std::path::{Component, Path, PathBuf};
 
 /// An option the policy refuses.
@@ -178,7 +178,7 @@ pub(crate) fn check_user_mounts(mounts: &[Mount], work: Option<&Path>) -> Result
 /// Removes the runner's docker-socket mount from a spec: with the engine's socket a job can
 /// start any privileged container, which the policy exists to refuse. Returns whether one was
 /// removed.
-pub(crate) fn withhold_docker_socket(spec: &mut ContainerSpec, socket: Option<&str>) -> bool {
+pub(crate) fn withhold_docker_socket(spec: &mut Container, socket: Option<&str>) -> bool {
     let before = spec.system_mount_volumes.len();
     spec.system_mount_volumes.retain(|m| {
         let source = m.source_volume_path.as_deref().unwrap_or_default();

@@ -19,9 +19,13 @@ use hooklib::ports::PortMapping;
 /// Parses a `ports:` / `-p` value (hooklib's grammar) into the engine's published ports, one a
 /// container port.
 pub(crate) fn parse(spec: &str) -> Result<Vec<Published>, PortError> {
-    let m = PortMapping::parse(spec)?;
-    let host_ip = m.host_ip.unwrap_or_default();
-    Ok((0..=m.container.span())
+    PortMapping::parse(spec).map(|m| published(&m))
+}
+
+/// The engine's published ports of one mapping, one a container port.
+pub(crate) fn published(m: &PortMapping) -> Vec<Published> {
+    let host_ip = m.host_ip.clone().unwrap_or_default();
+    (0..=m.container.span())
         .map(|i| Published {
             container: format!("{}/{}", m.container.first + i, m.protocol),
             host_ip: host_ip.clone(),
@@ -32,7 +36,7 @@ pub(crate) fn parse(spec: &str) -> Result<Vec<Published>, PortError> {
                 Some(h) => (h.first + i).to_string(),
             },
         })
-        .collect())
+        .collect()
 }
 
 /// The `PortBindings` of a container publishing `ports`.

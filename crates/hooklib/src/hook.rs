@@ -1,7 +1,8 @@
 //! The [`Hook`] trait and the [`run`] entry point shared by every hook binary.
 
 use crate::cancel::Cancel;
-use crate::input::{ContainerSpec, Input, PrepareJobArgs, Request, RunScriptStepArgs};
+use crate::container::{Container, PrepareJob};
+use crate::input::{Input, Request, RunScriptStepArgs};
 use crate::read::read_input;
 use crate::response::{PrepareJobResponse, StateResponse, write_response};
 use serde::Serialize;
@@ -30,6 +31,9 @@ impl<S> StepOutcome<S> {
 
 /// A container hook: one async method per runner command.
 ///
+/// The arguments are the runner's with its quirks undone ([`PrepareJob`], [`Container`]): a
+/// container the runner described badly is refused before the hook is called.
+///
 /// Implement it and call [`run`] from `main`. Errors are failures of the hook itself (an API
 /// call failed, bad input); a step that exits non-zero is *not* an error but a
 /// [`StepOutcome`] with that exit code.
@@ -44,7 +48,7 @@ pub trait Hook {
     /// Create the job container and services.
     async fn prepare_job(
         &self,
-        args: PrepareJobArgs,
+        args: PrepareJob,
     ) -> Result<PrepareJobResponse<Self::State>, Self::Error>;
 
     /// Run a script step in the job container.
@@ -57,7 +61,7 @@ pub trait Hook {
     /// Run a container step.
     async fn run_container_step(
         &self,
-        args: ContainerSpec,
+        args: Container,
         state: Self::State,
     ) -> Result<StepOutcome<Self::State>, Self::Error>;
 
@@ -151,7 +155,7 @@ pub async fn dispatch<H: Hook>(
     let state = || decode_state::<H::State>(&input.state, command.as_str());
     match input.request.clone() {
         Request::PrepareJob(args) => {
-            let response = hook.prepare_job(args).await?;
+            let response = hook.prepare_job(PrepareJob::from_args(args)?).await?;
             write_response(&input.response_file, &response)?;
             Ok(Outcome::Success)
         }
@@ -160,7 +164,9 @@ pub async fn dispatch<H: Hook>(
             finish_step(&input, outcome)
         }
         Request::RunContainerStep(args) => {
-            let outcome = hook.run_container_step(args, state()?).await?;
+            let outcome = hook
+                .run_container_step(Container::step(args)?, state()?)
+                .await?;
             finish_step(&input, outcome)
         }
         Request::CleanupJob => {

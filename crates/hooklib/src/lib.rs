@@ -7,7 +7,10 @@
 //! else:
 //!
 //! - [`Input`] / [`Request`] and the per-command arguments ([`PrepareJobArgs`],
-//!   [`RunScriptStepArgs`], [`ContainerSpec`]), with the runner's exact JSON names;
+//!   [`RunScriptStepArgs`], [`ContainerSpec`]), with the runner's exact JSON names (the wire
+//!   types);
+//! - [`PrepareJob`] and [`Container`]: what a hook receives — the wire types with the runner's
+//!   quirks undone (arguments repaired, ports parsed, each container named once);
 //! - [`read_input`]: one validated input from stdin, with a precise [`InputError`];
 //! - [`PrepareJobResponse`] and [`write_response`] (atomic, one document);
 //! - [`repair_entry_point_args`]: undo the runner's splitting of `args:`;
@@ -32,7 +35,7 @@
 //!
 //! ```
 //! use hooklib::{
-//!     ContainerInfo, ContainerSpec, Hook, JobContext, PrepareJobArgs, PrepareJobResponse,
+//!     Container, ContainerInfo, Hook, JobContext, PrepareJob, PrepareJobResponse,
 //!     RunScriptStepArgs, StepOutcome,
 //! };
 //!
@@ -53,7 +56,7 @@
 //!
 //!     async fn prepare_job(
 //!         &self,
-//!         args: PrepareJobArgs,
+//!         args: PrepareJob,
 //!     ) -> Result<PrepareJobResponse<MyState>, MyError> {
 //!         let image = args.container.and_then(|c| c.image).unwrap_or_default();
 //!         Ok(PrepareJobResponse {
@@ -77,7 +80,7 @@
 //!
 //!     async fn run_container_step(
 //!         &self,
-//!         _args: ContainerSpec,
+//!         _args: Container,
 //!         _state: MyState,
 //!     ) -> Result<StepOutcome<MyState>, MyError> {
 //!         Err(MyError("container steps are not supported by this hook".into()))
@@ -112,6 +115,7 @@
 
 mod args;
 pub mod cancel;
+mod container;
 pub mod cost;
 pub mod create_options;
 mod hook;
@@ -128,6 +132,7 @@ pub mod settings;
 
 pub use args::{ArgsError, repair_entry_point_args};
 pub use cancel::Cancel;
+pub use container::{Container, PrepareJob, SpecError};
 pub use hook::{
     Hook, Outcome, StateError, StepOutcome, dispatch, error_line, main_with, report_failure, run,
 };

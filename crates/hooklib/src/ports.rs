@@ -78,6 +78,23 @@ pub struct PortMapping {
     pub protocol: Protocol,
 }
 
+/// The mapping in the docker CLI's words, e.g. `127.0.0.1:8080:80/tcp` or `[::1]::80/udp`.
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.host_ip, self.host) {
+            (Some(ip), _) if ip.contains(':') => write!(f, "[{ip}]:")?,
+            (Some(ip), _) => write!(f, "{ip}:")?,
+            (None, _) => {}
+        }
+        match (self.host, &self.host_ip) {
+            (Some(h), _) => write!(f, "{h}:")?,
+            (None, Some(_)) => f.write_str(":")?,
+            (None, None) => {}
+        }
+        write!(f, "{}/{}", self.container, self.protocol)
+    }
+}
+
 /// Why a port string is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid port mapping {spec:?}: {reason}")]
@@ -215,6 +232,30 @@ mod tests {
         assert_eq!(
             show("8000-8001:9000-9001/sctp"),
             "|8000-8001|9000-9001/sctp"
+        );
+    }
+
+    #[test]
+    fn a_mapping_prints_as_it_parses() {
+        for spec in [
+            "80",
+            "8080:80/udp",
+            "127.0.0.1:8080:80",
+            "127.0.0.1::80",
+            "[::1]:8080:80",
+            "[::1]::80/sctp",
+            "9000-9005:80",
+        ] {
+            let m = PortMapping::parse(spec).unwrap();
+            assert_eq!(
+                PortMapping::parse(&m.to_string()).unwrap(),
+                m,
+                "{spec} -> {m}"
+            );
+        }
+        assert_eq!(
+            PortMapping::parse("8080:80").unwrap().to_string(),
+            "8080:80/tcp"
         );
     }
 

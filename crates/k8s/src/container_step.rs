@@ -17,7 +17,7 @@ use crate::template::PodKind;
 use crate::wait::{self, Goal};
 use crate::{State, exec, retry, steplog};
 use hooklib::joblog::{self, Group};
-use hooklib::{ContainerSpec, StepOutcome};
+use hooklib::{Container, StepOutcome};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PropagationPolicy};
 use std::time::Duration;
@@ -32,7 +32,7 @@ const CANCEL_WAIT: Duration = Duration::from_secs(4);
 
 pub async fn run_container_step(
     ctx: &Ctx<'_>,
-    args: ContainerSpec,
+    args: Container,
     state: State,
 ) -> Result<StepOutcome<State>, Error> {
     if let Some(dockerfile) = args.dockerfile.as_deref().filter(|_| args.image.is_none()) {
@@ -55,7 +55,7 @@ pub async fn run_container_step(
 pub async fn run_image(
     ctx: &Ctx<'_>,
     image: &str,
-    args: &ContainerSpec,
+    args: &Container,
     state: &State,
     pull_secrets: &[String],
 ) -> Result<i32, Error> {

@@ -65,7 +65,7 @@ pub use settings::{
 
 use context::Ctx;
 use hooklib::{
-    Cancel, ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
+    Cancel, Container, Hook, PrepareJob, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
 
 /// What the Kubernetes hook remembers between commands.
@@ -112,7 +112,7 @@ impl Hook for K8sHook {
     type State = State;
     type Error = Error;
 
-    async fn prepare_job(&self, args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
+    async fn prepare_job(&self, args: PrepareJob) -> Result<PrepareJobResponse<State>, Error> {
         policy::check_job(&self.settings.images, &args)?;
         prepare::prepare_job(&Ctx::new(&self.settings, &self.cancel), args).await
     }
@@ -127,7 +127,7 @@ impl Hook for K8sHook {
 
     async fn run_container_step(
         &self,
-        args: ContainerSpec,
+        args: Container,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
         policy::check_step(&self.settings.images, &args)?;

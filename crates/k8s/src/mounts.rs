@@ -1,6 +1,7 @@
 //! Volumes, mounts and ports of the generated pods (pure).
 
 use hooklib::Mount;
+use hooklib::ports::PortMapping;
 use k8s_openapi::api::core::v1::{
     ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
 };
@@ -77,9 +78,6 @@ pub enum MountError {
         "volume {0:?} is outside the runner's work folder {1}: the Kubernetes hook can only mount folders of _work (or use the pod template for other volumes)"
     )]
     OutsideWork(String, String),
-    /// A port mapping that is not valid.
-    #[error(transparent)]
-    Port(#[from] hooklib::ports::PortError),
     /// A port range (valid, but a pod has no port ranges).
     #[error("invalid port mapping {0:?}: port ranges are not supported by the Kubernetes hook")]
     PortRange(String),
@@ -223,16 +221,15 @@ fn user_mounts(layout: &Layout, user: &[Mount]) -> Result<Vec<VolumeMount>, Moun
         .collect()
 }
 
-/// Container ports from docker `ports:` strings (`80`, `8080:80`, `127.0.0.1:8080:80/udp`).
+/// Container ports from the `ports:` (`80`, `8080:80`, `127.0.0.1:8080:80/udp`, parsed by hooklib).
 ///
 /// No `hostPort` is set: every container of the pod shares its network, so the job reaches a
 /// service on `localhost:<containerPort>`, and host ports would collide between jobs on a node.
-pub fn container_ports(mappings: &[String]) -> Result<Vec<ContainerPort>, MountError> {
+pub fn container_ports(mappings: &[PortMapping]) -> Result<Vec<ContainerPort>, MountError> {
     let mut ports: Vec<ContainerPort> = Vec::new();
-    for raw in mappings {
-        let m = hooklib::ports::PortMapping::parse(raw).map_err(MountError::Port)?;
+    for m in mappings {
         if !m.container.is_single() {
-            return Err(MountError::PortRange(raw.clone()));
+            return Err(MountError::PortRange(m.to_string()));
         }
         let port = i32::from(m.container.first);
         let protocol = m.protocol.as_str().to_ascii_uppercase();
@@ -294,21 +291,23 @@ mod tests {
 
     #[test]
     fn ports() {
-        let p = container_ports(&[
-            "80".into(),
-            "8080:80".into(),
-            "127.0.0.1:5353:53/udp".into(),
-        ])
-        .unwrap();
+        let parse = |specs: &[&str]| -> Vec<PortMapping> {
+            specs
+                .iter()
+                .map(|s| PortMapping::parse(s).unwrap())
+                .collect()
+        };
+        let p = container_ports(&parse(&["80", "8080:80", "127.0.0.1:5353:53/udp"])).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].container_port, p[0].host_port), (80, None));
         assert_eq!(
             (p[1].container_port, p[1].protocol.as_deref()),
             (53, Some("UDP"))
         );
-        assert!(container_ports(&["http".into()]).is_err());
-        assert!(container_ports(&["8000-8001:8000-8001".into()]).is_err());
-        assert!(container_ports(&["80/icmp".into()]).is_err());
+        assert_eq!(
+            container_ports(&parse(&["8000-8001:8000-8001"])).unwrap_err(),
+            MountError::PortRange("8000-8001:8000-8001/tcp".into())
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::names::{
     TOKEN_ANNOTATION,
 };
 use crate::options::{self, OptionsError};
-use hooklib::{ArgsError, ContainerSpec, PrepareJobArgs, repair_entry_point_args};
+use hooklib::PrepareJob;
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, LocalObjectReference, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSecurityContext, PodSpec, VolumeMount,
@@ -103,9 +103,6 @@ pub enum PodSpecError {
     /// A container without an image.
     #[error("the {0} has no image")]
     NoImage(String),
-    /// `entryPointArgs` could not be split.
-    #[error("the {0}: {1}")]
-    Args(String, ArgsError),
     /// `createOptions` could not be read.
     #[error("the {0}: {1}")]
     Options(String, OptionsError),
@@ -279,15 +276,9 @@ fn env(vars: &BTreeMap<String, String>) -> Vec<EnvVar> {
 /// A container's `command` and `args`.
 type CommandArgs = (Option<Vec<String>>, Option<Vec<String>>);
 
-fn command_and_args(what: &str, spec: &ContainerSpec) -> Result<CommandArgs, PodSpecError> {
-    let args = repair_entry_point_args(&spec.entry_point_args)
-        .map_err(|e| PodSpecError::Args(what.to_owned(), e))?;
-    let command = spec
-        .entry_point
-        .as_deref()
-        .filter(|e| !e.is_empty())
-        .map(|e| vec![e.to_owned()]);
-    Ok((command, (!args.is_empty()).then_some(args)))
+fn command_and_args(spec: &hooklib::Container) -> CommandArgs {
+    let command = spec.entry_point().map(|e| vec![e.to_owned()]);
+    (command, non_empty(spec.args.clone()))
 }
 
 /// Builds the job pod: the job container (kept alive with `tail -f /dev/null` unless an
@@ -296,7 +287,7 @@ fn command_and_args(what: &str, spec: &ContainerSpec) -> Result<CommandArgs, Pod
 pub fn job_pod(
     ctx: &PodContext,
     name: &str,
-    args: &PrepareJobArgs,
+    args: &PrepareJob,
     pull_secrets: &[String],
 ) -> Result<JobPod, PodSpecError> {
     if args.container.is_none() && args.services.is_empty() {
@@ -311,7 +302,7 @@ pub fn job_pod(
             .clone()
             .filter(|i| !i.trim().is_empty())
             .ok_or_else(|| PodSpecError::NoImage(what.clone()))?;
-        let (mut command, mut cargs) = command_and_args(&what, job)?;
+        let (mut command, mut cargs) = command_and_args(job);
         if command.is_none() {
             command = Some(vec!["tail".into()]);
             cargs = Some(vec!["-f".into(), "/dev/null".into()]);
@@ -331,7 +322,7 @@ pub fn job_pod(
             args: cargs,
             env: Some(env(&job.environment_variables)),
             ports: non_empty(
-                mounts::container_ports(&job.port_mappings)
+                mounts::container_ports(&job.ports)
                     .map_err(|e| PodSpecError::Mount(what.clone(), e))?,
             ),
             working_dir: job.working_directory.clone().filter(|w| !w.is_empty()),
@@ -354,7 +345,7 @@ pub fn job_pod(
             .clone()
             .filter(|i| !i.trim().is_empty())
             .ok_or_else(|| PodSpecError::NoImage(what.clone()))?;
-        let (command, cargs) = command_and_args(&what, svc)?;
+        let (command, cargs) = command_and_args(svc);
         let opts = options::parse(svc.create_options.as_deref())
             .map_err(|e| PodSpecError::Options(what.clone(), e))?;
         if !opts.ignored.is_empty() {
@@ -370,7 +361,7 @@ pub fn job_pod(
             args: cargs,
             env: Some(env(&svc.environment_variables)),
             ports: non_empty(
-                mounts::container_ports(&svc.port_mappings)
+                mounts::container_ports(&svc.ports)
                     .map_err(|e| PodSpecError::Mount(what.clone(), e))?,
             ),
             readiness_probe: opts.readiness,
@@ -424,14 +415,13 @@ pub fn step_pod(
     ctx: &PodContext,
     name: &str,
     image: &str,
-    step: &ContainerSpec,
+    step: &hooklib::Container,
     pull_secrets: &[String],
 ) -> Result<Pod, PodSpecError> {
-    let what = "container step".to_owned();
     if ctx.layout.workspace_rel.is_none() {
         return Err(PodSpecError::NoWorkspace);
     }
-    let (command, args) = command_and_args(&what, step)?;
+    let (command, args) = command_and_args(step);
     let action = Container {
         name: JOB_CONTAINER.into(),
         image: Some(image.to_owned()),

@@ -4,14 +4,10 @@
 
 use crate::error::Error;
 use hooklib::policy::{ImagePolicy, ImageRole};
-use hooklib::{ContainerSpec, PrepareJobArgs};
-
-fn image(spec: &ContainerSpec) -> Option<&str> {
-    spec.image.as_deref().filter(|i| !i.trim().is_empty())
-}
+use hooklib::{Container, PrepareJob};
 
 /// The job container's and every service's image.
-pub fn check_job(policy: &ImagePolicy, args: &PrepareJobArgs) -> Result<(), Error> {
+pub fn check_job(policy: &ImagePolicy, args: &PrepareJob) -> Result<(), Error> {
     let job = args
         .container
         .iter()
@@ -21,7 +17,7 @@ pub fn check_job(policy: &ImagePolicy, args: &PrepareJobArgs) -> Result<(), Erro
         .iter()
         .map(|c| ("a service", ImageRole::Service, c));
     for (what, role, spec) in job.chain(services) {
-        if let Some(i) = image(spec) {
+        if let Some(i) = spec.image() {
             policy.check_container(role, &format!("{what} ({i})"), i)?;
         }
     }
@@ -29,12 +25,12 @@ pub fn check_job(policy: &ImagePolicy, args: &PrepareJobArgs) -> Result<(), Erro
 }
 
 /// A container step's image, or the base images of its Dockerfile.
-pub fn check_step(policy: &ImagePolicy, spec: &ContainerSpec) -> Result<(), Error> {
-    let what = match image(spec) {
+pub fn check_step(policy: &ImagePolicy, spec: &Container) -> Result<(), Error> {
+    let what = match spec.image() {
         Some(i) => format!("the container step ({i})"),
         None => "the container step".to_owned(),
     };
-    Ok(policy.check_step(&what, image(spec), spec.dockerfile.as_deref())?)
+    Ok(policy.check_step(&what, spec.image(), spec.dockerfile.as_deref())?)
 }
 
 #[cfg(test)]
@@ -55,14 +51,17 @@ mod tests {
         .unwrap()
     }
 
-    fn spec(image: &str) -> ContainerSpec {
-        serde_json::from_value(serde_json::json!({ "image": image })).unwrap()
+    fn spec(image: &str) -> Container {
+        Container {
+            image: Some(image.to_owned()),
+            ..Container::default()
+        }
     }
 
     #[test]
     fn job_and_services_are_checked_against_their_own_lists() {
         let p = policy("alpine", "redis:*", "");
-        let args = |job: &str, svc: &str| PrepareJobArgs {
+        let args = |job: &str, svc: &str| PrepareJob {
             container: Some(spec(job)),
             services: vec![spec(svc)],
         };

@@ -15,7 +15,7 @@ use crate::template::PodKind;
 use crate::wait::{self, Goal};
 use crate::{State, exec, retry};
 use hooklib::joblog::{self, Group, secs};
-use hooklib::{ContainerInfo, JobContext, PrepareJobArgs, PrepareJobResponse, ServiceInfo};
+use hooklib::{ContainerInfo, JobContext, PrepareJob, PrepareJobResponse, ServiceInfo};
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,7 +25,7 @@ pub const NOT_COPIED: [&str; 1] = ["_temp/_runner_hook_responses"];
 
 pub async fn prepare_job(
     ctx: &Ctx<'_>,
-    args: PrepareJobArgs,
+    args: PrepareJob,
 ) -> Result<PrepareJobResponse<State>, Error> {
     let started = Instant::now();
     let settings = ctx.settings;
@@ -215,7 +215,7 @@ pub fn plan_job(
     pods: &PodContext,
     custom: &crate::template::Customization,
     job_name: &str,
-    args: &PrepareJobArgs,
+    args: &PrepareJob,
 ) -> Result<JobPlan, Error> {
     let registries = std::iter::once(args.container.as_ref().and_then(|c| c.registry.as_ref()))
         .chain(args.services.iter().map(|s| s.registry.as_ref()));
@@ -312,7 +312,7 @@ async fn is_alpine(cluster: &Cluster, pod: &str) -> Result<bool, Error> {
 /// position, with its ports), side-cars left out.
 pub fn response(
     pod: &Pod,
-    args: &PrepareJobArgs,
+    args: &PrepareJob,
     service_names: &[String],
     is_alpine: bool,
 ) -> PrepareJobResponse<State> {

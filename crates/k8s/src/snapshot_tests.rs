@@ -5,7 +5,7 @@ use crate::pod::{self, PodContext};
 use crate::prepare::response;
 use crate::secrets::{self, Credentials};
 use crate::template::{Customization, PodKind};
-use hooklib::{ContainerSpec, PrepareJobArgs, Registry, Secret};
+use hooklib::{Container, ContainerSpec, PrepareJob, PrepareJobArgs, Registry, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::json;
 use std::path::Path;
@@ -38,6 +38,16 @@ fn spec(image: &str) -> ContainerSpec {
         image: Some(image.into()),
         ..ContainerSpec::default()
     }
+}
+
+/// The runner's `prepare_job` arguments as hooklib hands them to the hook.
+fn job(args: &PrepareJobArgs) -> PrepareJob {
+    PrepareJob::from_args(args.clone()).unwrap()
+}
+
+/// A runner's container step as hooklib hands it to the hook.
+fn step_of(spec: &ContainerSpec) -> Container {
+    Container::step(spec.clone()).unwrap()
 }
 
 fn full_args() -> PrepareJobArgs {
@@ -83,13 +93,13 @@ fn job_pod_copy_mode() {
     let built = pod::job_pod(
         &ctx(Storage::Copy),
         "runner-abc-workflow",
-        &full_args(),
+        &job(&full_args()),
         &["runner-abc-secret-1".into(), "runner-abc-secret-2".into()],
     )
     .unwrap();
     insta::assert_yaml_snapshot!(built.pod);
     insta::assert_yaml_snapshot!("job_pod_copy_mode_warnings", built.warnings);
-    let r = response(&built.pod, &full_args(), &built.service_names, false);
+    let r = response(&built.pod, &job(&full_args()), &built.service_names, false);
     insta::assert_json_snapshot!(serde_json::to_value(&r).unwrap());
 }
 
@@ -103,9 +113,9 @@ fn services_only_job_pod_volume_mode() {
         claim: "runner-abc-work".into(),
         placement: Placement::NodeName("node-1".into()),
     };
-    let built = pod::job_pod(&ctx(storage), "runner-abc-workflow", &args, &[]).unwrap();
+    let built = pod::job_pod(&ctx(storage), "runner-abc-workflow", &job(&args), &[]).unwrap();
     insta::assert_yaml_snapshot!(built.pod);
-    let r = response(&built.pod, &args, &built.service_names, false);
+    let r = response(&built.pod, &job(&args), &built.service_names, false);
     insta::assert_json_snapshot!(serde_json::to_value(&r).unwrap());
 }
 
@@ -119,7 +129,7 @@ fn job_pod_with_kube_scheduler_affinity() {
         claim: "work".into(),
         placement: Placement::Affinity("node-1".into()),
     };
-    let built = pod::job_pod(&ctx(storage), "runner-abc-workflow", &args, &[]).unwrap();
+    let built = pod::job_pod(&ctx(storage), "runner-abc-workflow", &job(&args), &[]).unwrap();
     let spec = built.pod.spec.unwrap();
     insta::assert_yaml_snapshot!(spec.affinity);
     assert_eq!(spec.node_name, None);
@@ -156,13 +166,14 @@ fn template_merge() {
         container: Some(spec("node:22")),
         services: vec![spec("redis:7")],
     };
-    let mut built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &args, &[]).unwrap();
+    let mut built =
+        pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &job(&args), &[]).unwrap();
     let custom = Customization::from_values(Some(template()), None);
     let warnings = custom.apply(&mut built.pod, PodKind::Job).unwrap();
     insta::assert_yaml_snapshot!(built.pod);
     insta::assert_yaml_snapshot!("template_merge_warnings", warnings);
     // Side-cars are not services.
-    let r = response(&built.pod, &args, &built.service_names, false);
+    let r = response(&built.pod, &job(&args), &built.service_names, false);
     assert_eq!(r.context.services.len(), 1);
 }
 
@@ -172,7 +183,8 @@ fn patches_apply_last() {
         container: Some(spec("node:22")),
         services: vec![],
     };
-    let mut built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &args, &[]).unwrap();
+    let mut built =
+        pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &job(&args), &[]).unwrap();
     let merge = Customization::from_values(
         Some(template()),
         Some(json!({"spec": {"nodeSelector": {"pool": "big"}, "priorityClassName": "ci"}})),
@@ -222,7 +234,7 @@ fn step_pods() {
         &ctx(Storage::Copy),
         "runner-abc-step-01234567",
         "127.0.0.1:5555/hooktest/busybox:1",
-        &step,
+        &step_of(&step),
         &[],
     )
     .unwrap();
@@ -235,7 +247,7 @@ fn step_pods() {
         }),
         "runner-abc-step-01234567",
         "registry.local/built@sha256:abc",
-        &step,
+        &step_of(&step),
         &["runner-abc-kaniko-secret".into()],
     )
     .unwrap();
@@ -275,26 +287,44 @@ fn registry_secret() {
 
 #[test]
 fn bad_input_is_refused_before_anything_is_created() {
-    let e = pod::job_pod(&ctx(Storage::Copy), "x", &PrepareJobArgs::default(), &[]).unwrap_err();
+    let e = pod::job_pod(
+        &ctx(Storage::Copy),
+        "x",
+        &job(&PrepareJobArgs::default()),
+        &[],
+    )
+    .unwrap_err();
     assert!(
         e.to_string()
             .contains("neither a job container nor services")
     );
+    // hooklib refuses a port that is not one; a port range is valid but no pod can have it.
     let mut bad = spec("redis");
     bad.port_mappings = vec!["99999".into()];
+    let e = PrepareJob::from_args(PrepareJobArgs {
+        container: None,
+        services: vec![bad],
+    })
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "service #1 (redis): invalid port mapping \"99999\": \"99999\" is not a port number"
+    );
+    let mut range = spec("redis");
+    range.port_mappings = vec!["8000-8001:8000-8001".into()];
     let e = pod::job_pod(
         &ctx(Storage::Copy),
         "x",
-        &PrepareJobArgs {
+        &job(&PrepareJobArgs {
             container: None,
-            services: vec![bad],
-        },
+            services: vec![range],
+        }),
         &[],
     )
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the service #1 (redis): invalid port mapping \"99999\": \"99999\" is not a port number"
+        "the service #1 (redis): invalid port mapping \"8000-8001:8000-8001/tcp\": port ranges are not supported by the Kubernetes hook"
     );
 }
 
@@ -308,13 +338,13 @@ fn every_pod(ctx: &PodContext) -> Vec<k8s_openapi::api::core::v1::Pod> {
     let mut step = spec("alpine:3");
     step.working_directory = Some("/github/workspace".into());
     vec![
-        pod::job_pod(ctx, "runner-abc-workflow", &full_args(), &[])
+        pod::job_pod(ctx, "runner-abc-workflow", &job(&full_args()), &[])
             .unwrap()
             .pod,
-        pod::job_pod(ctx, "runner-abc-workflow", &services_only, &[])
+        pod::job_pod(ctx, "runner-abc-workflow", &job(&services_only), &[])
             .unwrap()
             .pod,
-        pod::step_pod(ctx, "runner-abc-step-1", "alpine:3", &step, &[]).unwrap(),
+        pod::step_pod(ctx, "runner-abc-step-1", "alpine:3", &step_of(&step), &[]).unwrap(),
     ]
 }
 
@@ -422,7 +452,7 @@ fn service_entrypoint_and_args_like_a_container_step() {
         container: None,
         services: vec![svc, args_only],
     };
-    let built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &args, &[]).unwrap();
+    let built = pod::job_pod(&ctx(Storage::Copy), "runner-abc-workflow", &job(&args), &[]).unwrap();
     let containers = &built.pod.spec.as_ref().unwrap().containers;
     assert_eq!(
         containers[0].command.as_deref(),
@@ -448,7 +478,7 @@ fn step_pods_get_the_runners_temp_at_github_runner_temp() {
     };
     for storage in [Storage::Copy, volume] {
         let ctx = ctx(storage);
-        let step = pod::step_pod(&ctx, "s", "alpine:3", &spec("alpine:3"), &[]).unwrap();
+        let step = pod::step_pod(&ctx, "s", "alpine:3", &step_of(&spec("alpine:3")), &[]).unwrap();
         let action = &step.spec.as_ref().unwrap().containers[0];
         let m = action
             .volume_mounts
@@ -467,8 +497,13 @@ fn step_pods_get_the_runners_temp_at_github_runner_temp() {
 fn the_prepare_plan_is_decided_before_anything_is_created() {
     let args = full_args();
     let custom = Customization::from_values(None, None);
-    let plan = crate::prepare::plan_job(&ctx(Storage::Copy), &custom, "runner-abc-workflow", &args)
-        .unwrap();
+    let plan = crate::prepare::plan_job(
+        &ctx(Storage::Copy),
+        &custom,
+        "runner-abc-workflow",
+        &job(&args),
+    )
+    .unwrap();
     // Two distinct logins (docker.io for the job, 127.0.0.1:5556 for a service): two secrets,
     // both the pod's pull secrets, all with the invocation's token.
     assert_eq!(plan.secrets.len(), 2);

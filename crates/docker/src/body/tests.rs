@@ -1,7 +1,7 @@
 //! Snapshots of the bodies sent to the engine, built from runner-shaped inputs.
 
 use super::*;
-use hooklib::PrepareJobArgs;
+use hooklib::{ContainerSpec, PrepareJobArgs};
 
 fn owner() -> Owner {
     Owner {
@@ -53,6 +53,8 @@ fn build(
     network: &str,
     alias: Option<&str>,
 ) -> ContainerCreateBody {
+    // The runner's spec as hooklib hands it to the hook.
+    let spec = &Container::from_spec("the container".into(), spec.clone()).unwrap();
     let options = CreateOptions::parse(spec.create_options.as_deref()).unwrap();
     let image = spec.image.clone().unwrap_or_else(|| "built:tag".into());
     container_body(BodyInput {
@@ -224,34 +226,50 @@ fn cost_labels_never_replace_the_hooks_own() {
 
 #[test]
 fn bad_inputs_are_errors() {
-    let spec = ContainerSpec {
+    // Ports and arguments are refused by hooklib before a body is built.
+    let refused = |spec: ContainerSpec| {
+        Container::from_spec("service #1 (busybox)".into(), spec)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(ContainerSpec {
         image: Some("busybox".into()),
         port_mappings: vec!["99999".into()],
         ..Default::default()
-    };
-    let options = CreateOptions::default();
-    let input = |spec: &ContainerSpec| {
-        container_body(BodyInput {
-            role: Role::Service,
-            spec,
-            image: "busybox",
-            options: &options,
-            network: "net",
-            alias: None,
-            owner: &owner(),
-            cost_labels: &BTreeMap::new(),
-        })
-        .map(|_| ())
-        .unwrap_err()
-        .to_string()
-    };
-    assert!(input(&spec).contains("99999"));
-    let spec = ContainerSpec {
+    });
+    assert!(
+        e.starts_with("service #1 (busybox): ") && e.contains("99999"),
+        "{e}"
+    );
+    let e = refused(ContainerSpec {
         image: Some("busybox".into()),
         entry_point_args: vec!["\"open".into()],
         ..Default::default()
+    });
+    assert!(e.contains("unbalanced quotes"), "{e}");
+    // A mount without a target is the body's own refusal.
+    let spec = Container {
+        image: Some("busybox".into()),
+        user_mount_volumes: vec![Mount {
+            source_volume_path: Some("/data".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
     };
-    assert!(input(&spec).contains("unbalanced quotes"));
+    let options = CreateOptions::default();
+    let e = container_body(BodyInput {
+        role: Role::Service,
+        spec: &spec,
+        image: "busybox",
+        options: &options,
+        network: "net",
+        alias: None,
+        owner: &owner(),
+        cost_labels: &BTreeMap::new(),
+    })
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(e, BodyError::EmptyMountTarget("/data".into()));
 }
 
 #[test]
@@ -309,7 +327,7 @@ fn container_steps_always_get_the_runners_temp() {
         target_volume_path: target.into(),
         read_only: false,
     };
-    let targets = |spec: &ContainerSpec| -> Vec<(String, String)> {
+    let targets = |spec: &Container| -> Vec<(String, String)> {
         spec.system_mount_volumes
             .iter()
             .map(|m| {
@@ -321,14 +339,14 @@ fn container_steps_always_get_the_runners_temp() {
             .collect()
     };
     // Already sent by the runner: kept as is.
-    let mut spec = ContainerSpec {
+    let mut spec = Container {
         system_mount_volumes: vec![mount("/w/_temp", "/github/runner_temp/")],
         ..Default::default()
     };
     assert!(!ensure_runner_temp(&mut spec, Some("/elsewhere")));
     assert_eq!(spec.system_mount_volumes.len(), 1);
     // Not sent: RUNNER_TEMP, else derived from the `/github/home` mount.
-    let mut spec = ContainerSpec {
+    let mut spec = Container {
         system_mount_volumes: vec![mount("/w/_temp/_github_home", "/github/home")],
         ..Default::default()
     };
@@ -344,6 +362,6 @@ fn container_steps_always_get_the_runners_temp() {
         ("/w/_temp".into(), "/github/runner_temp".into())
     );
     // Nothing to derive it from: nothing added.
-    let mut bare = ContainerSpec::default();
+    let mut bare = Container::default();
     assert!(!ensure_runner_temp(&mut bare, None));
 }

@@ -7,7 +7,7 @@ mod steps;
 use crate::error::Error;
 use crate::settings::Settings;
 use hooklib::{
-    Cancel, ContainerSpec, Hook, PrepareJobArgs, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
+    Cancel, Container, Hook, PrepareJob, PrepareJobResponse, RunScriptStepArgs, StepOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +62,7 @@ impl Hook for DockerHook {
     type State = State;
     type Error = Error;
 
-    async fn prepare_job(&self, args: PrepareJobArgs) -> Result<PrepareJobResponse<State>, Error> {
+    async fn prepare_job(&self, args: PrepareJob) -> Result<PrepareJobResponse<State>, Error> {
         prepare::prepare_job(&self.settings, args, &self.cancel).await
     }
 
@@ -76,7 +76,7 @@ impl Hook for DockerHook {
 
     async fn run_container_step(
         &self,
-        args: ContainerSpec,
+        args: Container,
         state: State,
     ) -> Result<StepOutcome<State>, Error> {
         steps::run_container_step(&self.settings, args, state, &self.cancel).await

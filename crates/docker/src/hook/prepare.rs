@@ -24,8 +24,8 @@ use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures::future::join_all;
 use hooklib::joblog::Group;
 use hooklib::{
-    Cancel, ContainerInfo, ContainerSpec, ImageRole, JobContext, PrepareJobArgs,
-    PrepareJobResponse, Registry, ServiceInfo,
+    Cancel, Container, ContainerInfo, ImageRole, JobContext, PrepareJob, PrepareJobResponse,
+    Registry, ServiceInfo,
 };
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,7 @@ struct Job<'a> {
 fn plan_one(
     job: &Job<'_>,
     role: Role,
-    spec: &ContainerSpec,
+    spec: &Container,
     what: String,
     name: String,
     alias: Option<&str>,
@@ -118,7 +118,7 @@ fn plan_one(
 /// Every container of the job, validated and built, before anything is sent to the engine.
 fn plan(
     settings: &Settings,
-    args: &PrepareJobArgs,
+    args: &PrepareJob,
     owner: &Owner,
     job_id: &str,
     network: &str,
@@ -130,10 +130,7 @@ fn plan(
     };
     let mut plans = Vec::new();
     if let Some(c) = &args.container {
-        let what = format!(
-            "the job container ({})",
-            c.image.as_deref().unwrap_or("no image")
-        );
+        let what = format!("the job container ({})", c.image().unwrap_or("no image"));
         let name = container_name(owner, job_id, "job");
         plans.push(plan_one(&job, Role::Job, c, what, name, None)?);
     }
@@ -143,10 +140,7 @@ fn plan(
             .map(|s| s.image.as_deref().unwrap_or("service")),
     );
     for (s, alias) in args.services.iter().zip(&aliases) {
-        let what = format!(
-            "service {alias} ({})",
-            s.image.as_deref().unwrap_or("no image")
-        );
+        let what = format!("service {alias} ({})", s.image().unwrap_or("no image"));
         let name = container_name(owner, job_id, alias);
         plans.push(plan_one(&job, Role::Service, s, what, name, Some(alias))?);
     }
@@ -284,7 +278,7 @@ async fn inspect(docker: &Docker, id: &str, what: &str) -> Result<ContainerInspe
 
 pub(super) async fn prepare_job(
     settings: &Settings,
-    args: PrepareJobArgs,
+    args: PrepareJob,
     cancel: &Cancel,
 ) -> Result<PrepareJobResponse<State>, Error> {
     let started = Instant::now();
@@ -483,14 +477,15 @@ mod tests {
             runner: "r".into(),
             job: Some("j".into()),
         };
-        let args = PrepareJobArgs {
+        let args = PrepareJob::from_args(hooklib::PrepareJobArgs {
             container: None,
-            services: vec![ContainerSpec {
+            services: vec![hooklib::ContainerSpec {
                 image: Some("redis:7".into()),
                 create_options: Some("--frobnicate".into()),
                 ..Default::default()
             }],
-        };
+        })
+        .unwrap();
         let settings = Settings::new("r");
         let err = plan(&settings, &args, &owner, "j", "net")
             .unwrap_err()
@@ -499,10 +494,11 @@ mod tests {
             err.starts_with("service redis (redis:7): unsupported container option `--frobnicate`"),
             "{err}"
         );
-        let args = PrepareJobArgs {
-            container: Some(ContainerSpec::default()),
+        let args = PrepareJob::from_args(hooklib::PrepareJobArgs {
+            container: Some(hooklib::ContainerSpec::default()),
             services: vec![],
-        };
+        })
+        .unwrap();
         let err = plan(&settings, &args, &owner, "j", "net")
             .unwrap_err()
             .to_string();

@@ -18,7 +18,7 @@ use crate::policy;
 use crate::settings::{DockerHost, Settings};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use hooklib::joblog::Group;
-use hooklib::{Cancel, ContainerSpec, RunScriptStepArgs, StepOutcome};
+use hooklib::{Cancel, Container, RunScriptStepArgs, StepOutcome};
 use std::path::PathBuf;
 
 pub(super) async fn run_script_step(
@@ -62,7 +62,7 @@ pub(super) fn socket_path(host: &DockerHost) -> Option<&str> {
 pub(super) fn apply_privilege_policy(
     settings: &Settings,
     what: &str,
-    spec: &mut ContainerSpec,
+    spec: &mut Container,
     options: &CreateOptions,
 ) -> Result<(), Error> {
     if !settings.refuse_privileged {
@@ -85,7 +85,7 @@ pub(super) fn apply_privilege_policy(
 
 pub(super) async fn run_container_step(
     settings: &Settings,
-    mut args: ContainerSpec,
+    mut args: Container,
     state: State,
     cancel: &Cancel,
 ) -> Result<StepOutcome<State>, Error> {
@@ -93,8 +93,8 @@ pub(super) async fn run_container_step(
         runner: settings.runner_name.clone(),
         job: state.job_id.clone(),
     };
-    let image = args.image.clone().filter(|i| !i.trim().is_empty());
-    let dockerfile = args.dockerfile.clone().filter(|d| !d.trim().is_empty());
+    let image = args.image().map(str::to_owned);
+    let dockerfile = args.dockerfile().map(str::to_owned);
     let what = match (&image, &dockerfile) {
         (Some(i), _) => format!("the container step ({i})"),
         (_, Some(d)) => format!("the container step ({d})"),
@@ -116,11 +116,6 @@ pub(super) async fn run_container_step(
         tracing::debug!("{what}: mounted the runner's _temp at /github/runner_temp");
     }
     let platform = options.platform.take();
-    // Validate the arguments before pulling or building anything.
-    hooklib::repair_entry_point_args(&args.entry_point_args).map_err(|e| Error::Body {
-        what: what.clone(),
-        source: e.into(),
-    })?;
     let docker = unless_cancelled(cancel, &what, connect(&settings.docker_host)).await?;
 
     let image = match image {

@@ -121,7 +121,7 @@ fn user_volumes_outside_work_are_refused_and_the_socket_is_withheld() {
         "{e}"
     );
 
-    let mut spec = ContainerSpec {
+    let mut spec = hooklib::Container {
         system_mount_volumes: vec![
             mount("/var/run/docker.sock", "/var/run/docker.sock"),
             mount("/run/user/1000/engine.sock", "/var/run/docker.sock"),

@@ -32,7 +32,7 @@ use crate::context::Ctx;
 use crate::mounts::Placement;
 use crate::objects::{Cluster, owner_of};
 use crate::{State, retry};
-use hooklib::ContainerSpec;
+use hooklib::Container;
 use hooklib::joblog;
 use naming::References;
 use registry::ImageLocation;
@@ -44,7 +44,7 @@ use std::path::Path;
 pub async fn run_dockerfile_step(
     ctx: &Ctx<'_>,
     dockerfile: &str,
-    args: &ContainerSpec,
+    args: &Container,
     state: &State,
 ) -> Result<i32, crate::Error> {
     let image = build_image(ctx, dockerfile, state).await?;
