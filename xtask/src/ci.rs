@@ -4,6 +4,7 @@ use crate::{cmd, cmd_env};
 
 pub fn run() -> anyhow::Result<()> {
     cmd("cargo", &["fmt", "--all", "--", "--check"])?;
+    deny()?;
     cmd(
         "cargo",
         &[
@@ -36,4 +37,30 @@ pub fn run() -> anyhow::Result<()> {
     // The demo is documentation that runs: both variants must keep working.
     crate::demo::run(&[])?;
     crate::demo::run(&["--k8s".to_owned()])
+}
+
+/// The dependency rules of `deny.toml`: licenses, banned and duplicate versions, sources.
+/// `advisories` is left out: it fetches the RustSec database from github.com, which CI cannot
+/// reach (docs/testing.md).
+fn deny() -> anyhow::Result<()> {
+    let installed = std::process::Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    anyhow::ensure!(
+        installed,
+        "cargo-deny is not installed: `bash .ci/run` installs it \
+         (or `cargo install --locked --version <the one in .ci/run> cargo-deny`)"
+    );
+    cmd(
+        "cargo",
+        &[
+            "deny",
+            "check",
+            "--hide-inclusion-graph",
+            "bans",
+            "licenses",
+            "sources",
+        ],
+    )
 }
