@@ -1,6 +1,6 @@
 //! The connection to the Docker Engine.
 
-use crate::error::{Error, reason};
+use crate::error::Error;
 use crate::settings::DockerHost;
 use bollard::{API_DEFAULT_VERSION, Docker};
 
@@ -16,9 +16,9 @@ pub(crate) async fn connect(host: &DockerHost) -> Result<Docker, Error> {
         }
         DockerHost::Tcp(addr) => Docker::connect_with_http(addr, TIMEOUT_SECS, API_DEFAULT_VERSION),
     }
-    .map_err(|e| Error::Connect(reason(&e)))?;
+    .map_err(|source| Error::Connect { source })?;
     docker
         .negotiate_version()
         .await
-        .map_err(|e| Error::Connect(reason(&e)))
+        .map_err(|source| Error::Connect { source })
 }

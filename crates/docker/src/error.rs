@@ -9,15 +9,29 @@ use crate::options::OptionsError;
 #[non_exhaustive]
 pub enum Error {
     /// The engine could not be reached.
-    #[error("cannot connect to the Docker Engine: {0}")]
-    Connect(String),
+    #[error("cannot connect to the Docker Engine: {}", reason(.source))]
+    Connect {
+        /// bollard's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
     /// The engine refused or failed a request.
-    #[error("{action}: {reason}")]
+    #[error("{action}: {}", reason(.source))]
     Engine {
         /// What the hook was doing, e.g. `create the job container`.
         action: String,
-        /// The engine's own reason.
-        reason: String,
+        /// The engine's answer.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The step's output could not be written to the hook's stdout/stderr (the runner went away).
+    #[error("write the output of {what}: {source}")]
+    StepOutput {
+        /// Which step.
+        what: String,
+        /// The write's error.
+        #[source]
+        source: std::io::Error,
     },
     /// `createOptions` could not be used.
     #[error("{what}: {source}")]
@@ -45,13 +59,39 @@ pub enum Error {
         /// The registry's or engine's reason.
         reason: String,
     },
-    /// A Dockerfile action could not be built.
+    /// The engine's build of a Dockerfile action failed: the builder's own message.
     #[error("cannot build the action image from {dockerfile}: {reason}")]
     Build {
         /// The Dockerfile's host path.
         dockerfile: String,
-        /// The builder's reason.
+        /// The error the build reported in its output.
         reason: String,
+    },
+    /// The build request itself failed (the engine refused it or the stream broke).
+    #[error("cannot build the action image from {dockerfile}: {}", reason(.source))]
+    BuildRequest {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+        /// The engine's answer.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The build ended without an error and without an image.
+    #[error(
+        "cannot build the action image from {dockerfile}: the build ended without producing the image"
+    )]
+    BuildProducedNothing {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+    },
+    /// Packing the build context stopped before it ended (a panic or a cancelled task).
+    #[error("cannot build the action image from {dockerfile}: {source}")]
+    BuildTask {
+        /// The Dockerfile's host path.
+        dockerfile: String,
+        /// Why the packing task ended.
+        #[source]
+        source: tokio::task::JoinError,
     },
     /// The build context could not be packed (unreadable file, invalid `.dockerignore`).
     #[error(transparent)]
@@ -124,8 +164,5 @@ pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
 /// Builds an [`Error::Engine`] for `action`.
 pub(crate) fn engine(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let action = action.into();
-    move |e| Error::Engine {
-        action,
-        reason: reason(&e),
-    }
+    move |source| Error::Engine { action, source }
 }

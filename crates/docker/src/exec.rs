@@ -77,9 +77,9 @@ async fn forward(
 ) -> Result<(), Error> {
     while let Some(frame) = output.next().await {
         let frame = frame.map_err(engine(format!("stream the output of {what}")))?;
-        write_frame(&frame).map_err(|e| Error::Engine {
-            action: format!("write the output of {what}"),
-            reason: e.to_string(),
+        write_frame(&frame).map_err(|source| Error::StepOutput {
+            what: what.to_owned(),
+            source,
         })?;
     }
     Ok(())

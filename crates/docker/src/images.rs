@@ -259,10 +259,7 @@ pub(crate) async fn build(
     };
     let body = bollard::body_full(context.tar.into());
     let mut stream = docker.build_image(options, None, Some(body));
-    let fail = |reason: String| Error::Build {
-        dockerfile: dockerfile.to_owned(),
-        reason,
-    };
+    let dockerfile = dockerfile.to_owned();
     while let Some(item) = stream.next().await {
         match item {
             Ok(BuildInfo {
@@ -275,15 +272,18 @@ pub(crate) async fn build(
             Ok(BuildInfo {
                 error_detail: Some(detail),
                 ..
-            }) => return Err(fail(one_line(&detail.message.unwrap_or_default()))),
+            }) => {
+                return Err(Error::Build {
+                    dockerfile,
+                    reason: one_line(&detail.message.unwrap_or_default()),
+                });
+            }
             Ok(_) => {}
-            Err(e) => return Err(fail(reason(&e))),
+            Err(source) => return Err(Error::BuildRequest { dockerfile, source }),
         }
     }
     if !exists(docker, &tag).await? {
-        return Err(fail(
-            "the build ended without producing the image".to_owned(),
-        ));
+        return Err(Error::BuildProducedNothing { dockerfile });
     }
     Ok(tag)
 }

@@ -43,8 +43,8 @@ pub enum Error {
     #[error(transparent)]
     Script(#[from] ScriptError),
     /// The RBAC preflight found missing permissions.
-    #[error("{0}")]
-    Rbac(String),
+    #[error(transparent)]
+    Rbac(#[from] crate::rbac::MissingPermissions),
     /// The runner's environment lacks something.
     #[error("{0} is not set: the Kubernetes hook needs the runner's {1}")]
     MissingEnv(&'static str, &'static str),

@@ -54,7 +54,13 @@ pub async fn prepare_job(
     };
     match preflight {
         Preflight::Allowed => {}
-        Preflight::Denied(denied) => return Err(Error::Rbac(rbac::denial_message(&denied, &ns))),
+        Preflight::Denied(missing) => {
+            return Err(rbac::MissingPermissions {
+                namespace: ns.clone(),
+                missing,
+            }
+            .into());
+        }
         Preflight::Unknown(why) => tracing::debug!(%why, "RBAC preflight inconclusive"),
     }
     let (pods_removed, secrets_removed) = pruned?;

@@ -92,13 +92,17 @@ pub enum Preflight {
     Unknown(String),
 }
 
-/// The one-line message for denied permissions.
-pub fn denial_message(denied: &[Permission], namespace: &str) -> String {
-    let list: Vec<String> = denied.iter().map(ToString::to_string).collect();
-    format!(
-        "the runner's service account lacks permissions in namespace {namespace}: {} (grant them in the runner's Role; see docs/k8s.md)",
-        list.join(", ")
-    )
+/// The permissions the runner's service account lacks, every one listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the runner's service account lacks permissions in namespace {namespace}: {} (grant them in the runner's Role; see docs/k8s.md)",
+    .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+)]
+pub struct MissingPermissions {
+    /// The namespace the hook works in.
+    pub namespace: String,
+    /// What the access reviews denied.
+    pub missing: Vec<Permission>,
 }
 
 /// Sends every review at once: [`REQUIRED`], plus [`BUILD_REQUIRED`] when `builds` (a build
@@ -140,9 +144,12 @@ mod tests {
 
     #[test]
     fn message_lists_everything() {
-        let m = denial_message(&[REQUIRED[2], REQUIRED[6]], "ci");
+        let m = MissingPermissions {
+            namespace: "ci".into(),
+            missing: vec![REQUIRED[2], REQUIRED[6]],
+        };
         assert_eq!(
-            m,
+            m.to_string(),
             "the runner's service account lacks permissions in namespace ci: watch pods, create pods/exec (grant them in the runner's Role; see docs/k8s.md)"
         );
         let r = review(&REQUIRED[6], "ci");

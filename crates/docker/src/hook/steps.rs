@@ -136,9 +136,9 @@ pub(super) async fn run_container_step(
             let path = PathBuf::from(&dockerfile);
             let packed = tokio::task::spawn_blocking(move || buildctx::pack(&path))
                 .await
-                .map_err(|e| Error::Build {
+                .map_err(|source| Error::BuildTask {
                     dockerfile: dockerfile.clone(),
-                    reason: e.to_string(),
+                    source,
                 })??;
             let build = images::build(&docker, &dockerfile, packed, &owner, platform.as_deref());
             let built = unless_cancelled(cancel, &what, build).await?;
