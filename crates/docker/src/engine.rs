@@ -16,9 +16,9 @@ pub(crate) async fn connect(host: &DockerHost) -> Result<Docker, Error> {
         }
         DockerHost::Tcp(addr) => Docker::connect_with_http(addr, TIMEOUT_SECS, API_DEFAULT_VERSION),
     }
-    .map_err(|source| Error::Connect { source })?;
+    .map_err(|e| Error::Connect { source: e.into() })?;
     docker
         .negotiate_version()
         .await
-        .map_err(|source| Error::Connect { source })
+        .map_err(|e| Error::Connect { source: e.into() })
 }

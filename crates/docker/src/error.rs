@@ -9,20 +9,18 @@ use crate::options::OptionsError;
 #[non_exhaustive]
 pub enum Error {
     /// The engine could not be reached.
-    #[error("cannot connect to the Docker Engine: {}", reason(.source))]
+    #[error("cannot connect to the Docker Engine: {source}")]
     Connect {
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// Why.
+        source: EngineError,
     },
     /// The engine refused or failed a request.
-    #[error("{action}: {}", reason(.source))]
+    #[error("{action}: {source}")]
     Engine {
         /// What the hook was doing, e.g. `create the job container`.
         action: String,
         /// The engine's answer.
-        #[source]
-        source: bollard::errors::Error,
+        source: EngineError,
     },
     /// The step's output could not be written to the hook's stdout/stderr (the runner went away).
     #[error("write the output of {what}: {source}")]
@@ -68,13 +66,12 @@ pub enum Error {
         reason: String,
     },
     /// The build request itself failed (the engine refused it or the stream broke).
-    #[error("cannot build the action image from {dockerfile}: {}", reason(.source))]
+    #[error("cannot build the action image from {dockerfile}: {source}")]
     BuildRequest {
         /// The Dockerfile's host path.
         dockerfile: String,
         /// The engine's answer.
-        #[source]
-        source: bollard::errors::Error,
+        source: EngineError,
     },
     /// The build ended without an error and without an image.
     #[error(
@@ -134,6 +131,25 @@ pub enum Error {
     Many(Vec<Error>),
 }
 
+/// An error of the Docker Engine API (bollard's), shown as the engine's own message on one line:
+/// the cause of [`Error::Engine`] and its kin, whose lines end with it.
+#[derive(Debug)]
+pub struct EngineError(pub bollard::errors::Error);
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&reason(&self.0))
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<bollard::errors::Error> for EngineError {
+    fn from(e: bollard::errors::Error) -> Self {
+        Self(e)
+    }
+}
+
 /// The engine's own message from a bollard error, on one line.
 pub(crate) fn reason(e: &bollard::errors::Error) -> String {
     use bollard::errors::Error as B;
@@ -164,5 +180,27 @@ pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
 /// Builds an [`Error::Engine`] for `action`.
 pub(crate) fn engine(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let action = action.into();
-    move |source| Error::Engine { action, source }
+    move |e| Error::Engine {
+        action,
+        source: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_log_line_names_the_engines_reason_once() {
+        let refused = bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message: "Conflict. The container name \"/x\" is\n already in use".into(),
+        };
+        let e = engine("create the job container")(refused);
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            hooklib::error_line(&e),
+            "::error::create the job container: Conflict. The container name \"/x\" is already in use"
+        );
+    }
 }

@@ -279,7 +279,12 @@ pub(crate) async fn build(
                 });
             }
             Ok(_) => {}
-            Err(source) => return Err(Error::BuildRequest { dockerfile, source }),
+            Err(e) => {
+                return Err(Error::BuildRequest {
+                    dockerfile,
+                    source: e.into(),
+                });
+            }
         }
     }
     if !exists(docker, &tag).await? {
