@@ -5,17 +5,15 @@
 //! OOM-killed action is exit 137 with its reason; an evicted or deleted pod is an error.
 
 use crate::context::Ctx;
-use crate::copy::{self, Endpoint};
 use crate::error::Error;
-use crate::mounts::{Storage, WORK_MOUNT};
-use crate::names::{self, FS_INIT_CONTAINER, FS_SYNC_CONTAINER, JOB_CONTAINER};
+use crate::mounts::Storage;
+use crate::names::{self, FS_INIT_CONTAINER, JOB_CONTAINER};
 use crate::objects::Cluster;
 use crate::pod::{self, PodContext};
-use crate::script_step::{copy_file_commands_back, temp_source};
-use crate::tarball::Source;
+use crate::step_files::StepFiles;
 use crate::template::PodKind;
 use crate::wait::{self, Goal};
-use crate::{State, exec, retry, steplog};
+use crate::{State, retry, steplog};
 use hooklib::joblog::{self, Group};
 use hooklib::{Container, StepOutcome};
 use k8s_openapi::api::core::v1::Pod;
@@ -184,6 +182,13 @@ async fn drive(
     let mut rv = created.metadata.resource_version.clone();
     let copy_mode = matches!(storage, Storage::Copy);
     let ws_rel = layout.workspace_rel.clone().unwrap_or_default();
+    let files = StepFiles {
+        cluster,
+        pod: name,
+        state,
+        layout,
+        ws_rel: &ws_rel,
+    };
     if copy_mode {
         let (pod, _) = wait::until(
             &cluster.pods,
@@ -195,7 +200,7 @@ async fn drive(
         )
         .await?;
         rv = pod.metadata.resource_version.clone();
-        copy_in(cluster, name, state, layout, &ws_rel).await?;
+        files.copy_in().await?;
     }
     group.end();
     let (pod, _) = wait::until(
@@ -256,143 +261,8 @@ async fn drive(
     let code = outcome(name, &pod, code)?;
     if copy_mode {
         let group = Group::start("Copying the step's results back");
-        copy_out(cluster, name, state, layout, &ws_rel).await?;
+        files.copy_out().await?;
         group.end();
     }
     Ok(code)
-}
-
-async fn copy_in(
-    cluster: &Cluster,
-    name: &str,
-    state: &State,
-    layout: &crate::mounts::Layout,
-    ws_rel: &str,
-) -> Result<(), Error> {
-    let ns = cluster.namespace.as_str();
-    let init = Endpoint {
-        namespace: ns,
-        pod: name,
-        container: FS_INIT_CONTAINER,
-    };
-    let temp = copy::to_pod(
-        &cluster.client,
-        cluster.heartbeat,
-        init,
-        "the runner's _temp",
-        vec![temp_source(&layout.temp())],
-        WORK_MOUNT,
-    );
-    // The workspace lives in the job pod when there is one (copied by its archiver, never by
-    // the job image's tar), else on the runner.
-    let workspace = async {
-        match (&state.job_pod, state.job_container) {
-            (Some(job_pod), true) => {
-                copy::between(
-                    &cluster.client,
-                    cluster.heartbeat,
-                    "the workspace",
-                    Endpoint {
-                        namespace: ns,
-                        pod: job_pod,
-                        container: crate::pod::ARCHIVER_CONTAINER,
-                    },
-                    WORK_MOUNT,
-                    ws_rel,
-                    init,
-                    WORK_MOUNT,
-                )
-                .await
-            }
-            _ => {
-                copy::to_pod(
-                    &cluster.client,
-                    cluster.heartbeat,
-                    init,
-                    "the workspace",
-                    vec![Source {
-                        dir: layout.work_root.join(ws_rel),
-                        name: ws_rel.to_owned(),
-                        exclude: Vec::new(),
-                    }],
-                    WORK_MOUNT,
-                )
-                .await
-            }
-        }
-    };
-    let (temp, workspace) = tokio::join!(temp, workspace);
-    eprintln!("_temp: {}", temp?);
-    eprintln!("workspace: {}", workspace?);
-    // fs-init exits once the marker is there *and* this exec is gone (see pod::READY_MARKER).
-    let go = exec::Command {
-        namespace: ns,
-        pod: name,
-        container: FS_INIT_CONTAINER,
-        argv: pod::ready_signal_argv(),
-    };
-    let (code, _, err) = exec::output(&cluster.client, cluster.heartbeat, &go, 1024).await?;
-    if code != 0 {
-        return Err(Error::StepNotStarted {
-            pod: name.to_owned(),
-            marker: pod::READY_MARKER,
-            code,
-            stderr: err,
-        });
-    }
-    Ok(())
-}
-
-async fn copy_out(
-    cluster: &Cluster,
-    name: &str,
-    state: &State,
-    layout: &crate::mounts::Layout,
-    ws_rel: &str,
-) -> Result<(), Error> {
-    let ns = cluster.namespace.as_str();
-    let sync = Endpoint {
-        namespace: ns,
-        pod: name,
-        container: FS_SYNC_CONTAINER,
-    };
-    let temp = layout.temp();
-    let file_commands = copy_file_commands_back(cluster, sync, &temp);
-    let workspace = async {
-        match (&state.job_pod, state.job_container) {
-            (Some(job_pod), true) => {
-                copy::between(
-                    &cluster.client,
-                    cluster.heartbeat,
-                    "the workspace back",
-                    sync,
-                    WORK_MOUNT,
-                    ws_rel,
-                    Endpoint {
-                        namespace: ns,
-                        pod: job_pod,
-                        container: crate::pod::ARCHIVER_CONTAINER,
-                    },
-                    WORK_MOUNT,
-                )
-                .await
-            }
-            _ => {
-                copy::from_pod(
-                    &cluster.client,
-                    cluster.heartbeat,
-                    sync,
-                    "the workspace back",
-                    WORK_MOUNT,
-                    ws_rel,
-                    &layout.work_root,
-                )
-                .await
-            }
-        }
-    };
-    let (fc, ws) = tokio::join!(file_commands, workspace);
-    eprintln!("file commands: {}", fc?);
-    eprintln!("workspace: {}", ws?);
-    Ok(())
 }

@@ -28,6 +28,17 @@ pub struct Endpoint<'a> {
     pub container: &'a str,
 }
 
+impl crate::objects::Cluster {
+    /// The container `container` of pod `pod` in the hook's namespace.
+    pub fn endpoint<'a>(&'a self, pod: &'a str, container: &'a str) -> Endpoint<'a> {
+        Endpoint {
+            namespace: &self.namespace,
+            pod,
+            container,
+        }
+    }
+}
+
 impl<'a> Endpoint<'a> {
     fn command(&self, argv: Vec<String>) -> Command<'a> {
         Command {

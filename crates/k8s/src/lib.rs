@@ -37,6 +37,7 @@ mod script_run;
 mod script_step;
 mod secrets;
 mod settings;
+mod step_files;
 mod steplog;
 mod tarball;
 mod template;

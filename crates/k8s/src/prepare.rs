@@ -2,7 +2,7 @@
 //! wait for it with a watch, copy the workspace in, answer the runner.
 
 use crate::context::Ctx;
-use crate::copy::{self, Endpoint};
+use crate::copy::{self};
 use crate::error::Error;
 use crate::mounts::{Placement, Storage, WORK_MOUNT};
 use crate::names::{self, JOB_CONTAINER};
@@ -286,11 +286,7 @@ async fn copy_work(
     let report = copy::to_pod(
         &cluster.client,
         cluster.heartbeat,
-        Endpoint {
-            namespace: &cluster.namespace,
-            pod,
-            container: ARCHIVER_CONTAINER,
-        },
+        cluster.endpoint(pod, ARCHIVER_CONTAINER),
         "the runner's _work",
         vec![source],
         WORK_MOUNT,

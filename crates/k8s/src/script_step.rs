@@ -191,11 +191,7 @@ async fn run(
     let cancel = ctx.cancel;
     let cluster = cancellable(cancel, ctx.cluster()).await??;
     // Every tar of the job pod runs in its archiver, never in the job image.
-    let archiver = Endpoint {
-        namespace: &cluster.namespace,
-        pod,
-        container: ARCHIVER_CONTAINER,
-    };
+    let archiver = cluster.endpoint(pod, ARCHIVER_CONTAINER);
     if let Some(staging) = staging {
         let group = Group::start("Copying _temp into the job pod");
         // The staged files first; then `_temp` without anyone's file commands (its own
