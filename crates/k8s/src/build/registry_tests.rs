@@ -313,12 +313,11 @@ fn realms_are_followed_over_https_or_to_allowed_plain_http_hosts() {
     assert!(!realm_allowed("not a url", &only("reg.local")));
 }
 
-#[tokio::test]
-async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
-    // The registry (127.0.0.1:port) is plain HTTP by configuration; its challenge names a
-    // realm on another host name (localhost) that is not listed: refused before any request.
-    let reg =
-        TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
+/// The registry (127.0.0.1:port) is plain HTTP by configuration; its challenge names a realm
+/// on another host name (`localhost`) that is not listed: refused before any request to it,
+/// the secret never sent. Listed as insecure, the same realm is followed and the dance succeeds
+/// (so the refusal was the check's).
+async fn the_unlisted_realm_is_refused_then_followed_once_listed(reg: TokenRegistry) {
     let registry = format!("127.0.0.1:{}", reg.port);
     let only_registry = |h: &str| h == registry;
     let e = manifest_digest(
@@ -342,7 +341,6 @@ async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
         ["GET /v2/ HTTP/1.1 | "],
         "only the challenge probe, never the realm"
     );
-    // Listed as insecure, the same realm is followed and the dance succeeds.
     let with_realm = |h: &str| h == registry || h == format!("localhost:{}", reg.port);
     assert_eq!(
         manifest_digest(
@@ -354,6 +352,26 @@ async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
         .unwrap(),
         Some(DIGEST.to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
+    let reg =
+        TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
+    the_unlisted_realm_is_refused_then_followed_once_listed(reg).await;
+}
+
+#[tokio::test]
+async fn a_plain_http_realm_behind_a_basic_challenge_gets_no_secret() {
+    // oci-client follows the first Bearer challenge of the header, wherever it is: so does the
+    // check in front of it.
+    let reg = TokenRegistry::start_with_challenge(|port| {
+        format!(
+            "Basic realm=\"registry\", Bearer realm=\"http://localhost:{port}/token\",service=\"test-registry\""
+        )
+    })
+    .await;
+    the_unlisted_realm_is_refused_then_followed_once_listed(reg).await;
 }
 
 #[tokio::test]
@@ -377,40 +395,4 @@ async fn the_check_as_a_whole_is_bounded() {
     );
     assert_eq!(CHECK_TIMEOUT, Duration::from_secs(30));
     held.abort();
-}
-
-#[tokio::test]
-async fn a_plain_http_realm_behind_a_basic_challenge_gets_no_secret() {
-    // oci-client follows the first Bearer challenge of the header, wherever it is: so does the
-    // check in front of it.
-    let reg = TokenRegistry::start_with_challenge(|port| {
-        format!(
-            "Basic realm=\"registry\", Bearer realm=\"http://localhost:{port}/token\",service=\"test-registry\""
-        )
-    })
-    .await;
-    let registry = format!("127.0.0.1:{}", reg.port);
-    let only_registry = |h: &str| h == registry;
-    let e = manifest_digest(
-        &reg.image("present"),
-        Some(&auth("robot", "s3cret")),
-        &only_registry,
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(e, RegistryError::InsecureRealm { .. }), "{e}");
-    let seen = reg.requests.lock().unwrap().clone();
-    assert_eq!(seen, ["GET /v2/ HTTP/1.1 | "]);
-    // Listed, the realm is followed with the credentials: the refusal above was the check's.
-    let with_realm = |h: &str| h == registry || h == format!("localhost:{}", reg.port);
-    assert_eq!(
-        manifest_digest(
-            &reg.image("present"),
-            Some(&auth("robot", "s3cret")),
-            &with_realm
-        )
-        .await
-        .unwrap(),
-        Some(DIGEST.to_owned())
-    );
 }
