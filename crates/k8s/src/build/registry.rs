@@ -9,8 +9,12 @@
 //! `oci-client` makes to find the challenge), and the realm it names is followed only over
 //! HTTPS, or over plain HTTP to a host the admin listed as insecure (or loopback); anything
 //! else is refused before anything, the secret above all, is sent there ([`realm_allowed`]).
-//! The challenge is read with the parser `oci-client` uses, so both see the same realm. The
-//! whole check is bounded by [`CHECK_TIMEOUT`].
+//! The challenge is read with the parser `oci-client` uses, so both see the same realm.
+//! `oci-client` then asks for the challenge once more itself: a registry that answered the two
+//! requests differently could name it another realm, which gives it nothing it does not have
+//! already (it may name an HTTPS realm of its choosing, which the rule allows). With a token,
+//! the manifest is asked by a client holding only that token. The whole check is bounded by
+//! [`CHECK_TIMEOUT`]; `oci-client` reads answers without a size cap, within that bound.
 
 use super::auth::{RegistryAuth, bearer_realm};
 use hooklib::ImageRef;
