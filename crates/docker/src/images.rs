@@ -9,7 +9,7 @@ use bollard::models::{BuildInfo, CreateImageInfo};
 use bollard::query_parameters::{BuildImageOptions, CreateImageOptionsBuilder};
 use buildctx::BuildContext;
 use futures::StreamExt;
-use hooklib::Registry;
+use hooklib::{ImageRef, Registry};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -17,16 +17,15 @@ use std::time::{Duration, Instant};
 /// How many times a pull is tried before giving up on a transient error.
 pub(crate) const PULL_ATTEMPTS: u32 = 3;
 
-/// Splits a reference into `fromImage` and `tag` for the pull API. Without a tag the engine
-/// would pull every tag, so `latest` is made explicit; a digest reference is sent whole.
-pub(crate) fn split_reference(image: &str) -> (&str, Option<&str>) {
-    if image.contains('@') {
-        return (image, None);
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (&image[..last_slash + i], Some(&image[last_slash + i + 1..])),
-        None => (image, Some("latest")),
+/// Splits a reference into `fromImage` and `tag` for the pull API ([`ImageRef`]'s rules).
+/// Without a tag the engine would pull every tag, so `latest` is made explicit; a digest
+/// reference is sent whole.
+pub(crate) fn split_reference(image: &str) -> (String, Option<String>) {
+    match ImageRef::parse(image) {
+        Some(r) if r.digest().is_none() => {
+            (r.name().to_owned(), r.tag_or_latest().map(str::to_owned))
+        }
+        _ => (image.to_owned(), None),
     }
 }
 
@@ -161,8 +160,8 @@ pub(crate) async fn pull(
     loop {
         attempt += 1;
         let started = Instant::now();
-        let mut options = CreateImageOptionsBuilder::default().from_image(from);
-        if let Some(tag) = tag {
+        let mut options = CreateImageOptionsBuilder::default().from_image(&from);
+        if let Some(tag) = &tag {
             options = options.tag(tag);
         }
         if let Some(p) = platform {
@@ -325,19 +324,23 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(split_reference("busybox"), ("busybox", Some("latest")));
-        assert_eq!(split_reference("postgres:16"), ("postgres", Some("16")));
+        let split = |image: &str| {
+            let (from, tag) = split_reference(image);
+            (from, tag.unwrap_or_default())
+        };
+        assert_eq!(split("busybox"), ("busybox".into(), "latest".into()));
+        assert_eq!(split("postgres:16"), ("postgres".into(), "16".into()));
         assert_eq!(
-            split_reference("127.0.0.1:5555/hooktest/busybox:1"),
-            ("127.0.0.1:5555/hooktest/busybox", Some("1"))
+            split("127.0.0.1:5555/hooktest/busybox:1"),
+            ("127.0.0.1:5555/hooktest/busybox".into(), "1".into())
         );
         assert_eq!(
-            split_reference("127.0.0.1:5555/hooktest/busybox"),
-            ("127.0.0.1:5555/hooktest/busybox", Some("latest"))
+            split("127.0.0.1:5555/hooktest/busybox"),
+            ("127.0.0.1:5555/hooktest/busybox".into(), "latest".into())
         );
         assert_eq!(
             split_reference("redis@sha256:abc"),
-            ("redis@sha256:abc", None)
+            ("redis@sha256:abc".into(), None)
         );
     }
 

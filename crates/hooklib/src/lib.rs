@@ -119,6 +119,7 @@ mod container;
 pub mod cost;
 pub mod create_options;
 mod hook;
+pub mod image_ref;
 mod input;
 pub mod joblog;
 pub mod logging;
@@ -136,6 +137,7 @@ pub use container::{Container, PrepareJob, SpecError};
 pub use hook::{
     Hook, Outcome, StateError, StepOutcome, dispatch, error_line, main_with, report_failure, run,
 };
+pub use image_ref::ImageRef;
 pub use input::{
     Command, ContainerSpec, Input, Mount, PrepareJobArgs, Registry, Request, RunScriptStepArgs,
 };

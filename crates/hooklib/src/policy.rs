@@ -11,11 +11,9 @@
 //! image. Patterns are normalised the same way, so `alpine`, `*/*:*` or `ghcr.io/acme/**` mean
 //! what they look like:
 //!
-//! - A reference is `[registry/]path[:tag][@digest]`; the first path component is a registry
-//!   when the reference has a `/` and that component has a `.` or a `:` or is `localhost`
-//!   (Docker's rule). Without one the registry is `docker.io`, and a one-component Docker Hub
-//!   path gets `library/`. `index.docker.io` is `docker.io`. Registries compare in lower case.
-//!   An image without tag or digest is `:latest`.
+//! - A reference is read as an [`ImageRef`] (`[registry/]path[:tag][@digest]`, Docker's
+//!   registry rule, `docker.io` and `library/` by default, registries in lower case). An image
+//!   without tag or digest is `:latest`.
 //! - A pattern whose first component contains `**` is matched as written (`**` alone allows
 //!   everything; `**/acme/*` is `acme/*` on any registry). Any other pattern is normalised like
 //!   an image, except that no tag is added.
@@ -29,8 +27,8 @@
 //! Lists are separated by commas, white space or new lines (a comma inside `{…}` belongs to the
 //! pattern).
 
+use crate::image_ref::ImageRef;
 use globset::{GlobBuilder, GlobMatcher};
-use std::fmt;
 
 /// Allowed job-container images.
 pub const JOB_IMAGES: &str = "ACTIONS_RUNNER_CONTAINER_HOOKS_ALLOWED_IMAGES";
@@ -127,91 +125,10 @@ pub enum NotAllowed {
     },
 }
 
-/// An image reference split into its parts, normalised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// `registry/path`, e.g. `docker.io/library/alpine`.
-    pub repository: String,
-    /// The tag (`latest` when neither a tag nor a digest was given).
-    pub tag: Option<String>,
-    /// The digest, e.g. `sha256:…`.
-    pub digest: Option<String>,
-}
-
-impl fmt::Display for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.repository)?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Splits `name[:tag][@digest]` (the tag is after the last `/`).
-fn split_parts(text: &str) -> (&str, Option<&str>, Option<&str>) {
-    let (name_tag, digest) = match text.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (text, None),
-    };
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    match name_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-            digest,
-        ),
-        None => (name_tag, None, digest),
-    }
-}
-
-/// `registry/path` with Docker's defaults (`docker.io`, `library/`).
-fn full_repository(name: &str) -> String {
-    let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            (first.to_ascii_lowercase(), rest.to_owned())
-        }
-        _ => ("docker.io".to_owned(), name.to_owned()),
-    };
-    let domain = if domain == "index.docker.io" {
-        "docker.io".to_owned()
-    } else {
-        domain
-    };
-    if domain == "docker.io" && !path.contains('/') {
-        format!("docker.io/library/{path}")
-    } else {
-        format!("{domain}/{path}")
-    }
-}
-
-/// Normalises an image reference (`alpine` → `docker.io/library/alpine:latest`). `None` for a
-/// blank reference.
-pub fn normalize(image: &str) -> Option<Reference> {
-    let image = image.trim();
-    if image.is_empty() {
-        return None;
-    }
-    let (name, tag, digest) = split_parts(image);
-    if name.is_empty() {
-        return None;
-    }
-    let tag = match (tag, digest) {
-        (None, None) => Some("latest".to_owned()),
-        (t, _) => t.map(str::to_owned),
-    };
-    Some(Reference {
-        repository: full_repository(name),
-        tag,
-        digest: digest.map(str::to_owned),
-    })
+/// Normalises an image reference (`alpine` → `docker.io/library/alpine:latest` when
+/// displayed). `None` for a blank reference; the rules are [`ImageRef`]'s.
+pub fn normalize(image: &str) -> Option<ImageRef> {
+    ImageRef::parse(image)
 }
 
 /// One compiled pattern.
@@ -229,20 +146,17 @@ impl Pattern {
             let last = text.rsplit('/').next().unwrap_or(text);
             (text.to_owned(), last.contains(':') || text.contains('@'))
         } else {
-            let (name, tag, digest) = split_parts(text);
-            if name.is_empty() {
-                return Err("has no repository".to_owned());
-            }
-            let mut glob = full_repository(name);
-            if let Some(t) = tag {
+            let r = ImageRef::parse(text).ok_or("has no repository")?;
+            let mut glob = r.repository();
+            if let Some(t) = r.tag() {
                 glob.push(':');
                 glob.push_str(t);
             }
-            if let Some(d) = digest {
+            if let Some(d) = r.digest() {
                 glob.push('@');
                 glob.push_str(d);
             }
-            (glob, tag.is_some() || digest.is_some())
+            (glob, r.tag().is_some() || r.digest().is_some())
         };
         let matcher = GlobBuilder::new(&glob)
             .literal_separator(true)
@@ -253,14 +167,15 @@ impl Pattern {
         Ok(Self { matcher, with_tag })
     }
 
-    fn matches(&self, r: &Reference) -> bool {
+    fn matches(&self, r: &ImageRef) -> bool {
+        let repository = r.repository();
         if !self.with_tag {
-            return self.matcher.is_match(&r.repository);
+            return self.matcher.is_match(&repository);
         }
         let mut forms = vec![r.to_string()];
-        if let (Some(t), Some(d)) = (&r.tag, &r.digest) {
-            forms.push(format!("{}:{t}", r.repository));
-            forms.push(format!("{}@{d}", r.repository));
+        if let (Some(t), Some(d)) = (r.tag(), r.digest()) {
+            forms.push(format!("{repository}:{t}"));
+            forms.push(format!("{repository}@{d}"));
         }
         forms.iter().any(|f| self.matcher.is_match(f))
     }

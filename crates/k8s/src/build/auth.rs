@@ -1,8 +1,10 @@
-//! Registry credentials from a `.dockerconfigjson` document and `WWW-Authenticate` challenges
-//! (pure). Passwords travel as [`hooklib::Secret`] and never print.
+//! Registry credentials from a `.dockerconfigjson` document, and the token realm of a
+//! `WWW-Authenticate` challenge (pure). Passwords travel as [`hooklib::Secret`] and never
+//! print.
 
 use base64::Engine;
 use hooklib::Secret;
+use http_auth::parser::ChallengeParser;
 
 /// A user name and password for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -19,17 +21,6 @@ impl std::fmt::Debug for RegistryAuth {
             .field("username", &self.username)
             .field("password", &self.password)
             .finish()
-    }
-}
-
-impl RegistryAuth {
-    /// The `Authorization: Basic …` value.
-    pub fn basic_header(&self) -> String {
-        let raw = format!("{}:{}", self.username, self.password.expose());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
     }
 }
 
@@ -104,98 +95,21 @@ pub fn credentials_for(doc: &[u8], registry: &str) -> Result<Option<RegistryAuth
     Ok(None)
 }
 
-/// A `WWW-Authenticate` challenge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    /// `Basic realm=…`.
-    Basic,
-    /// `Bearer realm="…",service="…",scope="…"`.
-    Bearer {
-        /// The token endpoint.
-        realm: String,
-        /// The service parameter.
-        service: Option<String>,
-        /// The scope the registry suggests.
-        scope: Option<String>,
-    },
-}
-
-impl Challenge {
-    /// Parses the first challenge of the header (RFC 7235 auth-params, quoted or not).
-    pub fn parse(header: &str) -> Option<Self> {
-        let header = header.trim();
-        let (scheme, rest) = header
-            .split_once(char::is_whitespace)
-            .unwrap_or((header, ""));
-        let params = auth_params(rest);
-        let get = |k: &str| {
-            params
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v.clone())
-        };
-        match scheme.to_ascii_lowercase().as_str() {
-            "basic" => Some(Self::Basic),
-            "bearer" => Some(Self::Bearer {
-                realm: get("realm").filter(|r| !r.is_empty())?,
-                service: get("service"),
-                scope: get("scope"),
-            }),
-            _ => None,
+/// The realm of the first `Bearer` challenge that names one, read with the parser and the rule
+/// `oci-client` follows (`http-auth`; a header whose first challenge is `Basic` can still name a
+/// realm in a later one): the URL the credentials would be sent to.
+pub fn bearer_realm(header: &str) -> Option<String> {
+    ChallengeParser::new(header).find_map(|c| {
+        let c = c.ok()?;
+        if !c.scheme.eq_ignore_ascii_case("Bearer") {
+            return None;
         }
-    }
-}
-
-/// `k=v, k="v, with commas", …` → pairs.
-fn auth_params(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c == ',' {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if key.is_empty() && chars.peek().is_none() {
-            return out;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'=') {
-            chars.next();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => {
-                            if let Some(n) = chars.next() {
-                                value.push(n);
-                            }
-                        }
-                        '"' => break,
-                        c => value.push(c),
-                    }
-                }
-            } else {
-                while let Some(&c) = chars.peek() {
-                    if c == ',' {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-            }
-        }
-        out.push((key.trim().to_owned(), value.trim().to_owned()));
-        if chars.peek().is_none() {
-            return out;
-        }
-    }
+        // oci-client keeps the last `realm` parameter of a challenge.
+        c.params
+            .iter()
+            .rfind(|(k, _)| k.eq_ignore_ascii_case("realm"))
+            .map(|(_, v)| v.to_unescaped())
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +134,6 @@ mod tests {
             .unwrap();
         assert_eq!(c.username, "hookuser");
         assert_eq!(c.password.expose(), "pw:with:colons");
-        assert!(c.basic_header().starts_with("Basic "));
         assert!(!format!("{c:?}").contains("pw:with"), "{c:?}");
         let c = credentials_for(doc.as_bytes(), "localhost:5556")
             .unwrap()
@@ -254,30 +167,34 @@ mod tests {
     }
 
     #[test]
-    fn challenges() {
+    fn realms() {
+        assert_eq!(bearer_realm(r#"Basic realm="Registry Realm""#), None);
         assert_eq!(
-            Challenge::parse(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(
-            Challenge::parse(
+            bearer_realm(
                 r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:acme/x:pull""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://ghcr.io/token".into(),
-                service: Some("ghcr.io".into()),
-                scope: Some("repository:acme/x:pull".into()),
-            })
+            )
+            .as_deref(),
+            Some("https://ghcr.io/token")
         );
         assert_eq!(
-            Challenge::parse(r#"bearer scope="a,b", realm=https://auth.example/t"#),
-            Some(Challenge::Bearer {
-                realm: "https://auth.example/t".into(),
-                service: None,
-                scope: Some("a,b".into()),
-            })
+            bearer_realm(r#"bearer scope="a,b", realm="https://auth.example/t""#).as_deref(),
+            Some("https://auth.example/t")
         );
-        assert_eq!(Challenge::parse("Bearer service=x"), None);
-        assert_eq!(Challenge::parse("Negotiate abc"), None);
+        assert_eq!(
+            bearer_realm(r#"Bearer realm="https://a.example/\"t\"""#).as_deref(),
+            Some(r#"https://a.example/"t""#)
+        );
+        // The realm oci-client would follow, even behind a Basic challenge.
+        assert_eq!(
+            bearer_realm(r#"Basic realm="r", Bearer realm="http://evil.example/t""#).as_deref(),
+            Some("http://evil.example/t")
+        );
+        assert_eq!(
+            bearer_realm(r#"Bearer realm="https://a.example/t", realm="http://b.example/t""#)
+                .as_deref(),
+            Some("http://b.example/t")
+        );
+        assert_eq!(bearer_realm("Bearer service=x"), None);
+        assert_eq!(bearer_realm("Negotiate abc"), None);
     }
 }

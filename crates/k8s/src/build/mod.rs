@@ -32,10 +32,9 @@ use crate::context::Ctx;
 use crate::mounts::Placement;
 use crate::objects::{Cluster, owner_of};
 use crate::{State, retry};
-use hooklib::Container;
 use hooklib::joblog;
+use hooklib::{Container, ImageRef};
 use naming::References;
-use registry::ImageLocation;
 use std::path::Path;
 
 /// Builds (or finds) the image of the Dockerfile action at `dockerfile` (a host path), then
@@ -76,10 +75,11 @@ async fn build_image(
     let refs = References::new(&target.push, &target.pull, &name, &tag);
     let cluster = ctx.cluster().await?;
     let plain_http = |r: &str| build.is_plain_http(r);
-    let location = ImageLocation::parse(&refs.push, plain_http)
+    let image = ImageRef::parse(&refs.push)
+        .filter(|i| i.tag().is_some())
         .ok_or(BuildError::NotConfigured(settings::NOT_CONFIGURED))?;
     let auth = match &target.secret {
-        Some(secret) => registry_auth(cluster, secret, &location.registry).await?,
+        Some(secret) => registry_auth(cluster, secret, image.registry()).await?,
         None => None,
     };
     joblog::info(&format!(
@@ -89,7 +89,7 @@ async fn build_image(
         refs.push
     ));
     let check = tokio::select! {
-        r = registry::manifest_digest(&location, auth.as_ref(), &plain_http) => r,
+        r = registry::manifest_digest(&image, auth.as_ref(), &plain_http) => r,
         () = cancel.cancelled() => return Err(BuildError::Cancelled { pod: None }.into()),
     };
     match check {
@@ -103,6 +103,7 @@ async fn build_image(
         Ok(None) => {}
         Err(
             e @ (registry::RegistryError::Denied { .. }
+            | registry::RegistryError::TokenDenied { .. }
             | registry::RegistryError::InsecureRealm { .. }),
         ) => {
             return Err(BuildError::from(e).into());
@@ -129,7 +130,7 @@ async fn build_image(
             owner,
             placement,
             settings: build,
-            plain_http: build.is_plain_http(&location.registry),
+            plain_http: build.is_plain_http(image.registry()),
             start_timeout: settings.prepare_timeout,
         },
         cancel,

@@ -1,31 +1,33 @@
-//! Does the registry already have the image? A registry v2 manifest `HEAD` with the
-//! credentials of the dockerconfigjson secret: Basic auth when the registry asks for it, and the
-//! token dance when it answers `401` with `WWW-Authenticate: Bearer` (ghcr.io, Docker Hub, …).
+//! Does the registry already have the image? A registry v2 manifest `HEAD` (then `GET` when the
+//! registry names no digest) with the credentials of the dockerconfigjson secret, done by
+//! `oci-client` (the ORAS project's registry client): Basic auth when the registry asks for it,
+//! the token dance when it answers with `WWW-Authenticate: Bearer` (ghcr.io, Docker Hub, …).
 //! Plain HTTP for loopback and configured insecure registries, HTTPS otherwise.
 //!
-//! The token realm is named by the registry's answer: it is followed over HTTPS, or over plain
-//! HTTP only to a host the admin listed as insecure (or loopback); a plain-HTTP realm anywhere
-//! else is refused before anything, the secret above all, is sent there. The whole check is
-//! bounded by [`CHECK_TIMEOUT`].
+//! The token realm is named by the registry's answer, and `oci-client` sends the credentials to
+//! whatever realm it is named. So the hook asks first: one `GET /v2/` (the request
+//! `oci-client` makes to find the challenge), and the realm it names is followed only over
+//! HTTPS, or over plain HTTP to a host the admin listed as insecure (or loopback); anything
+//! else is refused before anything, the secret above all, is sent there ([`realm_allowed`]).
+//! The challenge is read with the parser `oci-client` uses, so both see the same realm.
+//! `oci-client` then asks for the challenge once more itself: a registry that answered the two
+//! requests differently could name it another realm, which gives it nothing it does not have
+//! already (it may name an HTTPS realm of its choosing, which the rule allows). With a token,
+//! the manifest is asked by a client holding only that token. The whole check is bounded by
+//! [`CHECK_TIMEOUT`]; `oci-client` reads answers without a size cap, within that bound.
 
-use super::auth::{Challenge, RegistryAuth};
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use sha2::{Digest, Sha256};
+use super::auth::{RegistryAuth, bearer_realm};
+use hooklib::ImageRef;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth as OciAuth;
+use oci_client::{Client, Reference, RegistryOperation};
 use std::time::Duration;
 
-/// The manifest media types we accept (OCI and Docker, single and multi-platform).
-pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-/// How long one registry request may take.
+/// How long one registry request may take to connect, and then between two reads.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the whole check (challenge, token, manifest) may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest token or manifest body read.
-const BODY_LIMIT: usize = 4 << 20;
 
 /// The manifest check failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,20 @@ pub enum RegistryError {
         repository: String,
         /// The final status.
         status: u16,
+        /// With which credentials.
+        with: String,
+    },
+    /// The registry's token service refused our credentials.
+    #[error(
+        "the token service {realm} of the registry {registry} refused a pull token for {repository} {with}: check the registry secret's credentials"
+    )]
+    TokenDenied {
+        /// The registry host.
+        registry: String,
+        /// The token service.
+        realm: String,
+        /// The repository.
+        repository: String,
         /// With which credentials.
         with: String,
     },
@@ -64,137 +80,11 @@ pub enum RegistryError {
     },
 }
 
-/// One image in one registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageLocation {
-    /// `http` or `https`.
-    pub scheme: &'static str,
-    /// `host[:port]`.
-    pub registry: String,
-    /// The repository, e.g. `acme/acme-lint-action`.
-    pub repository: String,
-    /// The tag.
-    pub tag: String,
-}
-
-impl ImageLocation {
-    /// Splits `host[:port]/repository:tag`.
-    pub fn parse(reference: &str, plain_http: impl Fn(&str) -> bool) -> Option<Self> {
-        let (registry, rest) = reference.split_once('/')?;
-        let (repository, tag) = rest.rsplit_once(':')?;
-        if repository.is_empty() || tag.is_empty() || tag.contains('/') {
-            return None;
-        }
-        Some(Self {
-            scheme: if plain_http(registry) {
-                "http"
-            } else {
-                "https"
-            },
-            registry: registry.to_owned(),
-            repository: repository.to_owned(),
-            tag: tag.to_owned(),
-        })
-    }
-
-    /// The manifest URL.
-    pub fn manifest_url(&self) -> String {
-        format!(
-            "{}://{}/v2/{}/manifests/{}",
-            self.scheme, self.registry, self.repository, self.tag
-        )
-    }
-}
-
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
-fn client() -> HttpClient {
-    let provider = rustls::crypto::ring::default_provider();
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider.clone())
-    {
-        Ok(b) => b,
-        Err(e) => {
-            // No CA certificates on this machine: plain HTTP still works; HTTPS fails with a
-            // certificate error naming the registry.
-            tracing::debug!("no native CA roots ({e}); HTTPS registries cannot be verified");
-            let config = rustls::ClientConfig::builder_with_provider(provider.into())
-                .with_safe_default_protocol_versions()
-                .expect("the ring provider supports the default TLS versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    let connector = builder.https_or_http().enable_http1().build();
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-async fn send(
-    client: &HttpClient,
-    method: Method,
-    url: &str,
-    accept: Option<&str>,
-    authorization: Option<&str>,
-) -> Result<Answer, RegistryError> {
-    let unreachable = |reason: String| RegistryError::Unreachable {
-        url: url.to_owned(),
-        reason,
-    };
-    let mut req = Request::builder().method(method.clone()).uri(url);
-    if let Some(a) = accept {
-        req = req.header(header::ACCEPT, a);
-    }
-    if let Some(a) = authorization {
-        req = req.header(header::AUTHORIZATION, a);
-    }
-    let req = req
-        .body(Empty::new())
-        .map_err(|e| unreachable(e.to_string()))?;
-    let work = async {
-        let resp = client.request(req).await.map_err(|e| {
-            use std::error::Error as _;
-            let mut msg = e.to_string();
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            unreachable(msg)
-        })?;
-        let (parts, body) = resp.into_parts();
-        let body = if method == Method::HEAD {
-            Bytes::new()
-        } else {
-            let limited = http_body_util::Limited::new(body, BODY_LIMIT);
-            limited
-                .collect()
-                .await
-                .map_err(|e| unreachable(format!("reading the answer: {e}")))?
-                .to_bytes()
-        };
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, work)
-        .await
-        .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
-}
-
-/// Asks the registry for the manifest of `image`: `Some(digest)` when it exists, `None` when
-/// the registry does not know it. `plain_http` says which hosts (`host[:port]`) may be spoken
-/// to over plain HTTP (a token realm included). Bounded by [`CHECK_TIMEOUT`].
+/// Asks the registry for the manifest of `image` (a tag): `Some(digest)` when it exists,
+/// `None` when the registry does not know it. `plain_http` says which hosts (`host[:port]`)
+/// may be spoken to over plain HTTP (a token realm included). Bounded by [`CHECK_TIMEOUT`].
 pub async fn manifest_digest(
-    image: &ImageLocation,
+    image: &ImageRef,
     auth: Option<&RegistryAuth>,
     plain_http: &dyn Fn(&str) -> bool,
 ) -> Result<Option<String>, RegistryError> {
@@ -202,19 +92,99 @@ pub async fn manifest_digest(
 }
 
 async fn check_within(
-    image: &ImageLocation,
+    image: &ImageRef,
     auth: Option<&RegistryAuth>,
     plain_http: &dyn Fn(&str) -> bool,
     limit: Duration,
 ) -> Result<Option<String>, RegistryError> {
-    tokio::time::timeout(limit, check(image, auth, plain_http))
+    let target = Target::new(image, plain_http);
+    tokio::time::timeout(limit, check(&target, auth, plain_http))
         .await
         .unwrap_or_else(|_| {
             Err(RegistryError::Unreachable {
-                url: image.manifest_url(),
+                url: target.manifest_url(),
                 reason: format!("the registry check did not finish within {limit:?}"),
             })
         })
+}
+
+/// The image as `oci-client` addresses it, and the scheme its registry is spoken to with.
+struct Target {
+    reference: Reference,
+    scheme: &'static str,
+}
+
+impl Target {
+    fn new(image: &ImageRef, plain_http: &dyn Fn(&str) -> bool) -> Self {
+        let (registry, path) = (image.registry().to_owned(), image.path().to_owned());
+        let reference = match (image.tag_or_latest(), image.digest()) {
+            (Some(t), None) => Reference::with_tag(registry, path, t.to_owned()),
+            (None, Some(d)) => Reference::with_digest(registry, path, d.to_owned()),
+            (Some(t), Some(d)) => {
+                Reference::with_tag_and_digest(registry, path, t.to_owned(), d.to_owned())
+            }
+            (None, None) => unreachable!("tag_or_latest names a tag when there is no digest"),
+        };
+        let scheme = if plain_http(reference.resolve_registry()) || plain_http(image.registry()) {
+            "http"
+        } else {
+            "https"
+        };
+        Self { reference, scheme }
+    }
+
+    fn registry(&self) -> &str {
+        self.reference.resolve_registry()
+    }
+
+    fn base_url(&self) -> String {
+        format!("{}://{}/v2/", self.scheme, self.registry())
+    }
+
+    fn manifest_url(&self) -> String {
+        let r = &self.reference;
+        let what = r.digest().or(r.tag()).unwrap_or("latest");
+        format!("{}{}/manifests/{what}", self.base_url(), r.repository())
+    }
+
+    fn client(&self) -> Result<Client, RegistryError> {
+        let protocol = match self.scheme {
+            "http" => ClientProtocol::HttpsExcept(vec![self.registry().to_owned()]),
+            _ => ClientProtocol::Https,
+        };
+        Client::try_from(ClientConfig {
+            protocol,
+            connect_timeout: Some(REQUEST_TIMEOUT),
+            read_timeout: Some(REQUEST_TIMEOUT),
+            platform_resolver: None,
+            ..ClientConfig::default()
+        })
+        .map_err(|e| self.unreachable(&e))
+    }
+
+    fn unreachable(&self, e: &dyn std::error::Error) -> RegistryError {
+        RegistryError::Unreachable {
+            url: self.manifest_url(),
+            reason: chain(e),
+        }
+    }
+}
+
+/// `error: cause: cause …`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// TLS through rustls with the ring provider (reqwest is built without a provider of its
+/// own): installed once for the process, a no-op when one is installed already.
+fn crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Whether a token realm may be followed: HTTPS, or plain HTTP to an allowed host.
@@ -232,188 +202,161 @@ fn realm_allowed(realm: &str, plain_http: &dyn Fn(&str) -> bool) -> bool {
     }
 }
 
+/// The decision on the registry's challenge (`WWW-Authenticate` of `GET /v2/`): `Ok` when it
+/// names no token realm or one [`realm_allowed`] lets us follow.
+fn guard(
+    registry: &str,
+    challenge: Option<&str>,
+    plain_http: &dyn Fn(&str) -> bool,
+) -> Result<(), RegistryError> {
+    match challenge.and_then(bearer_realm) {
+        Some(realm) if !realm_allowed(&realm, plain_http) => Err(RegistryError::InsecureRealm {
+            registry: registry.to_owned(),
+            realm,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The registry's challenge: the first `WWW-Authenticate` of `GET /v2/`, as `oci-client`
+/// reads it.
+async fn challenge(target: &Target) -> Result<Option<String>, RegistryError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(REQUEST_TIMEOUT)
+        .read_timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| target.unreachable(&e))?;
+    let answer = http
+        .get(target.base_url())
+        .send()
+        .await
+        .map_err(|e| target.unreachable(&e))?;
+    Ok(answer
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned))
+}
+
 async fn check(
-    image: &ImageLocation,
+    target: &Target,
     auth: Option<&RegistryAuth>,
     plain_http: &dyn Fn(&str) -> bool,
 ) -> Result<Option<String>, RegistryError> {
-    let client = client();
-    let url = image.manifest_url();
-    let mut authorization: Option<String> = None;
-    let mut tried_auth = false;
-    loop {
-        let answer = send(
-            &client,
-            Method::HEAD,
-            &url,
-            Some(MANIFEST_TYPES),
-            authorization.as_deref(),
-        )
-        .await?;
-        match answer.status {
-            StatusCode::OK => {
-                return digest_of(&client, &url, &answer, authorization.as_deref())
-                    .await
-                    .map(Some);
-            }
-            StatusCode::NOT_FOUND => return Ok(None),
-            StatusCode::UNAUTHORIZED if !tried_auth => {
-                tried_auth = true;
-                let challenge = answer
-                    .headers
-                    .get(header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Challenge::parse);
-                authorization = match challenge {
-                    Some(Challenge::Basic) => auth.map(RegistryAuth::basic_header),
-                    Some(Challenge::Bearer { realm, service, .. }) => {
-                        if !realm_allowed(&realm, plain_http) {
-                            return Err(RegistryError::InsecureRealm {
-                                registry: image.registry.clone(),
-                                realm,
-                            });
-                        }
-                        let scope = format!("repository:{}:pull", image.repository);
-                        Some(token(&client, &realm, service.as_deref(), &scope, auth).await?)
-                    }
-                    None => None,
-                };
-                if authorization.is_none() {
-                    return Err(denied(image, answer.status, auth));
-                }
-            }
-            s if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
-                return Err(denied(image, s, auth));
-            }
-            other => {
-                return Err(RegistryError::Unreachable {
-                    url,
-                    reason: format!("unexpected answer HTTP {other}"),
-                });
-            }
-        }
-    }
-}
-
-fn denied(image: &ImageLocation, status: StatusCode, auth: Option<&RegistryAuth>) -> RegistryError {
-    RegistryError::Denied {
-        registry: image.registry.clone(),
-        repository: image.repository.clone(),
-        status: status.as_u16(),
-        with: match auth {
-            Some(a) => format!("to the user {:?} of the registry secret", a.username),
-            None => {
-                "to anonymous requests (no registry secret, or no entry for this registry in it)"
-                    .to_owned()
-            }
-        },
-    }
-}
-
-/// The digest from `Docker-Content-Digest`, else the SHA-256 of the manifest itself.
-async fn digest_of(
-    client: &HttpClient,
-    url: &str,
-    answer: &Answer,
-    authorization: Option<&str>,
-) -> Result<String, RegistryError> {
-    if let Some(d) = answer
-        .headers
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .filter(|d| super::naming::is_digest(d))
+    crypto_provider();
+    let challenge = challenge(target).await?;
+    guard(target.registry(), challenge.as_deref(), plain_http)?;
+    let credentials = auth.map_or(OciAuth::Anonymous, |a| {
+        OciAuth::Basic(a.username.clone(), a.password.expose().to_owned())
+    });
+    let client = target.client()?;
+    let token = client
+        .auth(&target.reference, &credentials, RegistryOperation::Pull)
+        .await
+        .map_err(|e| token_error(target, challenge.as_deref(), auth, e))?;
+    // With a token, the manifest is asked by a client that holds the token only, so no second
+    // token request can go to a realm we did not check; with Basic the credentials are cached
+    // for the registry itself.
+    let (client, credentials) = match token {
+        Some(t) => (target.client()?, OciAuth::Bearer(t)),
+        None => (client, credentials),
+    };
+    match client
+        .fetch_manifest_digest(&target.reference, &credentials)
+        .await
     {
-        return Ok(d.to_owned());
+        Ok(d) if super::naming::is_digest(&d) => Ok(Some(d)),
+        Ok(d) => Err(RegistryError::Unreachable {
+            url: target.manifest_url(),
+            reason: format!("the registry named the digest {d:?}, not a sha256 digest"),
+        }),
+        Err(e) => answer(target, auth, e),
     }
-    let full = send(
-        client,
-        Method::GET,
-        url,
-        Some(MANIFEST_TYPES),
-        authorization,
-    )
-    .await?;
-    if full.status != StatusCode::OK {
-        return Err(RegistryError::Unreachable {
-            url: url.to_owned(),
-            reason: format!(
-                "HEAD found the manifest but GET answered HTTP {}",
-                full.status
-            ),
-        });
-    }
-    Ok(format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(&full.body))
-    ))
 }
 
-/// The token dance: `GET realm?service=…&scope=…` (with Basic credentials when we have them),
-/// answered by `{"token": …}` or `{"access_token": …}`.
-async fn token(
-    client: &HttpClient,
-    realm: &str,
-    service: Option<&str>,
-    scope: &str,
+/// What a failed manifest request means: unknown (`None`), refused, or unreachable. Bodies the
+/// registry sent are never repeated (they could echo what we sent).
+fn answer(
+    target: &Target,
     auth: Option<&RegistryAuth>,
-) -> Result<String, RegistryError> {
-    let mut url = String::from(realm);
-    let mut sep = if realm.contains('?') { '&' } else { '?' };
-    for (k, v) in [("service", service), ("scope", Some(scope))] {
-        if let Some(v) = v {
-            url.push(sep);
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&percent_encode(v));
-            sep = '&';
+    e: OciDistributionError,
+) -> Result<Option<String>, RegistryError> {
+    use OciDistributionError as E;
+    let unknown = |c: &OciErrorCode| {
+        matches!(
+            c,
+            OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
+        )
+    };
+    match e {
+        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => Ok(None),
+        E::RegistryError { envelope, .. } if envelope.errors.iter().any(|e| unknown(&e.code)) => {
+            Ok(None)
         }
+        E::UnauthorizedError { .. } => Err(denied(target, 401, auth)),
+        E::ServerError {
+            code: code @ (401 | 403),
+            ..
+        } => Err(denied(target, code, auth)),
+        E::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            if codes.contains(&&OciErrorCode::Denied) {
+                Err(denied(target, 403, auth))
+            } else if codes.contains(&&OciErrorCode::Unauthorized) {
+                Err(denied(target, 401, auth))
+            } else {
+                Err(RegistryError::Unreachable {
+                    url: target.manifest_url(),
+                    reason: format!("the registry answered the errors {codes:?}"),
+                })
+            }
+        }
+        E::ServerError { code, .. } => Err(RegistryError::Unreachable {
+            url: target.manifest_url(),
+            reason: format!("unexpected answer HTTP {code}"),
+        }),
+        other => Err(target.unreachable(&other)),
     }
-    let basic = auth.map(RegistryAuth::basic_header);
-    let answer = send(client, Method::GET, &url, None, basic.as_deref()).await?;
-    if !answer.status.is_success() {
-        return Err(RegistryError::Denied {
-            registry: realm.to_owned(),
-            repository: scope.to_owned(),
-            status: answer.status.as_u16(),
-            with: match auth {
-                Some(a) => format!(
-                    "(token service) to the user {:?} of the registry secret",
-                    a.username
-                ),
-                None => "(token service) to anonymous requests".to_owned(),
-            },
-        });
-    }
-    #[derive(serde::Deserialize)]
-    struct Token {
-        token: Option<String>,
-        access_token: Option<String>,
-    }
-    let t: Token =
-        serde_json::from_slice(&answer.body).map_err(|e| RegistryError::Unreachable {
-            url: realm.to_owned(),
-            reason: format!("the token service answered no token: {e}"),
-        })?;
-    t.token
-        .or(t.access_token)
-        .filter(|t| !t.is_empty())
-        .map(|t| format!("Bearer {t}"))
-        .ok_or_else(|| RegistryError::Unreachable {
-            url: realm.to_owned(),
-            reason: "the token service answered no token".into(),
-        })
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// Why the token could not be had.
+fn token_error(
+    target: &Target,
+    challenge: Option<&str>,
+    auth: Option<&RegistryAuth>,
+    e: OciDistributionError,
+) -> RegistryError {
+    let realm = challenge.and_then(bearer_realm).unwrap_or_default();
+    match e {
+        OciDistributionError::AuthenticationFailure(_) => RegistryError::TokenDenied {
+            registry: target.registry().to_owned(),
+            realm,
+            repository: target.reference.repository().to_owned(),
+            with: with(auth),
+        },
+        OciDistributionError::RegistryTokenDecodeError(why) => RegistryError::Unreachable {
+            url: realm,
+            reason: format!("the token service answered no token: {why}"),
+        },
+        other => target.unreachable(&other),
     }
-    out
+}
+
+fn with(auth: Option<&RegistryAuth>) -> String {
+    match auth {
+        Some(a) => format!("to the user {:?} of the registry secret", a.username),
+        None => "to anonymous requests (no registry secret, or no entry for this registry in it)"
+            .to_owned(),
+    }
+}
+
+fn denied(target: &Target, status: u16, auth: Option<&RegistryAuth>) -> RegistryError {
+    RegistryError::Denied {
+        registry: target.registry().to_owned(),
+        repository: target.reference.repository().to_owned(),
+        status,
+        with: with(auth),
+    }
 }
 
 #[cfg(test)]

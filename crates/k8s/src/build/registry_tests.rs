@@ -1,7 +1,7 @@
 //! The manifest check against the real password-protected test registry (Basic auth), and the
 //! Bearer token dance against a small token-auth server speaking the registry's protocol on
 //! 127.0.0.1 (the Debian registry cannot issue tokens without a PKI; ghcr.io and Docker Hub do
-//! exactly this).
+//! exactly this): the registry client is `oci-client`, the realm check is ours.
 
 use super::*;
 use hooklib::Secret;
@@ -19,23 +19,28 @@ fn auth(user: &str, pw: &str) -> RegistryAuth {
     }
 }
 
+fn image(reference: &str) -> ImageRef {
+    ImageRef::parse(reference).unwrap()
+}
+
 #[test]
-fn locations() {
-    let l = ImageLocation::parse("127.0.0.1:5556/ci/acme-x:0123", loopback).unwrap();
+fn targets() {
+    let t = Target::new(&image("127.0.0.1:5556/ci/acme-x:0123"), &loopback);
     assert_eq!(
-        l.manifest_url(),
+        t.manifest_url(),
         "http://127.0.0.1:5556/v2/ci/acme-x/manifests/0123"
     );
-    let l = ImageLocation::parse("ghcr.io/acme/acme-x:t", loopback).unwrap();
+    assert_eq!(t.base_url(), "http://127.0.0.1:5556/v2/");
+    let t = Target::new(&image("ghcr.io/acme/acme-x:t"), &loopback);
     assert_eq!(
-        l.manifest_url(),
+        t.manifest_url(),
         "https://ghcr.io/v2/acme/acme-x/manifests/t"
     );
-    assert_eq!(ImageLocation::parse("ghcr.io/x", loopback), None);
-    assert_eq!(ImageLocation::parse("noslash:1", loopback), None);
+    // Docker Hub is asked under its API host, like the pusher does.
+    let t = Target::new(&image("acme/x:1"), &loopback);
     assert_eq!(
-        percent_encode("repository:a/b:pull"),
-        "repository%3Aa%2Fb%3Apull"
+        t.manifest_url(),
+        "https://index.docker.io/v2/acme/x/manifests/1"
     );
 }
 
@@ -47,10 +52,10 @@ fn locations() {
 async fn basic_auth_against_the_real_registry() {
     let env = testenv::ensure().await.unwrap();
     let image = |tag: &str| {
-        ImageLocation::parse(
-            &format!("{}/{}/busybox:{tag}", env.auth_registry, env.namespace),
-            loopback,
-        )
+        ImageRef::parse(&format!(
+            "{}/{}/busybox:{tag}",
+            env.auth_registry, env.namespace
+        ))
         .unwrap()
     };
     let good = auth(&env.auth_user, &env.auth_password);
@@ -60,11 +65,7 @@ async fn basic_auth_against_the_real_registry() {
         .unwrap();
     assert!(crate::build::naming::is_digest(&digest), "{digest}");
     // The same digest through the plain registry (same image, same manifest).
-    let plain = ImageLocation::parse(
-        &format!("{}/{}/busybox:1", env.registry, env.namespace),
-        loopback,
-    )
-    .unwrap();
+    let plain = ImageRef::parse(&format!("{}/{}/busybox:1", env.registry, env.namespace)).unwrap();
     assert_eq!(
         manifest_digest(&plain, None, &loopback).await.unwrap(),
         Some(digest)
@@ -104,7 +105,7 @@ async fn nothing_listening_is_unreachable() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);
-    let image = ImageLocation::parse(&format!("127.0.0.1:{port}/a/b:c"), loopback).unwrap();
+    let image = image(&format!("127.0.0.1:{port}/a/b:c"));
     let e = manifest_digest(&image, None, &loopback).await.unwrap_err();
     assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
 }
@@ -129,6 +130,20 @@ impl TokenRegistry {
 
     /// A token registry whose challenge names `realm(port)`.
     async fn start_with_realm(realm: fn(u16) -> String) -> Self {
+        Self::start_with_challenge(move |port| {
+            format!(
+                "Bearer realm=\"{}\",service=\"test-registry\",scope=\"repository:acme/x:pull\"",
+                realm(port)
+            )
+        })
+        .await
+    }
+
+    /// A token registry whose `WWW-Authenticate` is `challenge(port)`.
+    async fn start_with_challenge(
+        challenge: impl Fn(u16) -> String + Send + Sync + 'static,
+    ) -> Self {
+        let challenge = Arc::new(challenge);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -136,6 +151,7 @@ impl TokenRegistry {
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
                 let log = log.clone();
+                let challenge = challenge.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -176,16 +192,18 @@ impl TokenRegistry {
                         } else {
                             ("401 Unauthorized", String::new(), "{}".to_owned())
                         }
-                    } else if line.starts_with("HEAD /v2/acme/x/manifests/") {
+                    } else if line.starts_with("GET /v2/ ")
+                        || line.starts_with("HEAD /v2/acme/x/manifests/")
+                        || line.starts_with("GET /v2/acme/x/manifests/")
+                    {
                         if authz != "Bearer tok-123" {
                             (
                                 "401 Unauthorized",
-                                format!(
-                                    "WWW-Authenticate: Bearer realm=\"{}\",service=\"test-registry\",scope=\"repository:acme/x:pull\"\r\n",
-                                    realm(port)
-                                ),
+                                format!("WWW-Authenticate: {}\r\n", challenge(port)),
                                 String::new(),
                             )
+                        } else if line.starts_with("GET /v2/ ") {
+                            ("200 OK", String::new(), "{}".to_owned())
                         } else if line.contains("/manifests/present ") {
                             (
                                 "200 OK",
@@ -215,8 +233,8 @@ impl TokenRegistry {
         Self { port, requests }
     }
 
-    fn image(&self, tag: &str) -> ImageLocation {
-        ImageLocation::parse(&format!("127.0.0.1:{}/acme/x:{tag}", self.port), loopback).unwrap()
+    fn image(&self, tag: &str) -> ImageRef {
+        image(&format!("127.0.0.1:{}/acme/x:{tag}", self.port))
     }
 }
 
@@ -231,16 +249,24 @@ async fn bearer_token_dance() {
         Some(DIGEST.to_owned())
     );
     let seen = reg.requests.lock().unwrap().clone();
-    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert_eq!(seen.len(), 4, "{seen:#?}");
+    // Our challenge probe, then oci-client's: both anonymous.
+    for probe in &seen[..2] {
+        assert_eq!(probe, "GET /v2/ HTTP/1.1 | ", "{seen:#?}");
+    }
+    // The token request carries the Basic credentials (the server answers nothing else).
     assert!(
-        seen[0].starts_with("HEAD /v2/acme/x/manifests/present") && seen[0].ends_with("| "),
+        seen[2].starts_with("GET /token?")
+            && seen[2].contains("service=test-registry")
+            && seen[2].contains("scope=repository%3Aacme%2Fx%3Apull")
+            && seen[2].ends_with("| Basic cm9ib3Q6czNjcmV0"),
         "{seen:#?}"
     );
     assert!(
-        seen[1].starts_with("GET /token?service=test-registry&scope=repository%3Aacme%2Fx%3Apull"),
+        seen[3].starts_with("HEAD /v2/acme/x/manifests/present ")
+            && seen[3].ends_with("| Bearer tok-123"),
         "{seen:#?}"
     );
-    assert!(seen[2].ends_with("| Bearer tok-123"), "{seen:#?}");
     assert_eq!(
         manifest_digest(&reg.image("absent"), Some(&good), &loopback)
             .await
@@ -255,12 +281,13 @@ async fn bearer_token_dance() {
     .await
     .unwrap_err();
     assert!(
-        matches!(e, RegistryError::Denied { status: 401, .. }),
+        matches!(&e, RegistryError::TokenDenied { realm, .. } if *realm == own_realm(reg.port)),
         "{e}"
     );
+    let msg = e.to_string();
     assert!(
-        e.to_string().contains("token service") && !e.to_string().contains("nope"),
-        "{e}"
+        msg.contains("token service") && msg.contains("\"robot\"") && !msg.contains("nope"),
+        "{msg}"
     );
 }
 
@@ -286,12 +313,11 @@ fn realms_are_followed_over_https_or_to_allowed_plain_http_hosts() {
     assert!(!realm_allowed("not a url", &only("reg.local")));
 }
 
-#[tokio::test]
-async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
-    // The registry (127.0.0.1:port) is plain HTTP by configuration; its challenge names a
-    // realm on another host name (localhost) that is not listed: refused before any request.
-    let reg =
-        TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
+/// The registry (127.0.0.1:port) is plain HTTP by configuration; its challenge names a realm
+/// on another host name (`localhost`) that is not listed: refused before any request to it,
+/// the secret never sent. Listed as insecure, the same realm is followed and the dance succeeds
+/// (so the refusal was the check's).
+async fn the_unlisted_realm_is_refused_then_followed_once_listed(reg: TokenRegistry) {
     let registry = format!("127.0.0.1:{}", reg.port);
     let only_registry = |h: &str| h == registry;
     let e = manifest_digest(
@@ -311,12 +337,10 @@ async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
     );
     let seen = reg.requests.lock().unwrap().clone();
     assert_eq!(
-        seen.len(),
-        1,
-        "only the manifest HEAD, never the realm: {seen:#?}"
+        seen,
+        ["GET /v2/ HTTP/1.1 | "],
+        "only the challenge probe, never the realm"
     );
-    assert!(seen[0].starts_with("HEAD "), "{seen:#?}");
-    // Listed as insecure, the same realm is followed and the dance succeeds.
     let with_realm = |h: &str| h == registry || h == format!("localhost:{}", reg.port);
     assert_eq!(
         manifest_digest(
@@ -331,6 +355,26 @@ async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
 }
 
 #[tokio::test]
+async fn a_plain_http_realm_outside_the_insecure_list_gets_no_secret() {
+    let reg =
+        TokenRegistry::start_with_realm(|port| format!("http://localhost:{port}/token")).await;
+    the_unlisted_realm_is_refused_then_followed_once_listed(reg).await;
+}
+
+#[tokio::test]
+async fn a_plain_http_realm_behind_a_basic_challenge_gets_no_secret() {
+    // oci-client follows the first Bearer challenge of the header, wherever it is: so does the
+    // check in front of it.
+    let reg = TokenRegistry::start_with_challenge(|port| {
+        format!(
+            "Basic realm=\"registry\", Bearer realm=\"http://localhost:{port}/token\",service=\"test-registry\""
+        )
+    })
+    .await;
+    the_unlisted_realm_is_refused_then_followed_once_listed(reg).await;
+}
+
+#[tokio::test]
 async fn the_check_as_a_whole_is_bounded() {
     // A registry that accepts and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -341,7 +385,7 @@ async fn the_check_as_a_whole_is_bounded() {
             open.push(sock);
         }
     });
-    let image = ImageLocation::parse(&format!("127.0.0.1:{port}/a/b:c"), loopback).unwrap();
+    let image = image(&format!("127.0.0.1:{port}/a/b:c"));
     let e = check_within(&image, None, &loopback, Duration::from_millis(300))
         .await
         .unwrap_err();
