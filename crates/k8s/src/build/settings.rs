@@ -254,10 +254,9 @@ impl BuildSettings {
     /// loopback addresses and the configured insecure registries.
     pub fn is_plain_http(&self, registry: &str) -> bool {
         is_loopback(registry)
-            || self
-                .insecure_registries
-                .iter()
-                .any(|h| h == registry || registry_of(h) == registry)
+            || self.insecure_registries.iter().any(|h| {
+                h.eq_ignore_ascii_case(registry) || registry_of(h).eq_ignore_ascii_case(registry)
+            })
     }
 }
 
@@ -350,6 +349,8 @@ mod tests {
         assert_eq!(s.extra_args, ["--build-arg", "A=b c", "--target=final"]);
         assert!(s.is_plain_http("registry.ci.svc.cluster.local:5000"));
         assert!(s.is_plain_http("other:80"));
+        // Host names compare without case (references are lower-cased; a setting may not be).
+        assert!(s.is_plain_http("REGISTRY.ci.svc.cluster.local:5000"));
         assert!(!s.is_plain_http("ghcr.io"));
         assert_ne!(s.fingerprint(), BuildSettings::default().fingerprint());
     }
