@@ -30,6 +30,24 @@ pub enum SettingError {
     },
 }
 
+/// A lookup over fixed `(name, value)` pairs, for settings that do not come from the process
+/// environment (tests, an embedding program); a later pair wins over an earlier one.
+///
+/// ```
+/// let lookup = hooklib::settings::lookup_from(&[("A", "1"), ("A", "2")]);
+/// assert_eq!(lookup("A").as_deref(), Some("2"));
+/// assert_eq!(lookup("B"), None);
+/// ```
+pub fn lookup_from<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
 /// The environment as a hook sees it: a blank value is the same as an unset one.
 pub struct Vars<F> {
     lookup: F,
@@ -116,12 +134,7 @@ mod tests {
     fn vars(
         pairs: &'static [(&'static str, &'static str)],
     ) -> Vars<impl Fn(&str) -> Option<String>> {
-        Vars::new(move |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        Vars::new(lookup_from(pairs))
     }
 
     #[test]

@@ -43,12 +43,7 @@ mod tests {
             (hooklib::policy::SERVICE_IMAGES, services),
             (hooklib::policy::STEP_IMAGES, steps),
         ];
-        ImagePolicy::from_lookup(|k| {
-            vars.iter()
-                .find(|(v, _)| *v == k)
-                .map(|(_, x)| (*x).to_owned())
-        })
-        .unwrap()
+        ImagePolicy::from_lookup(hooklib::settings::lookup_from(&vars)).unwrap()
     }
 
     fn spec(image: &str) -> Container {

@@ -282,14 +282,9 @@ pub fn is_loopback(registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn parse(vars: &[(&str, &str)]) -> Result<BuildSettings, SettingsError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        BuildSettings::from_lookup(|k| map.get(k).cloned())
+        BuildSettings::from_lookup(hooklib::settings::lookup_from(vars))
     }
 
     #[test]
