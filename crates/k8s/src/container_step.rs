@@ -188,6 +188,7 @@ async fn drive(
         state,
         layout,
         ws_rel: &ws_rel,
+        copy_back: ctx.settings.copy_back,
     };
     if copy_mode {
         let (pod, _) = wait::until(

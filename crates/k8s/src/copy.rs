@@ -254,38 +254,13 @@ pub async fn to_pod(
 /// How many refused entries are named one by one in the job log; the rest are counted.
 pub const NAMED_REFUSALS: u64 = 50;
 
-/// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`) with the
-/// workspace caps ([`Limits::WORKSPACE`]); see [`from_pod_admitted`].
-pub async fn from_pod(
-    client: &Client,
-    heartbeat: Heartbeat,
-    from: Endpoint<'_>,
-    what: &str,
-    parent: &str,
-    name: &str,
-    dest: &Path,
-) -> Result<CopyReport, CopyError> {
-    from_pod_admitted(
-        client,
-        heartbeat,
-        from,
-        what,
-        parent,
-        name,
-        dest,
-        Limits::WORKSPACE,
-        &[],
-    )
-    .await
-}
-
 /// Copies `parent/name` from the container into the host folder `dest` (as `dest/name`): `tar`
 /// runs in `from` (a trusted container), the archive is admitted on the runner by
 /// [`crate::admit::admit`] with `limits`. Each refused entry is one `::warning::` naming it
 /// (the first [`NAMED_REFUSALS`], then one count); refusals never fail the copy, a cap or an
 /// unreadable archive does.
 #[allow(clippy::too_many_arguments)]
-pub async fn from_pod_admitted(
+pub async fn from_pod(
     client: &Client,
     heartbeat: Heartbeat,
     from: Endpoint<'_>,

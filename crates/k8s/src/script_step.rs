@@ -271,16 +271,6 @@ pub fn temp_source(temp: &Path) -> Source {
     }
 }
 
-/// Copies `/__w/_temp/_runner_file_commands` of `from` over the runner's with the default caps
-/// ([`Limits::FILE_COMMANDS`]); see [`file_commands_back`].
-pub async fn copy_file_commands_back(
-    cluster: &Cluster,
-    from: Endpoint<'_>,
-    temp: &Path,
-) -> Result<copy::CopyReport, Error> {
-    file_commands_back(cluster, from, temp, Limits::FILE_COMMANDS, &[]).await
-}
-
 /// Copies `/__w/_temp/_runner_file_commands` of `from` (a trusted container: the job pod's
 /// archiver, a step pod's `fs-sync`) over the runner's, admitting only regular files and folders
 /// within `limits` (refused entries are `::warning::` lines; a cap is an error). With `own`
@@ -293,7 +283,7 @@ pub async fn file_commands_back(
     own: &[String],
 ) -> Result<copy::CopyReport, Error> {
     let only: Vec<String> = own.iter().map(|n| format!("{FILE_COMMANDS}/{n}")).collect();
-    Ok(copy::from_pod_admitted(
+    Ok(copy::from_pod(
         &cluster.client,
         cluster.heartbeat,
         from,

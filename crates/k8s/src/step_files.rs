@@ -11,7 +11,8 @@ use crate::mounts::{Layout, WORK_MOUNT};
 use crate::names::{FS_INIT_CONTAINER, FS_SYNC_CONTAINER};
 use crate::objects::Cluster;
 use crate::pod::{self, ARCHIVER_CONTAINER};
-use crate::script_step::{copy_file_commands_back, temp_source};
+use crate::script_step::{file_commands_back, temp_source};
+use crate::settings::CopyBack;
 use crate::tarball::Source;
 
 /// The files of one step pod.
@@ -24,6 +25,8 @@ pub(crate) struct StepFiles<'a> {
     pub layout: &'a Layout,
     /// The workspace, relative to `_work`.
     pub ws_rel: &'a str,
+    /// The administrator's caps on what comes back.
+    pub copy_back: CopyBack,
 }
 
 impl StepFiles<'_> {
@@ -106,7 +109,8 @@ impl StepFiles<'_> {
         let (cluster, ws_rel) = (self.cluster, self.ws_rel);
         let sync = cluster.endpoint(self.pod, FS_SYNC_CONTAINER);
         let temp = self.layout.temp();
-        let file_commands = copy_file_commands_back(cluster, sync, &temp);
+        let file_commands =
+            file_commands_back(cluster, sync, &temp, self.copy_back.file_commands, &[]);
         let workspace = async {
             match self.job_archiver() {
                 Some(archiver) => {
@@ -131,6 +135,8 @@ impl StepFiles<'_> {
                         WORK_MOUNT,
                         ws_rel,
                         &self.layout.work_root,
+                        self.copy_back.workspace,
+                        &[],
                     )
                     .await
                 }
