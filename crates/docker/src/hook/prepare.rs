@@ -15,7 +15,6 @@ use crate::health::{self, Watched};
 use crate::images;
 use crate::names::{self, Owner, Role, container_name, network_name, new_job_id};
 use crate::network::{self, short};
-use crate::options::CreateOptions;
 use crate::ports::context_ports;
 use crate::settings::Settings;
 use bollard::Docker;
@@ -77,14 +76,8 @@ fn plan_one(
     settings
         .images
         .check_container(policy_role, &what, &image)?;
-    let mut options = CreateOptions::parse(spec.create_options.as_deref())
-        .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
-        .map_err(|source| Error::Options {
-            what: what.clone(),
-            source,
-        })?;
     let mut spec = spec.clone();
-    super::steps::apply_privilege_policy(settings, &what, &mut spec, &options)?;
+    let mut options = super::steps::container_options(settings, &what, &mut spec)?;
     let spec = &spec;
     if alias.is_some() && !crate::body::network_has_aliases(network) {
         tracing::debug!("{what}: network {network} has no DNS aliases");

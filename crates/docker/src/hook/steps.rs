@@ -57,9 +57,26 @@ pub(super) fn socket_path(host: &DockerHost) -> Option<&str> {
     }
 }
 
+/// A container's `options:`, read (seccomp profiles loaded) and checked against the
+/// administrator's privilege policy, which may also withhold the docker socket from `spec`.
+pub(super) fn container_options(
+    settings: &Settings,
+    what: &str,
+    spec: &mut Container,
+) -> Result<CreateOptions, Error> {
+    let options = CreateOptions::parse(spec.create_options.as_deref())
+        .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
+        .map_err(|source| Error::Options {
+            what: what.to_owned(),
+            source,
+        })?;
+    apply_privilege_policy(settings, what, spec, &options)?;
+    Ok(options)
+}
+
 /// Applies the administrator's privilege policy to one container's spec and options: refuses
 /// what it forbids and withholds the docker socket. Nothing to do when the policy is off.
-pub(super) fn apply_privilege_policy(
+fn apply_privilege_policy(
     settings: &Settings,
     what: &str,
     spec: &mut Container,
@@ -104,13 +121,7 @@ pub(super) async fn run_container_step(
     settings
         .images
         .check_step(&what, image.as_deref(), dockerfile.as_deref())?;
-    let mut options = CreateOptions::parse(args.create_options.as_deref())
-        .and_then(|mut o| o.load_seccomp_profiles().map(|()| o))
-        .map_err(|source| Error::Options {
-            what: what.clone(),
-            source,
-        })?;
-    apply_privilege_policy(settings, &what, &mut args, &options)?;
+    let mut options = container_options(settings, &what, &mut args)?;
     let runner_temp = settings.runner_temp.as_ref().and_then(|p| p.to_str());
     if ensure_runner_temp(&mut args, runner_temp) {
         tracing::debug!("{what}: mounted the runner's _temp at /github/runner_temp");
