@@ -16,6 +16,7 @@ mod http;
 mod image;
 mod images;
 mod registry;
+pub mod runner;
 mod settings;
 mod status;
 
