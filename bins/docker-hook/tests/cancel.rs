@@ -11,7 +11,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Runner, container, docker, runner_split, signal, testenv, wait_bounded, wait_until};
+use support::{Runner, container, docker, runner_split, testenv, wait_until};
 use testenv::Image;
 
 /// Far above the hook's own bound (6.5 s after the signal), far below the step's 40 s.
@@ -36,17 +36,16 @@ fn cancel_a_script_step(sig: &str, code: i32, name: &str) {
         json!({}),
         json!([]),
     );
-    let (child, response) = runner.spawn("run_script_step", args, Some(&state));
+    let mut started = runner.start("run_script_step", args, Some(&state));
     wait_until("the step started", LIVENESS, || {
         docker(&["exec", &id, "test", "-f", "/tmp/started"]).is_ok()
     });
-    let signalled = std::time::Instant::now();
-    signal(&child, sig);
-    let run = wait_bounded(child, &response, LIVENESS);
+    started.signal(sig);
+    let run = started.finish_within(LIVENESS);
     // Informative only (timings belong in benchmarks): how long stopping took.
     eprintln!(
         "SIG{sig}: the hook exited {:?} after the signal",
-        signalled.elapsed()
+        run.elapsed
     );
     assert_eq!(run.code, code, "{run:#?}");
     assert_eq!(
@@ -96,15 +95,14 @@ fn a_cancelled_container_step_is_stopped_and_removed() {
         "-c \"touch /github/workspace/started; sleep 40 && echo late > /github/workspace/marker\""
     ));
     step["systemMountVolumes"] = runner.step_mounts();
-    let (child, response) = runner.spawn("run_container_step", step, Some(&state));
-    let started = runner.workspace().join("started");
-    wait_until("the container step started", LIVENESS, || started.exists());
-    let signalled = std::time::Instant::now();
-    signal(&child, "INT");
-    let run = wait_bounded(child, &response, LIVENESS);
+    let mut started = runner.start("run_container_step", step, Some(&state));
+    let flag = runner.workspace().join("started");
+    wait_until("the container step started", LIVENESS, || flag.exists());
+    started.signal("INT");
+    let run = started.finish_within(LIVENESS);
     eprintln!(
         "container step: the hook exited {:?} after the signal",
-        signalled.elapsed()
+        run.elapsed
     );
     assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(run.errors().len(), 1, "{run:#?}");
@@ -129,7 +127,7 @@ fn a_cancelled_prepare_job_leaves_nothing_behind() {
     slow["entryPointArgs"] = json!(["600"]);
     slow["createOptions"] =
         json!("--health-cmd \"test -f /never\" --health-interval 1s --health-start-period 60s");
-    let (child, response) = runner.spawn(
+    let mut started = runner.start(
         "prepare_job",
         json!({"container": job, "services": [slow]}),
         None,
@@ -137,12 +135,11 @@ fn a_cancelled_prepare_job_leaves_nothing_behind() {
     wait_until("both containers run", LIVENESS, || {
         runner.containers().len() == 2
     });
-    let signalled = std::time::Instant::now();
-    signal(&child, "INT");
-    let run = wait_bounded(child, &response, LIVENESS);
+    started.signal("INT");
+    let run = started.finish_within(LIVENESS);
     eprintln!(
         "prepare_job: the hook exited {:?} after the signal",
-        signalled.elapsed()
+        run.elapsed
     );
     assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(run.response, "", "{run:#?}");

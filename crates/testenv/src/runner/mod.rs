@@ -185,7 +185,10 @@ impl WorkTree {
         let mut vars = Map::new();
         for (file, var) in FILE_COMMANDS.iter().filter(|(f, _)| files.contains(f)) {
             std::fs::write(self.file_commands().join(format!("{file}_{id}")), "")?;
-            vars.insert((*var).to_owned(), json!(format!("{container_dir}/{file}_{id}")));
+            vars.insert(
+                (*var).to_owned(),
+                json!(format!("{container_dir}/{file}_{id}")),
+            );
         }
         Ok(FileCommands {
             dir: self.file_commands(),

@@ -52,8 +52,14 @@ fn a_script_is_written_to_temp_and_run_with_sh_e() {
     assert_eq!(std::fs::read_to_string(&script.host).unwrap(), "echo hi\n");
     assert_eq!(script.host, tree.temp().join(format!("{}.sh", script.id)));
     let args = script.args(json!({}), json!([]), "/w");
-    assert_eq!(args["entryPointArgs"], json!(["-e", script.container_path()]));
-    assert_eq!(script.container_path(), format!("/__w/_temp/{}.sh", script.id));
+    assert_eq!(
+        args["entryPointArgs"],
+        json!(["-e", script.container_path()])
+    );
+    assert_eq!(
+        script.container_path(),
+        format!("/__w/_temp/{}.sh", script.id)
+    );
     script.remove();
     assert!(!script.host.exists());
 }
@@ -73,8 +79,14 @@ fn a_hook_gets_one_line_a_precreated_response_file_and_the_runner_env() {
     let mut cmd = tree.clean_command("sh");
     cmd.args(["-c", FAKE_HOOK]);
     let state = json!({"s": true});
-    let started = start(cmd, &tree.responses(), "run_script_step", &json!({"a": 1}), Some(&state))
-        .unwrap();
+    let started = start(
+        cmd,
+        &tree.responses(),
+        "run_script_step",
+        &json!({"a": 1}),
+        Some(&state),
+    )
+    .unwrap();
     let response = started.response().to_owned();
     assert!(response.starts_with(tree.responses()));
     let run = started.finish_within(Duration::from_secs(60));
@@ -101,7 +113,10 @@ fn a_hook_gets_one_line_a_precreated_response_file_and_the_runner_env() {
 fn a_signal_is_timed_and_stdout_is_read_up_to_a_line() {
     let tree = WorkTree::in_temp_dir("runner-test-", "repo").unwrap();
     let mut cmd = tree.clean_command("sh");
-    cmd.args(["-c", "trap 'echo bye; exit 130' INT; echo ready; while :; do sleep 0.05; done"]);
+    cmd.args([
+        "-c",
+        "trap 'echo bye; exit 130' INT; echo ready; while :; do sleep 0.05; done",
+    ]);
     let mut started = start(cmd, &tree.responses(), "run_script_step", &json!({}), None).unwrap();
     started.wait_for_line("ready");
     started.signal("INT");
