@@ -101,7 +101,7 @@ fn probe_a_job(runner: &Runner) -> (String, String, String, Vec<String>) {
 }
 
 fn with_template(runner: &mut Runner, yaml: &str) {
-    let template = runner.dir.path().join("template.yaml");
+    let template = runner.root().join("template.yaml");
     std::fs::write(&template, yaml).unwrap();
     runner.extra_env.push((
         "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),

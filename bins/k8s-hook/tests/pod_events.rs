@@ -68,7 +68,7 @@ fn an_unschedulable_job_pod_times_out_with_the_schedulers_event() {
 fn a_missing_secret_volume_times_out_with_failed_mount() {
     let mut runner = Runner::new("ev-mount");
     short_timeout(&mut runner);
-    let template = runner.dir.path().join("template.yaml");
+    let template = runner.root().join("template.yaml");
     std::fs::write(
         &template,
         "spec:\n  volumes:\n    - name: creds\n      secret:\n        secretName: no-such-secret\n",

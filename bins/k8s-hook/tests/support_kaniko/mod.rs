@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use testenv::runner::STEP_FILE_COMMANDS;
 
 /// The repository path below the registry hosts.
 pub const REPO_PREFIX: &str = "kanikotest";
@@ -205,13 +206,10 @@ pub fn dockerfile_step(
     env: &[(&str, &str)],
 ) -> StepRun {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let fc = runner.temp().join("_runner_file_commands");
-    std::fs::write(fc.join(format!("set_output_{id}")), "").unwrap();
-    let mut vars = serde_json::Map::new();
-    vars.insert(
-        "GITHUB_OUTPUT".into(),
-        json!(format!("/github/file_commands/set_output_{id}")),
-    );
+    let fc = runner
+        .create_file_commands(&id, STEP_FILE_COMMANDS, &["set_output"])
+        .unwrap();
+    let mut vars = fc.vars.clone();
     vars.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
     for (k, v) in env {
         vars.insert((*k).into(), json!(v));
@@ -222,14 +220,7 @@ pub fn dockerfile_step(
     spec["entryPointArgs"] = json!(args);
     spec["workingDirectory"] = json!("/github/workspace");
     spec["environmentVariables"] = Value::Object(vars);
-    let run = runner.call("run_container_step", spec, state);
-    StepRun {
-        output: std::fs::read_to_string(fc.join(format!("set_output_{id}"))).unwrap_or_default(),
-        env: String::new(),
-        path: String::new(),
-        summary: String::new(),
-        run,
-    }
+    StepRun::read(runner.call("run_container_step", spec, state), &fc)
 }
 
 /// The `<push host>/<name>:<tag>` the hook announced for the build.

@@ -35,6 +35,9 @@ pub const FILE_COMMANDS: [(&str, &str); 4] = [
     ("step_summary", "GITHUB_STEP_SUMMARY"),
 ];
 
+/// The prefixes of all four file commands.
+pub const ALL_FILE_COMMANDS: [&str; 4] = ["set_output", "set_env", "add_path", "step_summary"];
+
 /// Where a script step's file commands are, seen from the job container.
 pub const JOB_FILE_COMMANDS: &str = "/__w/_temp/_runner_file_commands";
 /// Where a container step's file commands are, seen from the step's container.
