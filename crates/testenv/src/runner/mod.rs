@@ -19,7 +19,7 @@
 
 mod started;
 
-pub use started::{Run, Started, input_line, start, start_with_stdin};
+pub use started::{Run, Started, call_inherited, input_line, start, start_with_stdin};
 
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;

@@ -83,23 +83,59 @@ pub fn start(
     args: &Value,
     state: Option<&Value>,
 ) -> io::Result<Started> {
-    let response = responses.join(format!("{command}-{}.json", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&response, "")?;
+    let response = new_response(responses, command)?;
     let line = input_line(command, &response, args, state);
     start_with_stdin(cmd, response, line.as_bytes())
 }
 
-/// Starts `cmd` with `stdin` as its whole input and `response` as the response file (which the
-/// caller created), stdout and stderr piped.
-pub fn start_with_stdin(mut cmd: Command, response: PathBuf, stdin: &[u8]) -> io::Result<Started> {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// [`start`] with stdout and stderr left as `cmd` has them (the demo shows the job log as it
+/// comes), then waits: the [`Run`] has an empty stdout and stderr.
+pub fn call_inherited(
+    cmd: Command,
+    responses: &Path,
+    command: &str,
+    args: &Value,
+    state: Option<&Value>,
+) -> io::Result<Run> {
+    let response = new_response(responses, command)?;
+    let line = input_line(command, &response, args, state);
+    let (mut child, start) = spawn_with_stdin(cmd, line.as_bytes())?;
+    let status = child.wait()?;
+    let elapsed = start.elapsed();
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::new(),
+        response: std::fs::read_to_string(&response).unwrap_or_default(),
+        elapsed,
+    };
+    let _ = std::fs::remove_file(&response);
+    Ok(run)
+}
+
+/// A fresh empty response file in `responses`, as the runner makes one before each command.
+fn new_response(responses: &Path, command: &str) -> io::Result<PathBuf> {
+    let response = responses.join(format!("{command}-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&response, "")?;
+    Ok(response)
+}
+
+/// Spawns `cmd` with `stdin` written to it and closed; returns it and when it started.
+fn spawn_with_stdin(mut cmd: Command, stdin: &[u8]) -> io::Result<(Child, Instant)> {
+    cmd.stdin(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn()?;
     let mut input = child.stdin.take().expect("stdin is piped");
     input.write_all(stdin)?;
     drop(input);
+    Ok((child, start))
+}
+
+/// Starts `cmd` with `stdin` as its whole input and `response` as the response file (which the
+/// caller created), stdout and stderr piped.
+pub fn start_with_stdin(mut cmd: Command, response: PathBuf, stdin: &[u8]) -> io::Result<Started> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (mut child, start) = spawn_with_stdin(cmd, stdin)?;
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let stderr = std::thread::spawn(move || {
         let mut text = String::new();
