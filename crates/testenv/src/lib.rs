@@ -25,7 +25,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-pub use image::{FAKE_NODE_VERSION, Image, REQUIRED_APPLETS, RUNNER_UID, local_tag};
+pub use image::{FAKE_NODE_VERSION, Image, REQUIRED_APPLETS, RUNNER_UID, local_tag, tar_header};
 pub use images::{LABEL_FINGERPRINT, LABEL_IMAGE, LABEL_NAMESPACE};
 pub use registry::{PROCESS_LABEL, RegistryKind};
 pub use settings::{
