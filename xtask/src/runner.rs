@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testenv::runner::{
     ALL_FILE_COMMANDS, FileCommands, JOB_FILE_COMMANDS, STEP_FILE_COMMANDS, WorkTree,
+    call_inherited, input_line, response_file,
 };
 
 /// The runner: paths of a runner install and the state of one job.
@@ -228,14 +229,10 @@ impl Runner {
         cmd.arg("-e")
             .arg(&self.hook)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let run = testenv::runner::call_inherited(
-            cmd,
-            &self.tree.responses(),
-            command,
-            &args,
-            self.state.as_ref(),
-        )
-        .with_context(|| format!("running {}", self.hook.display()))?;
+        let response = response_file(&self.tree.responses(), command)?;
+        let line = input_line(command, &response, &args, self.state.as_ref());
+        let run = call_inherited(cmd, response, line.as_bytes())
+            .with_context(|| format!("running {}", self.hook.display()))?;
         self.timings.push((command.to_owned(), run.elapsed));
         let (code, text) = (run.code, run.response);
         let response = if code == 0 && !text.trim().is_empty() {

@@ -19,7 +19,9 @@
 
 mod started;
 
-pub use started::{Run, Started, call_inherited, input_line, start, start_with_stdin};
+pub use started::{
+    Run, Started, call_inherited, input_line, response_file, start, start_with_stdin,
+};
 
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;

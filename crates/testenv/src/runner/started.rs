@@ -83,23 +83,15 @@ pub fn start(
     args: &Value,
     state: Option<&Value>,
 ) -> io::Result<Started> {
-    let response = new_response(responses, command)?;
+    let response = response_file(responses, command)?;
     let line = input_line(command, &response, args, state);
     start_with_stdin(cmd, response, line.as_bytes())
 }
 
-/// [`start`] with stdout and stderr left as `cmd` has them (the demo shows the job log as it
-/// comes), then waits: the [`Run`] has an empty stdout and stderr.
-pub fn call_inherited(
-    cmd: Command,
-    responses: &Path,
-    command: &str,
-    args: &Value,
-    state: Option<&Value>,
-) -> io::Result<Run> {
-    let response = new_response(responses, command)?;
-    let line = input_line(command, &response, args, state);
-    let (mut child, start) = spawn_with_stdin(cmd, line.as_bytes())?;
+/// [`start_with_stdin`] with stdout and stderr left as `cmd` has them (the demo shows the job
+/// log as it comes), then waits: the [`Run`] has an empty stdout and stderr.
+pub fn call_inherited(cmd: Command, response: PathBuf, stdin: &[u8]) -> io::Result<Run> {
+    let (mut child, start) = spawn_with_stdin(cmd, stdin)?;
     let status = child.wait()?;
     let elapsed = start.elapsed();
     let run = Run {
@@ -113,8 +105,9 @@ pub fn call_inherited(
     Ok(run)
 }
 
-/// A fresh empty response file in `responses`, as the runner makes one before each command.
-fn new_response(responses: &Path, command: &str) -> io::Result<PathBuf> {
+/// A fresh empty response file in `responses` for `command`, as the runner makes one before
+/// each command.
+pub fn response_file(responses: &Path, command: &str) -> io::Result<PathBuf> {
     let response = responses.join(format!("{command}-{}.json", uuid::Uuid::new_v4().simple()));
     std::fs::write(&response, "")?;
     Ok(response)
