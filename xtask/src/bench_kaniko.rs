@@ -12,12 +12,10 @@
 //! busybox) is reported too. Medians over the iterations.
 
 use anyhow::{Context as _, bail, ensure};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kubesim::testing::Sim;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -146,22 +144,12 @@ impl<'a> Bench<'a> {
             Ok::<_, anyhow::Error>(kube::Client::try_from(cfg)?)
         })?;
         let pull_registry = env.auth_registry.replace("127.0.0.1", "localhost");
-        let auth = serde_json::to_value(ByteString(
-            format!("{}:{}", env.auth_user, env.auth_password).into_bytes(),
+        let secret: Secret = serde_json::from_value(testenv::registry_secret(
+            SECRET,
+            &env.auth_user,
+            &env.auth_password,
+            &[&env.auth_registry, &pull_registry],
         ))?;
-        let doc = json!({"auths": {env.auth_registry.clone(): {"auth": auth}, pull_registry: {"auth": auth}}});
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(SECRET.into()),
-                ..Default::default()
-            },
-            type_: Some("kubernetes.io/dockerconfigjson".into()),
-            data: Some(BTreeMap::from([(
-                ".dockerconfigjson".to_owned(),
-                ByteString(doc.to_string().into_bytes()),
-            )])),
-            ..Default::default()
-        };
         let api: Api<Secret> = Api::namespaced(client, &ns);
         rt.block_on(api.create(&PostParams::default(), &secret))?;
         let tree = WorkTree::in_temp_dir("bench-kaniko-", "repo")?;

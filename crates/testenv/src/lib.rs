@@ -27,7 +27,7 @@ use anyhow::{Context as _, bail};
 
 pub use image::{FAKE_NODE_VERSION, Image, REQUIRED_APPLETS, RUNNER_UID, local_tag, tar_header};
 pub use images::{LABEL_FINGERPRINT, LABEL_IMAGE, LABEL_NAMESPACE};
-pub use registry::{PROCESS_LABEL, RegistryKind};
+pub use registry::{PROCESS_LABEL, RegistryKind, registry_secret};
 pub use settings::{
     AUTH_PASSWORD, AUTH_USER, DEFAULT_NAMESPACE, RegistrySettings, Settings, Tools,
 };

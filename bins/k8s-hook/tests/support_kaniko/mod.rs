@@ -10,7 +10,6 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use testenv::runner::STEP_FILE_COMMANDS;
@@ -94,24 +93,13 @@ pub fn configure_pull_secret(runner: &mut Runner) {
 /// Creates a dockerconfigjson secret `name` with `password` for these registry addresses.
 pub fn create_named_secret(runner: &Runner, name: &str, password: &str, registries: &[&str]) {
     let env = testenv();
-    let auth = b64(&format!("{}:{password}", env.auth_user));
-    let auths: serde_json::Map<String, Value> = registries
-        .iter()
-        .map(|r| ((*r).to_owned(), json!({"auth": auth})))
-        .collect();
-    let doc = json!({ "auths": auths });
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(BTreeMap::from([(
-            ".dockerconfigjson".to_owned(),
-            ByteString(doc.to_string().into_bytes()),
-        )])),
-        ..Default::default()
-    };
+    let secret: Secret = serde_json::from_value(testenv::registry_secret(
+        name,
+        &env.auth_user,
+        password,
+        registries,
+    ))
+    .unwrap();
     let api: Api<Secret> = Api::namespaced(runner.client.clone(), &runner.ns);
     rt().block_on(api.create(&PostParams::default(), &secret))
         .unwrap();
