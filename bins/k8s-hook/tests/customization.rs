@@ -164,13 +164,10 @@ fn private_registry_through_the_generated_secret() {
     };
     let wrong = "wrong-pw-7d3f";
     let (run, _) = runner.prepare(Some(job(wrong)), vec![]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
+    let error = run.one_error(1);
     assert!(
-        errors[0].contains("container job cannot start: ErrImagePull"),
-        "{}",
-        errors[0]
+        error.contains("container job cannot start: ErrImagePull"),
+        "{error}"
     );
     assert!(
         !run.stderr.contains(wrong) && !run.stdout.contains(wrong),
