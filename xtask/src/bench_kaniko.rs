@@ -216,7 +216,9 @@ impl<'a> Bench<'a> {
                 ),
             ),
         ];
-        let mut cmd = self.tree.clean_command(&self.hook);
+        let mut cmd = self
+            .tree
+            .clean_command(&self.hook, std::env::var_os("PATH").unwrap_or_default());
         cmd.envs(vars).env(
             "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME",
             SECRET,

@@ -91,7 +91,10 @@ impl Bench {
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Run> {
         // /usr/bin/time reports the peak RSS of the hook process.
-        let mut cmd = self.tree.clean_command("/usr/bin/time");
+        let mut cmd = self.tree.clean_command(
+            "/usr/bin/time",
+            std::env::var_os("PATH").unwrap_or_default(),
+        );
         cmd.args(["-f", "BENCH_MAXRSS_KB=%M"])
             .arg(&self.hook)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

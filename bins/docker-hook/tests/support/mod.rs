@@ -107,7 +107,7 @@ impl Runner {
 
     /// Starts the hook with one command, the runner's way, without waiting for it.
     pub fn start(&self, command: &str, args: Value, state: Option<&Value>) -> Started {
-        let mut cmd = self.clean_command(BIN);
+        let mut cmd = self.clean_command(BIN, std::env::var_os("PATH").unwrap_or_default());
         cmd.env("RUNNER_NAME", &self.name)
             .env("GITHUB_ACTIONS", "true")
             .env("CI", "true");

@@ -37,7 +37,7 @@ pub fn start(
     state: Option<&Value>,
 ) -> Started {
     let argv = program.argv();
-    let mut cmd = runner.clean_command(&argv[0]);
+    let mut cmd = runner.clean_command(&argv[0], std::env::var_os("PATH").unwrap_or_default());
     cmd.args(&argv[1..]).envs(runner.env());
     testenv::runner::start(cmd, &runner.responses(), command, &args, state).unwrap()
 }

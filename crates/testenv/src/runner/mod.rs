@@ -10,9 +10,9 @@
 //! ```no_run
 //! # fn demo(hook: &std::path::Path) -> std::io::Result<()> {
 //! let tree = testenv::runner::WorkTree::in_temp_dir("demo-", "repo")?;
-//! let cmd = tree.clean_command(hook);
-//! let run = testenv::runner::start(cmd, &tree.responses(), "cleanup_job", &serde_json::json!({}), None)?
-//!     .finish();
+//! let cmd = tree.clean_command(hook, "/usr/bin:/bin");
+//! let args = serde_json::json!({});
+//! let run = testenv::runner::start(cmd, &tree.responses(), "cleanup_job", &args, None)?.finish();
 //! assert_eq!(run.code, 0);
 //! # Ok(()) }
 //! ```
@@ -161,12 +161,13 @@ impl WorkTree {
         cmd
     }
 
-    /// [`WorkTree::command`] with an environment of `PATH` and [`WorkTree::hook_env`] only.
-    pub fn clean_command(&self, program: impl AsRef<OsStr>) -> Command {
+    /// [`WorkTree::command`] with an environment of `PATH` = `path` and [`WorkTree::hook_env`]
+    /// only (the caller reads its own `PATH`: this library reads no environment variable).
+    pub fn clean_command(&self, program: impl AsRef<OsStr>, path: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir(self.workspace())
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path)
             .envs(self.hook_env());
         cmd
     }

@@ -1,6 +1,9 @@
 use super::*;
 use std::time::Duration;
 
+/// The fake hooks' `PATH` (`sh`, `sed`, `sleep`, `head`).
+const PATH: &str = "/usr/bin:/bin";
+
 #[test]
 fn the_tree_has_the_runner_layout() {
     let tree = WorkTree::in_temp_dir("runner-test-", "shop").unwrap();
@@ -76,7 +79,7 @@ exit 3"#;
 #[test]
 fn a_hook_gets_one_line_a_precreated_response_file_and_the_runner_env() {
     let tree = WorkTree::in_temp_dir("runner-test-", "repo").unwrap();
-    let mut cmd = tree.clean_command("sh");
+    let mut cmd = tree.clean_command("sh", PATH);
     cmd.args(["-c", FAKE_HOOK]);
     let state = json!({"s": true});
     let started = start(
@@ -112,7 +115,7 @@ fn a_hook_gets_one_line_a_precreated_response_file_and_the_runner_env() {
 #[test]
 fn a_signal_is_timed_and_stdout_is_read_up_to_a_line() {
     let tree = WorkTree::in_temp_dir("runner-test-", "repo").unwrap();
-    let mut cmd = tree.clean_command("sh");
+    let mut cmd = tree.clean_command("sh", PATH);
     cmd.args([
         "-c",
         "trap 'echo bye; exit 130' INT; echo ready; while :; do sleep 0.05; done",
@@ -128,7 +131,7 @@ fn a_signal_is_timed_and_stdout_is_read_up_to_a_line() {
 #[test]
 fn count_stdout_keeps_nothing() {
     let tree = WorkTree::in_temp_dir("runner-test-", "repo").unwrap();
-    let mut cmd = tree.clean_command("sh");
+    let mut cmd = tree.clean_command("sh", PATH);
     cmd.args(["-c", "head -c 300000 /dev/zero"]);
     let mut started = start(cmd, &tree.responses(), "x", &json!({}), None).unwrap();
     assert_eq!(started.count_stdout().unwrap(), 300_000);
