@@ -145,16 +145,7 @@ fn private_registry_through_the_generated_secret() {
     let env = testenv();
     let mut runner = Runner::new("auth");
     // Always pull, so a cached image cannot hide a wrong password.
-    let template = runner.root().join("template.yaml");
-    std::fs::write(
-        &template,
-        "spec:\n  containers:\n    - name: $job\n      imagePullPolicy: Always\n",
-    )
-    .unwrap();
-    runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
-        template.display().to_string(),
-    ));
+    runner.use_template("spec:\n  containers:\n    - name: $job\n      imagePullPolicy: Always\n");
     let job = |password: &str| {
         let mut job = container(&env.auth_image(Image::Busybox));
         job["registry"] = json!({

@@ -68,16 +68,9 @@ fn an_unschedulable_job_pod_times_out_with_the_schedulers_event() {
 fn a_missing_secret_volume_times_out_with_failed_mount() {
     let mut runner = Runner::new("ev-mount");
     short_timeout(&mut runner);
-    let template = runner.root().join("template.yaml");
-    std::fs::write(
-        &template,
+    runner.use_template(
         "spec:\n  volumes:\n    - name: creds\n      secret:\n        secretName: no-such-secret\n",
-    )
-    .unwrap();
-    runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
-        template.display().to_string(),
-    ));
+    );
     let (run, _) = runner.prepare(Some(busybox_job()), vec![]);
     let e = run.one_error(1);
     assert!(e.contains("was not ready within 4s"), "{e}");

@@ -234,6 +234,16 @@ impl Runner {
         vars
     }
 
+    /// Points the hook at a pod template `yaml` (written next to `_work`).
+    pub fn use_template(&mut self, yaml: &str) {
+        let template = self.root().join("template.yaml");
+        std::fs::write(&template, yaml).unwrap();
+        self.extra_env.push((
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
+            template.display().to_string(),
+        ));
+    }
+
     /// Runs one command through the binary, runner-style.
     pub fn call(&self, command: &str, args: Value, state: Option<&Value>) -> Run {
         spawn::start(self, &spawn::Program::Binary, command, args, state).finish()
