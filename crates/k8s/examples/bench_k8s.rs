@@ -312,18 +312,11 @@ fn bench_copy(bench: &Bench, quick: bool) -> anyhow::Result<()> {
         .to_owned();
     // "... workspace copied: N entries, X MB (Y MB/s) in T s; ..."
     let part = line.split("workspace copied: ").nth(1).unwrap_or_default();
-    let mb: f64 = part
-        .split(", ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .context("no MB in the copy summary")?;
-    let secs: f64 = part
-        .split(" in ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .context("no time in the copy summary")?;
+    // The number that starts the second piece of `part` split at `sep`.
+    let number =
+        |sep: &str| -> Option<f64> { part.split(sep).nth(1)?.split(' ').next()?.parse().ok() };
+    let mb = number(", ").context("no MB in the copy summary")?;
+    let secs = number(" in ").context("no time in the copy summary")?;
     let hook = mb / secs;
     let cid = bench.job_container()?;
     let start = Instant::now();

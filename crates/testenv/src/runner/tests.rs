@@ -151,3 +151,15 @@ fn errors_come_from_both_streams_and_warnings_from_stderr() {
     assert_eq!(run.errors(), ["::error::a", "::error::b"]);
     assert_eq!(run.warnings(), ["::warning::w"]);
 }
+
+#[test]
+fn a_hook_that_reads_no_input_is_a_run_not_a_start_error() {
+    let tree = WorkTree::in_temp_dir("runner-test-", "repo").unwrap();
+    let mut cmd = tree.clean_command("sh", PATH);
+    cmd.args(["-c", "exec 0<&-; echo early >&2; exit 4"]);
+    // More than a pipe holds, so the write meets the closed end whatever the timing.
+    let input = vec![b'x'; 1 << 20];
+    let response = tree.responses().join("r.json");
+    let run = start_with_stdin(cmd, response, &input).unwrap().finish();
+    assert_eq!((run.code, run.stderr.as_str()), (4, "early\n"));
+}
