@@ -1,34 +1,17 @@
 //! Shared by both hook binaries' `tests/protocol.rs`: runs the real binary the way the runner
-//! does (a temp dir, a pre-created empty response file, one stdin line) with bad input, and checks
+//! does (a `testenv::runner` tree, a pre-created empty response file, one stdin line) with bad input, and checks
 //! that each case fails with exactly one `::error::` line, a non-zero exit, and the response file
 //! untouched.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
+use testenv::runner::{Run, WorkTree, start_with_stdin};
 
-/// One run of the binary.
-pub struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub response: String,
-}
-
-impl Run {
-    pub fn error_lines(&self) -> Vec<&str> {
-        self.stdout
-            .lines()
-            .chain(self.stderr.lines())
-            .filter(|l| l.starts_with("::error::"))
-            .collect()
-    }
-}
-
-/// Runs `bin` with `stdin` (where `{RESPONSE}` is replaced by the response file's path) and `env`.
+/// Runs `bin` in a fresh runner tree with `stdin` (where `{RESPONSE}` is replaced by the
+/// pre-created response file's path) and only `env` (and `PATH`) in its environment.
 pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let response: PathBuf = dir.path().join("response.json");
+    let tree = WorkTree::in_temp_dir("protocol-", "repo").unwrap();
+    let response = tree.responses().join("response.json");
     std::fs::write(&response, "").unwrap();
     let stdin = match std::str::from_utf8(stdin) {
         Ok(text) => text
@@ -37,24 +20,11 @@ pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Run {
         Err(_) => stdin.to_vec(),
     };
     let mut cmd = Command::new(bin);
-    cmd.current_dir(dir.path())
+    cmd.current_dir(tree.workspace())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(&stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        response: std::fs::read_to_string(&response).unwrap(),
-    }
+        .envs(env.iter().copied());
+    start_with_stdin(cmd, response, &stdin).unwrap().finish()
 }
 
 /// The bad-input table.
@@ -93,13 +63,9 @@ pub fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
 pub fn assert_bad_inputs_fail_cleanly(bin: &Path, env: &[(&str, &str)]) {
     for (name, stdin, expected) in bad_inputs() {
         let run = run(bin, env, &stdin);
-        assert_ne!(run.code, Some(0), "{name}: must fail");
-        assert!(
-            run.code.is_some(),
-            "{name}: killed by a signal\n{}",
-            run.stderr
-        );
-        let errors = run.error_lines();
+        assert_ne!(run.code, 0, "{name}: must fail");
+        assert_ne!(run.code, -1, "{name}: killed by a signal\n{}", run.stderr);
+        let errors = run.errors();
         assert_eq!(
             errors.len(),
             1,
@@ -125,8 +91,8 @@ pub fn assert_missing_env_is_one_error(bin: &Path, var: &str) {
         &[],
         br#"{"command":"cleanup_job","responseFile":"{RESPONSE}","args":{},"state":null}"#,
     );
-    assert_eq!(run.code, Some(1));
-    let errors = run.error_lines();
+    assert_eq!(run.code, 1);
+    let errors = run.errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains(var), "{}", errors[0]);
     assert_eq!(run.response, "");

@@ -12,12 +12,13 @@
 
 use anyhow::{Context as _, bail, ensure};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use testenv::runner::WorkTree;
 use testenv::{Image, TestEnv};
 
 const LABEL: &str = "com.github.actions.container-hooks.runner";
@@ -104,8 +105,7 @@ fn ms(secs: f64) -> String {
 struct Bench {
     hook: PathBuf,
     name: String,
-    dir: tempfile::TempDir,
-    calls: AtomicU64,
+    tree: WorkTree,
 }
 
 impl Drop for Bench {
@@ -157,46 +157,22 @@ struct Call {
 
 impl Bench {
     fn new(hook: &Path) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("hooks-bench-").tempdir()?;
-        for sub in [
-            "repo/repo",
-            "_temp/_runner_hook_responses",
-            "_temp/_github_home",
-        ] {
-            std::fs::create_dir_all(dir.path().join(sub))?;
-        }
         Ok(Self {
             hook: hook.to_owned(),
             name: format!("bench-{}", std::process::id()),
-            dir,
-            calls: AtomicU64::new(0),
+            tree: WorkTree::in_temp_dir("hooks-bench-", "repo")?,
         })
     }
 
     /// Calls the hook; stdout is read and counted (not kept) while the hook's peak RSS is
     /// sampled from /proc.
     fn call(&self, command: &str, args: Value, state: Option<&Value>) -> anyhow::Result<Call> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let response = self
-            .dir
-            .path()
-            .join(format!("_temp/_runner_hook_responses/{n}.json"));
-        std::fs::write(&response, "")?;
-        let line = serde_json::to_string(&json!({
-            "command": command, "responseFile": response, "args": args, "state": state
-        }))?;
-        let started = Instant::now();
-        let mut child = Command::new(&self.hook)
-            .current_dir(self.dir.path().join("repo/repo"))
-            .env("RUNNER_NAME", &self.name)
-            .env("RUNNER_TEMP", self.dir.path().join("_temp"))
-            .env("GITHUB_WORKSPACE", self.dir.path().join("repo/repo"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting the hook")?;
-        let pid = child.id();
+        let mut cmd = self.tree.command(&self.hook);
+        cmd.env("RUNNER_NAME", &self.name);
+        let mut started =
+            testenv::runner::start(cmd, &self.tree.responses(), command, &args, state)
+                .context("starting the hook")?;
+        let pid = started.pid();
         let done = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let sampler = {
@@ -217,36 +193,17 @@ impl Bench {
                 }
             })
         };
-        let mut stdin = child.stdin.take().context("stdin")?;
-        stdin.write_all(format!("{line}\n").as_bytes())?;
-        drop(stdin);
-        let mut stderr = child.stderr.take().context("stderr")?;
-        let err_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let mut stdout = child.stdout.take().context("stdout")?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut bytes = 0u64;
-        loop {
-            let n = stdout.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            bytes += n as u64;
-        }
-        let status = child.wait()?;
-        let took = started.elapsed();
+        let bytes = started.count_stdout()?;
+        let run = started.finish();
         done.store(true, Ordering::SeqCst);
         let _ = sampler.join();
         Ok(Call {
-            code: status.code().unwrap_or(-1),
-            took,
+            code: run.code,
+            took: run.elapsed,
             stdout_bytes: bytes,
             peak_rss_kib: peak.load(Ordering::SeqCst),
-            response: std::fs::read_to_string(&response).unwrap_or_default(),
-            stderr: err_reader.join().unwrap_or_default(),
+            response: run.response,
+            stderr: run.stderr,
         })
     }
 
@@ -262,13 +219,12 @@ impl Bench {
     }
 
     fn container(image: &str, entry: Option<(&str, &[&str])>, ports: &[&str]) -> Value {
-        json!({
-            "image": image, "dockerfile": null,
-            "entryPoint": entry.map(|e| e.0), "entryPointArgs": entry.map(|e| e.1).unwrap_or(&[]),
-            "workingDirectory": null, "createOptions": null, "registry": null,
-            "environmentVariables": {"HOME": "/github/home"}, "portMappings": ports,
-            "systemMountVolumes": [], "userMountVolumes": []
-        })
+        let mut spec = testenv::runner::container(image);
+        spec["entryPoint"] = json!(entry.map(|e| e.0));
+        spec["entryPointArgs"] = json!(entry.map(|e| e.1).unwrap_or(&[]));
+        spec["environmentVariables"] = json!({"HOME": "/github/home"});
+        spec["portMappings"] = json!(ports);
+        spec
     }
 
     /// prepare_job with only a job container; returns the state.
@@ -330,7 +286,7 @@ impl Bench {
                 Self::container(&env.image(Image::AlpineLike), Some(("sleep", sleep)), &["80"]),
             ]
         });
-        let script_path = self.dir.path().join("github-prepare.sh");
+        let script_path = self.tree.root().join("github-prepare.sh");
         std::fs::write(&script_path, GITHUB_PREPARE)?;
         let (mut hook, mut raw) = (Vec::new(), Vec::new());
         for i in 0..iters {

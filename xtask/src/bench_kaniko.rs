@@ -12,17 +12,15 @@
 //! busybox) is reported too. Medians over the iterations.
 
 use anyhow::{Context as _, bail, ensure};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kubesim::testing::Sim;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use testenv::TestEnv;
+use testenv::runner::WorkTree;
 
 const RUNNER: &str = "runner-bench";
 const SECRET: &str = "regcred";
@@ -123,7 +121,7 @@ struct Bench<'a> {
     hook: PathBuf,
     ns: String,
     kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
+    tree: WorkTree,
     pulled: std::cell::RefCell<Vec<String>>,
 }
 
@@ -146,59 +144,33 @@ impl<'a> Bench<'a> {
             Ok::<_, anyhow::Error>(kube::Client::try_from(cfg)?)
         })?;
         let pull_registry = env.auth_registry.replace("127.0.0.1", "localhost");
-        let auth = serde_json::to_value(ByteString(
-            format!("{}:{}", env.auth_user, env.auth_password).into_bytes(),
+        let secret: Secret = serde_json::from_value(testenv::registry_secret(
+            SECRET,
+            &env.auth_user,
+            &env.auth_password,
+            &[&env.auth_registry, &pull_registry],
         ))?;
-        let doc = json!({"auths": {env.auth_registry.clone(): {"auth": auth}, pull_registry: {"auth": auth}}});
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(SECRET.into()),
-                ..Default::default()
-            },
-            type_: Some("kubernetes.io/dockerconfigjson".into()),
-            data: Some(BTreeMap::from([(
-                ".dockerconfigjson".to_owned(),
-                ByteString(doc.to_string().into_bytes()),
-            )])),
-            ..Default::default()
-        };
         let api: Api<Secret> = Api::namespaced(client, &ns);
         rt.block_on(api.create(&PostParams::default(), &secret))?;
-        let dir = tempfile::Builder::new().prefix("bench-kaniko-").tempdir()?;
-        for sub in [
-            "_work/repo/repo",
-            "_work/_temp/_runner_hook_responses",
-            "_work/_temp/_github_home",
-            "_work/_temp/_github_workflow",
-            "_work/_temp/_runner_file_commands",
-            "_work/_actions",
-        ] {
-            std::fs::create_dir_all(dir.path().join(sub))?;
-        }
-        std::fs::write(
-            dir.path().join("_work/_temp/_github_workflow/event.json"),
-            "{}",
-        )?;
+        let tree = WorkTree::in_temp_dir("bench-kaniko-", "repo")?;
+        std::fs::write(tree.temp().join("_github_workflow/event.json"), "{}")?;
         Ok(Self {
             env,
             hook,
             ns,
             kubeconfig: sim.kubeconfig_path().to_owned(),
-            dir,
+            tree,
             pulled: Default::default(),
         })
-    }
-
-    fn work(&self) -> PathBuf {
-        self.dir.path().join("_work")
     }
 
     /// A fresh action; returns its Dockerfile.
     fn action(&self, payload_mib: u32) -> anyhow::Result<PathBuf> {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let dir = self
-            .work()
-            .join("_actions/bench")
+            .tree
+            .actions()
+            .join("bench")
             .join(format!("a{}", &nonce[..8]))
             .join("v1");
         std::fs::create_dir_all(&dir)?;
@@ -224,14 +196,7 @@ impl<'a> Bench<'a> {
     }
 
     fn call(&self, spec: Value) -> anyhow::Result<(Duration, String)> {
-        let response = self
-            .work()
-            .join("_temp/_runner_hook_responses")
-            .join(format!("{}.json", uuid::Uuid::new_v4()));
-        std::fs::write(&response, "")?;
-        let line = json!({"command": "run_container_step", "responseFile": response, "args": spec, "state": null});
-        let work = self.work();
-        let vars: [(&str, String); 11] = [
+        let vars: [(&str, String); 6] = [
             ("ACTIONS_RUNNER_POD_NAME", RUNNER.into()),
             ("ACTIONS_RUNNER_KUBERNETES_NAMESPACE", self.ns.clone()),
             ("KUBECONFIG", self.kubeconfig.display().to_string()),
@@ -239,12 +204,6 @@ impl<'a> Bench<'a> {
                 "ACTIONS_RUNNER_IMAGE",
                 self.env.image(testenv::Image::Runner),
             ),
-            (
-                "GITHUB_WORKSPACE",
-                work.join("repo/repo").display().to_string(),
-            ),
-            ("RUNNER_WORKSPACE", work.join("repo").display().to_string()),
-            ("RUNNER_TEMP", work.join("_temp").display().to_string()),
             (
                 "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST_PUSH",
                 format!("{}/bench", self.env.auth_registry),
@@ -256,44 +215,39 @@ impl<'a> Bench<'a> {
                     self.env.auth_registry.replace("127.0.0.1", "localhost")
                 ),
             ),
-            (
-                "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME",
-                SECRET.into(),
-            ),
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
         ];
-        let start = Instant::now();
-        let mut child = Command::new(&self.hook)
-            .current_dir(work.join("repo/repo"))
-            .env_clear()
-            .envs(vars)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(format!("{line}\n").as_bytes())?;
-        let out = child.wait_with_output()?;
-        let elapsed = start.elapsed();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        ensure!(out.status.success(), "the hook failed:\n{stderr}");
-        ensure!(
-            String::from_utf8_lossy(&out.stdout).contains("action ran:"),
-            "the action did not run:\n{stderr}"
+        let mut cmd = self
+            .tree
+            .clean_command(&self.hook, std::env::var_os("PATH").unwrap_or_default());
+        cmd.envs(vars).env(
+            "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME",
+            SECRET,
         );
-        Ok((elapsed, stderr))
+        let run = testenv::runner::start(
+            cmd,
+            &self.tree.responses(),
+            "run_container_step",
+            &spec,
+            None,
+        )?
+        .finish();
+        ensure!(run.code == 0, "the hook failed:\n{}", run.stderr);
+        ensure!(
+            run.stdout.contains("action ran:"),
+            "the action did not run:\n{}",
+            run.stderr
+        );
+        Ok((run.elapsed, run.stderr))
     }
 
     fn step_spec(image: Option<&str>, dockerfile: Option<&Path>) -> Value {
-        json!({
-            "image": image, "dockerfile": dockerfile, "entryPointArgs": ["bench"], "entryPoint": null,
-            "workingDirectory": "/github/workspace", "createOptions": null, "registry": null,
-            "environmentVariables": {"GITHUB_WORKSPACE": "/github/workspace"}, "portMappings": [],
-            "systemMountVolumes": [], "userMountVolumes": []
-        })
+        let mut spec = testenv::runner::container("");
+        spec["image"] = json!(image);
+        spec["dockerfile"] = json!(dockerfile);
+        spec["entryPointArgs"] = json!(["bench"]);
+        spec["workingDirectory"] = json!("/github/workspace");
+        spec["environmentVariables"] = json!({"GITHUB_WORKSPACE": "/github/workspace"});
+        spec
     }
 
     /// First run, second run, plain image step.

@@ -122,16 +122,7 @@ pub fn write_overlay(
 ) -> anyhow::Result<()> {
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
     let mut tar = tar::Builder::new(gz);
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(OVERLAY_MTIME);
-        h
-    };
+    let header = |kind, mode, size| testenv::tar_header(kind, mode, size, OVERLAY_MTIME);
     let license = fs::read(license)?;
     let mut first: Vec<(&str, &str)> = Vec::new();
     for (folder, hook) in OVERLAY {

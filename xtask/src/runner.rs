@@ -2,22 +2,24 @@
 //! `cargo xtask demo`: a runner-style `_work` tree, a pre-created empty response file per
 //! command, one JSON line on the hook's stdin (`bash -e index.sh`, cwd = the workspace), the
 //! `state` carried from response to command, script files and file-command files written where
-//! the runner writes them, and the job log printed the way a user reads it.
+//! the runner writes them (all of it `testenv::runner`), and the job log printed the way a user
+//! reads it.
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use testenv::runner::{
+    ALL_FILE_COMMANDS, FileCommands, JOB_FILE_COMMANDS, STEP_FILE_COMMANDS, WorkTree,
+    call_inherited, input_line, response_file,
+};
 
 /// The runner: paths of a runner install and the state of one job.
 #[derive(Debug)]
 pub struct Runner {
     hook: PathBuf,
-    root: PathBuf,
-    repo: String,
+    tree: WorkTree,
     env: Vec<(String, String)>,
     state: Option<Value>,
     /// Each hook call's command and wall time, in order.
@@ -42,59 +44,31 @@ impl Runner {
         repo: &str,
         env: Vec<(String, String)>,
     ) -> anyhow::Result<Self> {
-        let runner = Self {
-            hook: hook.to_owned(),
-            root: root.to_owned(),
-            repo: repo.to_owned(),
-            env,
-            state: None,
-            timings: Vec::new(),
-        };
-        for dir in [
-            runner.workspace(),
-            runner.temp().join("_runner_hook_responses"),
-            runner.temp().join("_runner_file_commands"),
-            runner.temp().join("_github_home"),
-            runner.temp().join("_github_workflow"),
-            runner.work().join("_actions"),
-            runner.root.join("externals/node20/bin"),
-        ] {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        let tree = WorkTree::create(root, repo)
+            .with_context(|| format!("creating the runner tree in {}", root.display()))?;
         std::fs::write(
-            runner.temp().join("_github_workflow/event.json"),
+            tree.temp().join("_github_workflow/event.json"),
             json!({"ref": "refs/heads/main", "repository": {"full_name": format!("acme/{repo}")}})
                 .to_string(),
         )?;
-        std::fs::write(runner.workspace().join("README.md"), format!("# {repo}\n"))?;
-        Ok(runner)
-    }
-
-    fn work(&self) -> PathBuf {
-        self.root.join("_work")
-    }
-
-    fn temp(&self) -> PathBuf {
-        self.work().join("_temp")
+        std::fs::write(tree.workspace().join("README.md"), format!("# {repo}\n"))?;
+        Ok(Self {
+            hook: hook.to_owned(),
+            tree,
+            env,
+            state: None,
+            timings: Vec::new(),
+        })
     }
 
     /// `GITHUB_WORKSPACE` on the host.
     pub fn workspace(&self) -> PathBuf {
-        self.work().join(&self.repo).join(&self.repo)
-    }
-
-    /// The container path of the workspace.
-    pub fn container_workspace(&self) -> String {
-        format!("/__w/{0}/{0}", self.repo)
+        self.tree.workspace()
     }
 
     /// `_work/_actions` on the host (where the runner downloads actions).
     pub fn actions_dir(&self) -> PathBuf {
-        self.work().join("_actions")
-    }
-
-    fn mount(&self, host: &Path, target: &str, read_only: bool) -> Value {
-        json!({"userProvidedValue": null, "sourceVolumePath": host, "targetVolumePath": target, "readOnly": read_only})
+        self.tree.actions()
     }
 
     /// A job or service container as the runner describes it.
@@ -110,25 +84,24 @@ impl Runner {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let mut mounts = Vec::new();
-        let mut workdir = Value::Null;
+        let mut spec = testenv::runner::container(image);
         if job {
             environment.insert("HOME".into(), "/github/home".into());
-            let t = self.temp();
-            mounts = vec![
-                self.mount(&self.work(), "/__w", false),
-                self.mount(&self.root.join("externals"), "/__e", true),
-                self.mount(&t, "/__w/_temp", false),
-                self.mount(&self.actions_dir(), "/__w/_actions", false),
-                self.mount(&t.join("_github_home"), "/github/home", false),
-                self.mount(&t.join("_github_workflow"), "/github/workflow", false),
-            ];
-            workdir = json!(self.container_workspace());
+            let t = self.tree.temp();
+            spec["systemMountVolumes"] = json!([
+                WorkTree::mount(&self.tree.work(), "/__w", false),
+                WorkTree::mount(&self.tree.externals(), "/__e", true),
+                WorkTree::mount(&t, "/__w/_temp", false),
+                WorkTree::mount(&self.actions_dir(), "/__w/_actions", false),
+                WorkTree::mount(&t.join("_github_home"), "/github/home", false),
+                WorkTree::mount(&t.join("_github_workflow"), "/github/workflow", false),
+            ]);
+            spec["workingDirectory"] = json!(self.tree.container_workspace());
         }
-        json!({"image": image, "dockerfile": null, "entryPointArgs": [], "entryPoint": null,
-               "workingDirectory": workdir, "createOptions": options, "registry": null,
-               "environmentVariables": environment, "portMappings": ports,
-               "systemMountVolumes": mounts, "userMountVolumes": []})
+        spec["createOptions"] = json!(options);
+        spec["environmentVariables"] = json!(environment);
+        spec["portMappings"] = json!(ports);
+        spec
     }
 
     /// `prepare_job`; returns the response.
@@ -167,23 +140,23 @@ impl Runner {
             println!("  {line}");
         }
         println!("##[endgroup]");
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        std::fs::write(self.temp().join(format!("{id}.sh")), script)?;
-        let (files, mut environment) =
-            self.file_commands(&id, "/__w/_temp/_runner_file_commands")?;
-        environment.insert("GITHUB_WORKSPACE".into(), self.container_workspace());
+        let script = self.tree.write_script(script)?;
+        let files =
+            self.tree
+                .create_file_commands(&script.id, JOB_FILE_COMMANDS, &ALL_FILE_COMMANDS)?;
+        let mut environment = files.vars.clone();
+        let workspace = self.tree.container_workspace();
+        environment.insert("GITHUB_WORKSPACE".into(), json!(workspace));
         environment.insert(
             "GITHUB_EVENT_PATH".into(),
-            "/github/workflow/event.json".into(),
+            json!("/github/workflow/event.json"),
         );
-        environment.insert("HOME".into(), "/github/home".into());
-        environment.insert("CI".into(), "true".into());
+        environment.insert("HOME".into(), json!("/github/home"));
+        environment.insert("CI".into(), json!("true"));
         for (k, v) in env {
-            environment.insert((*k).to_owned(), (*v).to_owned());
+            environment.insert((*k).to_owned(), json!(v));
         }
-        let args = json!({"entryPoint": "sh", "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
-                          "environmentVariables": environment, "prependPath": prepend_path,
-                          "workingDirectory": self.container_workspace()});
+        let args = script.args(Value::Object(environment), json!(prepend_path), &workspace);
         let (code, _) = self.call("run_script_step", args)?;
         self.finish_step(code, &files)
     }
@@ -201,29 +174,29 @@ impl Runner {
         println!("  with: {}", args.join(" "));
         println!("##[endgroup]");
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let (files, mut environment) = self.file_commands(&id, "/github/file_commands")?;
-        environment.insert("GITHUB_WORKSPACE".into(), "/github/workspace".into());
-        environment.insert("HOME".into(), "/github/home".into());
+        let files = self
+            .tree
+            .create_file_commands(&id, STEP_FILE_COMMANDS, &ALL_FILE_COMMANDS)?;
+        let mut environment = files.vars.clone();
+        environment.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
+        environment.insert("HOME".into(), json!("/github/home"));
         for (k, v) in env {
-            environment.insert((*k).to_owned(), (*v).to_owned());
+            environment.insert((*k).to_owned(), json!(v));
         }
-        let t = self.temp();
-        let mounts = vec![
-            self.mount(&t, "/github/runner_temp", false),
-            self.mount(&t.join("_github_home"), "/github/home", false),
-            self.mount(&t.join("_github_workflow"), "/github/workflow", false),
-            self.mount(
-                &t.join("_runner_file_commands"),
-                "/github/file_commands",
-                false,
-            ),
-            self.mount(&self.workspace(), "/github/workspace", false),
-        ];
-        let spec = json!({"image": image, "dockerfile": dockerfile, "entryPointArgs": args,
-                          "entryPoint": null, "workingDirectory": "/github/workspace",
-                          "createOptions": null, "registry": null,
-                          "environmentVariables": environment, "portMappings": [],
-                          "systemMountVolumes": mounts, "userMountVolumes": []});
+        let t = self.tree.temp();
+        let mut spec = testenv::runner::container("");
+        spec["image"] = json!(image);
+        spec["dockerfile"] = json!(dockerfile);
+        spec["entryPointArgs"] = json!(args);
+        spec["workingDirectory"] = json!("/github/workspace");
+        spec["environmentVariables"] = Value::Object(environment);
+        spec["systemMountVolumes"] = json!([
+            WorkTree::mount(&t, "/github/runner_temp", false),
+            WorkTree::mount(&t.join("_github_home"), "/github/home", false),
+            WorkTree::mount(&t.join("_github_workflow"), "/github/workflow", false),
+            WorkTree::mount(&self.tree.file_commands(), "/github/file_commands", false),
+            WorkTree::mount(&self.workspace(), "/github/workspace", false),
+        ]);
         let (code, _) = self.call("run_container_step", spec)?;
         self.finish_step(code, &files)
     }
@@ -237,31 +210,9 @@ impl Runner {
         Ok(())
     }
 
-    fn file_commands(
-        &self,
-        id: &str,
-        container_dir: &str,
-    ) -> anyhow::Result<(Vec<PathBuf>, BTreeMap<String, String>)> {
-        let dir = self.temp().join("_runner_file_commands");
-        let mut files = Vec::new();
-        let mut env = BTreeMap::new();
-        for (var, prefix) in [
-            ("GITHUB_OUTPUT", "set_output"),
-            ("GITHUB_ENV", "set_env"),
-            ("GITHUB_PATH", "add_path"),
-            ("GITHUB_STEP_SUMMARY", "step_summary"),
-        ] {
-            let file = format!("{prefix}_{id}");
-            std::fs::write(dir.join(&file), "")?;
-            files.push(dir.join(&file));
-            env.insert(var.to_owned(), format!("{container_dir}/{file}"));
-        }
-        Ok((files, env))
-    }
-
-    fn finish_step(&self, code: i32, files: &[PathBuf]) -> anyhow::Result<StepResult> {
-        let text = std::fs::read_to_string(&files[0]).unwrap_or_default();
-        let outputs = text
+    fn finish_step(&self, code: i32, files: &FileCommands) -> anyhow::Result<StepResult> {
+        let outputs = files
+            .read("set_output")
             .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -274,33 +225,16 @@ impl Runner {
 
     /// One hook invocation exactly as the runner makes it.
     fn call(&mut self, command: &str, args: Value) -> anyhow::Result<(i32, Option<Value>)> {
-        let response_file = self
-            .temp()
-            .join("_runner_hook_responses")
-            .join(format!("{}.json", uuid::Uuid::new_v4()));
-        std::fs::write(&response_file, "")?;
-        let input = json!({"command": command, "responseFile": response_file, "args": args, "state": self.state});
-        let started = Instant::now();
-        let mut child = Command::new("bash")
-            .arg("-e")
+        let mut cmd = self.tree.command("bash");
+        cmd.arg("-e")
             .arg(&self.hook)
-            .current_dir(self.workspace())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("GITHUB_WORKSPACE", self.workspace())
-            .env("RUNNER_WORKSPACE", self.work().join(&self.repo))
-            .env("RUNNER_TEMP", self.temp())
-            .stdin(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", self.hook.display()))?;
-        let mut stdin = child.stdin.take().context("no stdin")?;
-        writeln!(stdin, "{input}")?;
-        drop(stdin);
-        let status = child.wait()?;
-        let elapsed = started.elapsed();
-        self.timings.push((command.to_owned(), elapsed));
-        let code = status.code().unwrap_or(1);
-        let text = std::fs::read_to_string(&response_file).unwrap_or_default();
-        std::fs::remove_file(&response_file).ok();
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let response = response_file(&self.tree.responses(), command)?;
+        let line = input_line(command, &response, &args, self.state.as_ref());
+        let run = call_inherited(cmd, response, line.as_bytes())
+            .with_context(|| format!("running {}", self.hook.display()))?;
+        self.timings.push((command.to_owned(), run.elapsed));
+        let (code, text) = (run.code, run.response);
         let response = if code == 0 && !text.trim().is_empty() {
             let v: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{command} wrote an invalid response: {text}"))?;

@@ -11,7 +11,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Runner, container, docker, runner_split, signal, testenv, wait_bounded, wait_until};
+use support::{Run, Runner, Started, container, docker, runner_split, testenv, wait_until};
 use testenv::Image;
 
 /// Far above the hook's own bound (6.5 s after the signal), far below the step's 40 s.
@@ -19,6 +19,15 @@ const LIVENESS: Duration = Duration::from_secs(30);
 
 fn prepare(runner: &Runner) -> Value {
     runner.prepare_busybox()["state"].clone()
+}
+
+/// Signals the hook (`INT`, `TERM`) as the runner does on cancellation and waits for it.
+fn cancel(mut started: Started, sig: &str, what: &str) -> Run {
+    started.signal(sig);
+    let run = started.finish_within(LIVENESS);
+    // Informative only (timings belong in benchmarks): how long stopping took.
+    eprintln!("{what}: the hook exited {:?} after the signal", run.elapsed);
+    run
 }
 
 fn exec_in(id: &str, cmd: &str) -> String {
@@ -36,18 +45,11 @@ fn cancel_a_script_step(sig: &str, code: i32, name: &str) {
         json!({}),
         json!([]),
     );
-    let (child, response) = runner.spawn("run_script_step", args, Some(&state));
+    let started = runner.start("run_script_step", args, Some(&state));
     wait_until("the step started", LIVENESS, || {
         docker(&["exec", &id, "test", "-f", "/tmp/started"]).is_ok()
     });
-    let signalled = std::time::Instant::now();
-    signal(&child, sig);
-    let run = wait_bounded(child, &response, LIVENESS);
-    // Informative only (timings belong in benchmarks): how long stopping took.
-    eprintln!(
-        "SIG{sig}: the hook exited {:?} after the signal",
-        signalled.elapsed()
-    );
+    let run = cancel(started, sig, &format!("SIG{sig}"));
     assert_eq!(run.code, code, "{run:#?}");
     assert_eq!(
         run.errors(),
@@ -96,16 +98,10 @@ fn a_cancelled_container_step_is_stopped_and_removed() {
         "-c \"touch /github/workspace/started; sleep 40 && echo late > /github/workspace/marker\""
     ));
     step["systemMountVolumes"] = runner.step_mounts();
-    let (child, response) = runner.spawn("run_container_step", step, Some(&state));
-    let started = runner.workspace().join("started");
-    wait_until("the container step started", LIVENESS, || started.exists());
-    let signalled = std::time::Instant::now();
-    signal(&child, "INT");
-    let run = wait_bounded(child, &response, LIVENESS);
-    eprintln!(
-        "container step: the hook exited {:?} after the signal",
-        signalled.elapsed()
-    );
+    let started = runner.start("run_container_step", step, Some(&state));
+    let flag = runner.workspace().join("started");
+    wait_until("the container step started", LIVENESS, || flag.exists());
+    let run = cancel(started, "INT", "container step");
     assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(run.errors().len(), 1, "{run:#?}");
     // Only the job container is left: the step container was stopped and removed.
@@ -129,7 +125,7 @@ fn a_cancelled_prepare_job_leaves_nothing_behind() {
     slow["entryPointArgs"] = json!(["600"]);
     slow["createOptions"] =
         json!("--health-cmd \"test -f /never\" --health-interval 1s --health-start-period 60s");
-    let (child, response) = runner.spawn(
+    let started = runner.start(
         "prepare_job",
         json!({"container": job, "services": [slow]}),
         None,
@@ -137,13 +133,7 @@ fn a_cancelled_prepare_job_leaves_nothing_behind() {
     wait_until("both containers run", LIVENESS, || {
         runner.containers().len() == 2
     });
-    let signalled = std::time::Instant::now();
-    signal(&child, "INT");
-    let run = wait_bounded(child, &response, LIVENESS);
-    eprintln!(
-        "prepare_job: the hook exited {:?} after the signal",
-        signalled.elapsed()
-    );
+    let run = cancel(started, "INT", "prepare_job");
     assert_eq!(run.code, 130, "{run:#?}");
     assert_eq!(run.response, "", "{run:#?}");
     runner.assert_nothing_left();

@@ -4,7 +4,7 @@
 
 mod support;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{Runner, container, testenv};
 use testenv::Image;
 
@@ -19,15 +19,8 @@ fn unhealthy_service_fails_prepare_with_its_last_check_output() {
     sick["createOptions"] = json!(
         "--health-cmd \"echo database is not ready; exit 1\" --health-interval 500ms --health-retries 2"
     );
-    let run = runner.call(
-        "prepare_job",
-        json!({"container": job, "services": [sick]}),
-        None,
-    );
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
-    let e = errors[0];
+    let run = runner.prepare(job, vec![sick]);
+    let e = run.one_error(1);
     assert!(e.contains("service unhealthy ("), "{e}");
     assert!(e.contains("did not become healthy"), "{e}");
     assert!(e.contains("database is not ready"), "{e}");
@@ -54,11 +47,7 @@ fn a_service_that_stays_starting_is_bounded_by_its_own_settings() {
         "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".to_owned(),
         "3".to_owned(),
     ));
-    let run = runner.call(
-        "prepare_job",
-        json!({"container": null, "services": [slow]}),
-        None,
-    );
+    let run = runner.prepare(Value::Null, vec![slow]);
     assert_eq!(run.code, 1, "{run:#?}");
     let e = run.errors().join("\n");
     assert!(e.contains("still starting after 3s"), "{e}");
@@ -82,22 +71,15 @@ fn private_registry_with_the_right_and_the_wrong_password() {
 
     let wrong = "wrong-password-7d1f";
     let run = runner.call("prepare_job", with(wrong), None);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
+    let e = run.one_error(1);
+    assert!(e.contains(&format!("cannot pull {image}")), "{}", e);
     assert!(
-        errors[0].contains(&format!("cannot pull {image}")),
-        "{}",
-        errors[0]
-    );
-    assert!(
-        errors[0].to_lowercase().contains("unauthorized")
-            || errors[0].to_lowercase().contains("authentication"),
+        e.to_lowercase().contains("unauthorized") || e.to_lowercase().contains("authentication"),
         "the registry's reason: {}",
-        errors[0]
+        e
     );
     // Bad credentials are not retried.
-    assert!(!errors[0].contains("attempts"), "{}", errors[0]);
+    assert!(!e.contains("attempts"), "{e}");
     for text in [&run.stdout, &run.stderr, &run.response] {
         assert!(!text.contains(wrong), "password leaked: {text}");
     }
@@ -125,20 +107,14 @@ fn unknown_create_option_is_a_clear_error_before_anything_is_created() {
     let runner = Runner::new("badopt");
     let mut svc = container("127.0.0.1:5555/hooktest/busybox:1");
     svc["createOptions"] = json!("--cpus 1 --frobnicate 3");
-    let run = runner.call(
-        "prepare_job",
-        json!({"container": null, "services": [svc]}),
-        None,
-    );
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
+    let run = runner.prepare(Value::Null, vec![svc]);
+    let e = run.one_error(1);
     assert!(
-        errors[0].starts_with(
+        e.starts_with(
             "::error::service busybox (127.0.0.1:5555/hooktest/busybox:1): unsupported container option `--frobnicate`"
         ),
         "{}",
-        errors[0]
+        e
     );
     assert!(runner.containers().is_empty());
     assert!(runner.networks().is_empty());
@@ -149,11 +125,7 @@ fn an_image_that_does_not_exist_fails_fast_with_the_registrys_reason() {
     let env = testenv();
     let runner = Runner::new("noimage");
     let svc = container(&format!("{}/hooktest/does-not-exist:1", env.registry));
-    let run = runner.call(
-        "prepare_job",
-        json!({"container": null, "services": [svc]}),
-        None,
-    );
+    let run = runner.prepare(Value::Null, vec![svc]);
     assert_eq!(run.code, 1, "{run:#?}");
     let e = run.errors().join("\n");
     assert!(e.contains("cannot pull"), "{e}");
@@ -180,11 +152,7 @@ fn an_unreachable_registry_is_retried_three_times_then_reported() {
     let runner = Runner::new("retry");
     // Nothing listens on port 1: a transient-looking network error.
     let svc = container("127.0.0.1:1/hooktest/busybox:1");
-    let run = runner.call(
-        "prepare_job",
-        json!({"container": null, "services": [svc]}),
-        None,
-    );
+    let run = runner.prepare(Value::Null, vec![svc]);
     assert_eq!(run.code, 1, "{run:#?}");
     let e = run.errors().join("\n");
     assert!(

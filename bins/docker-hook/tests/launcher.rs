@@ -4,10 +4,10 @@
 //! binary next to them, and tell it the folder they were started from.
 #![cfg(feature = "e2e")]
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use testenv::runner::start_with_stdin;
 
 const BIN: &str = env!("CARGO_BIN_EXE_docker-hook");
 
@@ -47,32 +47,19 @@ fn launch(
     stdin: &str,
 ) -> (i32, String, String) {
     let launcher = dir.path().join("hooks dir").join(file);
-    let mut child = Command::new(program)
-        .args(flags)
+    let mut cmd = Command::new(program);
+    cmd.args(flags)
         .arg(&launcher)
         .args(args)
         .current_dir(dir.path())
         .env("RUNNER_NAME", "launcher-test")
-        .env("CONTAINER_HOOKS_LAUNCHER_DIR", "/set/by/someone/else")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
+        .env("CONTAINER_HOOKS_LAUNCHER_DIR", "/set/by/someone/else");
+    // No response file: these commands write none.
+    let run = start_with_stdin(cmd, dir.path().join("no-response.json"), stdin.as_bytes())
         .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status
-            .code()
-            .unwrap_or_else(|| panic!("{program} {file} died: {:?}", out.status)),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .finish();
+    assert_ne!(run.code, -1, "{program} {file} died: {run:#?}");
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]

@@ -166,19 +166,14 @@ if touch /ro/x 2>/dev/null; then echo ro-broken; else echo ro-ok; fi
         json!({}),
         json!([]),
     );
-    let (mut child, _) = runner.spawn("run_script_step", live, Some(&state));
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    let mut started = runner.start("run_script_step", live, Some(&state));
+    started.wait_for_line("ready");
     std::fs::write(runner.temp().join("go"), "").unwrap();
-    line.clear();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let run = started.finish().ok();
     assert_eq!(
-        line, "done\n",
+        run.stdout, "ready\ndone\n",
         "the first line was held back until the step ended"
     );
-    assert!(child.wait().unwrap().success());
 
     // Exit codes come out as the hook's own.
     for (script, want) in [

@@ -157,7 +157,7 @@ fn containers_carry_cost_labels_unless_turned_off() {
         "-c \"while [ ! -f /github/workspace/go ]; do sleep 0.1; done\""
     ));
     step["systemMountVolumes"] = runner.step_mounts();
-    let (child, _) = runner.spawn("run_container_step", step, Some(&state));
+    let started = runner.start("run_container_step", step, Some(&state));
     let mut step_id = String::new();
     support::wait_until(
         "the step container exists",
@@ -173,7 +173,7 @@ fn containers_carry_cost_labels_unless_turned_off() {
     );
     assert_eq!(label(&step_id, "arc-context-run-id"), "123456789");
     std::fs::write(runner.workspace().join("go"), "").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    started.finish().ok();
     // Cleanup selects by the runner label only.
     runner.call("cleanup_job", json!({}), Some(&state)).ok();
     runner.assert_nothing_left();

@@ -29,9 +29,9 @@ struct Target {
 impl Target {
     fn new(test: &str) -> Self {
         let runner = Runner::new(test);
-        std::fs::write(runner.dir.path().join("runner-secret"), SECRET).unwrap();
-        std::fs::create_dir_all(runner.dir.path().join("secret-dir")).unwrap();
-        std::fs::write(runner.dir.path().join("secret-dir/inside"), SECRET).unwrap();
+        std::fs::write(runner.root().join("runner-secret"), SECRET).unwrap();
+        std::fs::create_dir_all(runner.root().join("secret-dir")).unwrap();
+        std::fs::write(runner.root().join("secret-dir/inside"), SECRET).unwrap();
         let mut job = container(&testenv().image(Image::Busybox));
         job["workingDirectory"] = json!("/__w/repo/repo");
         job["environmentVariables"] = json!({"HOME": "/github/home"});
@@ -41,11 +41,11 @@ impl Target {
     }
 
     fn secret(&self) -> PathBuf {
-        self.runner.dir.path().join("runner-secret")
+        self.runner.root().join("runner-secret")
     }
 
     fn secret_dir(&self) -> PathBuf {
-        self.runner.dir.path().join("secret-dir")
+        self.runner.root().join("secret-dir")
     }
 
     fn step(&self, script: &str) -> StepRun {
@@ -287,18 +287,8 @@ fn a_non_root_job_user_can_use_what_the_archiver_brings_in() {
     // The archiver, not the job's own tar, writes the pod's files now: a job container running
     // as another user (here 2000, only the pods' fsGroup in common) must still read the 0600
     // step script and write the workspace and its file commands.
-    let runner = Runner::new("atk-nonroot");
-    let template = runner.dir.path().join("template.yaml");
-    std::fs::write(
-        &template,
-        "spec:\n  containers:\n    - name: $job\n      securityContext:\n        runAsUser: 2000\n        runAsGroup: 2000\n",
-    )
-    .unwrap();
-    let mut runner = runner;
-    runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
-        template.display().to_string(),
-    ));
+    let mut runner = Runner::new("atk-nonroot");
+    runner.use_template("spec:\n  containers:\n    - name: $job\n      securityContext:\n        runAsUser: 2000\n        runAsGroup: 2000\n");
     let mut job = container(&testenv().image(Image::Busybox));
     job["workingDirectory"] = json!("/__w/repo/repo");
     let (run, state) = runner.prepare(Some(job), vec![]);

@@ -100,15 +100,6 @@ fn probe_a_job(runner: &Runner) -> (String, String, String, Vec<String>) {
     )
 }
 
-fn with_template(runner: &mut Runner, yaml: &str) {
-    let template = runner.dir.path().join("template.yaml");
-    std::fs::write(&template, yaml).unwrap();
-    runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
-        template.display().to_string(),
-    ));
-}
-
 #[test]
 fn job_service_and_step_pods_get_no_service_account_token() {
     let runner = Runner::new("notoken");
@@ -123,7 +114,7 @@ fn job_service_and_step_pods_get_no_service_account_token() {
 #[test]
 fn a_template_opting_in_gets_the_token() {
     let mut runner = Runner::new("optin");
-    with_template(&mut runner, "spec:\n  automountServiceAccountToken: true\n");
+    runner.use_template("spec:\n  automountServiceAccountToken: true\n");
     let (job, service, step, mounts) = probe_a_job(&runner);
     assert_eq!(
         (job.as_str(), service.as_str(), step.as_str()),
@@ -136,7 +127,7 @@ fn a_template_opting_in_gets_the_token() {
 fn a_template_service_account_decides_for_itself() {
     // No word about the token: the account's own setting applies (kubesim: mount).
     let mut runner = Runner::new("ownsa");
-    with_template(&mut runner, "spec:\n  serviceAccountName: ci-jobs\n");
+    runner.use_template("spec:\n  serviceAccountName: ci-jobs\n");
     let (job, service, step, _) = probe_a_job(&runner);
     assert_eq!(
         (job.as_str(), service.as_str(), step.as_str()),
@@ -144,8 +135,7 @@ fn a_template_service_account_decides_for_itself() {
     );
     // The account and an explicit `false`: no token.
     let mut runner = Runner::new("ownsa-off");
-    with_template(
-        &mut runner,
+    runner.use_template(
         "spec:\n  serviceAccountName: ci-jobs\n  automountServiceAccountToken: false\n",
     );
     let (job, service, step, _) = probe_a_job(&runner);

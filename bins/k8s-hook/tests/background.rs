@@ -70,7 +70,7 @@ fn background_steps_are_their_own(runner: &Runner) {
     }
     // The runner reads a step's file commands as soon as its hook exits.
     let ids: Vec<String> = steps.iter().map(|s| s.id.clone()).collect();
-    let results: Vec<_> = steps.into_iter().map(|s| s.finish(runner)).collect();
+    let results: Vec<_> = steps.into_iter().map(|s| s.finish()).collect();
     for (i, (run, files)) in results.iter().enumerate() {
         assert_eq!(run.code, CODES[i], "step {i}: {run:#?}");
         assert!(run.errors().is_empty(), "step {i}: {run:#?}");
@@ -116,7 +116,7 @@ fn background_steps_in_volume_mode() {
 #[test]
 fn a_file_command_replaced_by_a_link_is_not_followed() {
     let runner = Runner::new("bglink");
-    let secret = runner.dir.path().join("runner-secret");
+    let secret = runner.root().join("runner-secret");
     std::fs::write(&secret, "TOKEN=hunter2\n").unwrap();
     let state = prepare(&runner);
     let script = format!(
@@ -124,7 +124,7 @@ fn a_file_command_replaced_by_a_link_is_not_followed() {
         secret.display()
     );
     let step = ScriptStep::start(&runner, &Program::Binary, &state, &script);
-    let (run, files) = step.finish(&runner);
+    let (run, files) = step.finish();
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(files[0], "", "the runner's GITHUB_OUTPUT file is untouched");
     assert_eq!(files[1], "E=1\n");

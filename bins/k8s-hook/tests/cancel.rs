@@ -46,15 +46,10 @@ fn a_cancelled_step_stops_in_the_pod(signal: &str, code: i32, name: &str) {
     let (run, state) = runner.prepare(Some(job()), vec![]);
     run.ok();
     let pod = state["jobPod"].as_str().unwrap().to_owned();
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    std::fs::write(
-        runner.temp().join(format!("{id}.sh")),
-        "echo started\nsleep 40 && echo late > /tmp/marker\n",
-    )
-    .unwrap();
-    let args = json!({"entryPoint": "sh", "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
-                      "environmentVariables": {}, "prependPath": [],
-                      "workingDirectory": "/__w/repo/repo"});
+    let args = runner
+        .write_script("echo started\nsleep 40 && echo late > /tmp/marker\n")
+        .unwrap()
+        .args(json!({}), json!([]), "/__w/repo/repo");
     let child = spawn(&runner, "run_script_step", args, Some(&state));
     wait_until("the step's sleep runs", || {
         !runner.job_exec(&pod, &["sh", "-c", SLEEPERS]).is_empty()

@@ -253,10 +253,8 @@ fn an_oom_killed_action_is_exit_137_with_the_reason() {
             ))
             .unwrap();
     });
-    assert_eq!(step.run.code, 137, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    assert!(errors[0].contains("OOMKilled"), "{}", errors[0]);
+    let error = step.run.one_error(137);
+    assert!(error.contains("OOMKilled"), "{error}");
     assert_eq!(step.run.stdout, "started\n");
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }
@@ -274,15 +272,9 @@ fn an_evicted_step_pod_is_an_error_never_a_success() {
             ))
             .unwrap();
     });
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    assert!(
-        errors[0].to_lowercase().contains("evicted"),
-        "{}",
-        errors[0]
-    );
-    assert!(errors[0].contains("low on resource"), "{}", errors[0]);
+    let error = step.run.one_error(1);
+    assert!(error.to_lowercase().contains("evicted"), "{error}");
+    assert!(error.contains("low on resource"), "{error}");
 }
 
 #[test]
@@ -296,8 +288,6 @@ fn a_step_pod_deleted_by_someone_else_is_an_error_at_once() {
             .block_on(api.delete(pod, &kube::api::DeleteParams::default()))
             .unwrap();
     });
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
-    assert!(errors[0].contains("being deleted"), "{}", errors[0]);
+    let error = step.run.one_error(1);
+    assert!(error.contains("being deleted"), "{error}");
 }

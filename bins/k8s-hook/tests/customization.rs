@@ -14,7 +14,7 @@ use testenv::Image;
 fn template_and_patch_shape_the_pods() {
     let env = testenv();
     let mut runner = Runner::new("tpl");
-    let template = runner.dir.path().join("template.yaml");
+    let template = runner.root().join("template.yaml");
     std::fs::write(
         &template,
         format!(
@@ -45,7 +45,7 @@ spec:
         ),
     )
     .unwrap();
-    let patch = runner.dir.path().join("patch.json");
+    let patch = runner.root().join("patch.json");
     std::fs::write(
         &patch,
         r#"{"metadata": {"annotations": {"example.com/patched": "yes"}}}"#,
@@ -122,7 +122,7 @@ spec:
 #[test]
 fn an_unusable_template_is_refused_before_anything_is_created() {
     let mut runner = Runner::new("badtpl");
-    let template = runner.dir.path().join("template.yaml");
+    let template = runner.root().join("template.yaml");
     std::fs::write(&template, "- just\n- a list\n").unwrap();
     runner.extra_env.push((
         "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
@@ -145,16 +145,7 @@ fn private_registry_through_the_generated_secret() {
     let env = testenv();
     let mut runner = Runner::new("auth");
     // Always pull, so a cached image cannot hide a wrong password.
-    let template = runner.dir.path().join("template.yaml");
-    std::fs::write(
-        &template,
-        "spec:\n  containers:\n    - name: $job\n      imagePullPolicy: Always\n",
-    )
-    .unwrap();
-    runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
-        template.display().to_string(),
-    ));
+    runner.use_template("spec:\n  containers:\n    - name: $job\n      imagePullPolicy: Always\n");
     let job = |password: &str| {
         let mut job = container(&env.auth_image(Image::Busybox));
         job["registry"] = json!({
@@ -164,13 +155,10 @@ fn private_registry_through_the_generated_secret() {
     };
     let wrong = "wrong-pw-7d3f";
     let (run, _) = runner.prepare(Some(job(wrong)), vec![]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
+    let error = run.one_error(1);
     assert!(
-        errors[0].contains("container job cannot start: ErrImagePull"),
-        "{}",
-        errors[0]
+        error.contains("container job cannot start: ErrImagePull"),
+        "{error}"
     );
     assert!(
         !run.stderr.contains(wrong) && !run.stdout.contains(wrong),

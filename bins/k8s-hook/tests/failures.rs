@@ -29,16 +29,13 @@ fn rbac_denial_lists_every_missing_permission() {
         });
     }
     let (run, _) = runner.prepare(Some(busybox_job()), vec![]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
+    let error = run.one_error(1);
     assert!(
-        errors[0].contains(&format!(
+        error.contains(&format!(
             "permissions in namespace {}: watch pods, delete pods, create pods/exec",
             runner.ns
         )),
-        "{}",
-        errors[0]
+        "{error}"
     );
     assert_eq!(run.response, "");
     assert!(runner.labelled().0.is_empty(), "nothing was created");
@@ -51,19 +48,12 @@ fn an_image_that_cannot_be_pulled_fails_fast_with_its_reason() {
     // A real missing image (the registry answers "manifest unknown") and an injected failure.
     let missing = container(&format!("{}/hooktest/no-such-image:1", env.registry));
     let (run, _) = runner.prepare(Some(busybox_job()), vec![missing]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
+    let error = run.one_error(1);
     assert!(
-        errors[0].contains("container no-such-image cannot start: ErrImagePull"),
-        "{}",
-        errors[0]
+        error.contains("container no-such-image cannot start: ErrImagePull"),
+        "{error}"
     );
-    assert!(
-        !errors[0].contains("within"),
-        "not a timeout: {}",
-        errors[0]
-    );
+    assert!(!error.contains("within"), "not a timeout: {error}");
     assert_eq!(
         runner.labelled(),
         (vec![], vec![]),
@@ -211,14 +201,8 @@ fn a_slow_start_within_the_timeout_succeeds_and_beyond_it_fails() {
         "1".into(),
     ));
     let (run, _) = runner.prepare(Some(busybox_job()), vec![]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{run:#?}");
-    assert!(
-        errors[0].contains("was not ready within 1s"),
-        "{}",
-        errors[0]
-    );
+    let error = run.one_error(1);
+    assert!(error.contains("was not ready within 1s"), "{error}");
     assert_eq!(
         runner.labelled(),
         (vec![], vec![]),

@@ -258,16 +258,12 @@ fn a_broken_dockerfile_fails_with_the_builders_log_and_cleanup_removes_the_pod()
     )
     .unwrap();
     let step = step(&pulled, &runner, Some(&state), &action, &[], &[]);
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    let error = step.run.one_error(1);
     assert!(
-        errors[0].contains("the Kaniko build of")
-            && errors[0].contains("exited with code 1 (Error)"),
-        "{}",
-        errors[0]
+        error.contains("the Kaniko build of") && error.contains("exited with code 1 (Error)"),
+        "{error}"
     );
-    assert!(errors[0].contains("kept for inspection"), "{}", errors[0]);
+    assert!(error.contains("kept for inspection"), "{error}");
     // The builder's log is in the step log.
     assert!(step.run.stderr.contains("about-to-fail"), "{:#?}", step.run);
     assert!(
@@ -346,13 +342,10 @@ fn wrong_credentials_fail_clearly_without_printing_them() {
     create_secret(&runner, "definitely-wrong-pw");
     let action = Action::write(&runner, "acme", "badpw", "v1", "x");
     let step = step(&pulled, &runner, None, &action, &[], &[]);
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    let error = step.run.one_error(1);
     assert!(
-        errors[0].contains("refused access") && errors[0].contains("hookuser"),
-        "{}",
-        errors[0]
+        error.contains("refused access") && error.contains("hookuser"),
+        "{error}"
     );
     assert!(
         !step.run.stderr.contains("definitely-wrong-pw")
@@ -370,15 +363,13 @@ fn without_registry_configuration_the_error_says_what_to_set() {
     let runner = Runner::new("kaniko-unset");
     let action = Action::write(&runner, "acme", "unset", "v1", "x");
     let step = step(&pulled, &runner, None, &action, &[], &[]);
-    assert_eq!(step.run.code, 1, "{:#?}", step.run);
-    let errors = step.run.errors();
-    assert_eq!(errors.len(), 1, "{:#?}", step.run);
+    let error = step.run.one_error(1);
     for needle in [
         "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST",
         "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME",
         "Dockerfile action",
     ] {
-        assert!(errors[0].contains(needle), "{}", errors[0]);
+        assert!(error.contains(needle), "{error}");
     }
     assert!(runner.labelled().0.is_empty());
 }

@@ -73,16 +73,7 @@ fn cost_labels_on_job_service_and_step_pods_never_select_anything() {
         runner.extra_env.push((k.into(), v.into()));
     }
     // The job and step containers read their own pod's labels through the downward API.
-    let template = runner.dir.path().join("template.yaml");
-    std::fs::write(
-        &template,
-        "spec:\n  volumes:\n    - name: podinfo\n      downwardAPI:\n        items:\n          - path: labels\n            fieldRef:\n              fieldPath: metadata.labels\n  containers:\n    - name: $job\n      volumeMounts:\n        - name: podinfo\n          mountPath: /podinfo\n",
-    )
-    .unwrap();
-    runner.extra_env.push((
-        "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
-        template.display().to_string(),
-    ));
+    runner.use_template("spec:\n  volumes:\n    - name: podinfo\n      downwardAPI:\n        items:\n          - path: labels\n            fieldRef:\n              fieldPath: metadata.labels\n  containers:\n    - name: $job\n      volumeMounts:\n        - name: podinfo\n          mountPath: /podinfo\n");
     let mut job = container(&testenv().image(Image::Busybox));
     job["workingDirectory"] = json!("/__w/repo/repo");
     let (run, state) = runner.prepare(Some(job), vec![sleeping_service()]);

@@ -42,13 +42,13 @@ fn sigint_to_node_reaches_the_hook_while_a_step_runs() {
     let state = prepare.ok().json()["state"].clone();
 
     let step = ScriptStep::start(&runner, &node, &state, "echo 'code=3'\nexit 3\n");
-    let (run, _) = step.finish(&runner);
+    let (run, _) = step.finish();
     assert_eq!((run.code, run.stdout.as_str()), (3, "code=3\n"), "{run:#?}");
 
     let mut step = ScriptStep::start(&runner, &node, &state, "echo started\nsleep 300\n");
     step.started.wait_for_line("started");
     step.started.signal("INT");
-    let (run, _) = step.finish(&runner);
+    let (run, _) = step.finish();
     assert_eq!(run.code, 130, "{run:#?}");
     let errors = run.errors();
     assert_eq!(
@@ -87,7 +87,7 @@ fn the_launchers_folder_picks_the_mode() {
         &state,
         "echo from-pod > made-in-pod.txt\nexit 4\n",
     );
-    let (run, _) = step.finish(runner);
+    let (run, _) = step.finish();
     assert_eq!(run.code, 4, "{run:#?}");
     assert!(
         !run.stderr.contains("Copying"),
@@ -100,13 +100,13 @@ fn the_launchers_folder_picks_the_mode() {
     );
 
     // `k8s-novolume`: copy mode.
-    let copy = Runner::with_dir(sim, "jsnovol", runner.ns.clone(), Runner::new_dir());
+    let copy = Runner::with_tree(sim, "jsnovol", runner.ns.clone(), Runner::new_tree());
     let node = Program::Node(novolume);
     let run = start(&copy, &node, "prepare_job", job(), None).finish();
     let state = run.ok().json()["state"].clone();
     assert!(claims(&copy, "runner-jsnovol-workflow").is_empty());
     let step = ScriptStep::start(&copy, &node, &state, "echo 'v=1' >> \"$GITHUB_OUTPUT\"\n");
-    let (run, files) = step.finish(&copy);
+    let (run, files) = step.finish();
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stderr.contains("Copying"), "{}", run.stderr);
     assert_eq!(files[0], "v=1\n");

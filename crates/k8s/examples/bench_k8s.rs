@@ -17,10 +17,11 @@ use anyhow::{Context, bail};
 use kubesim::store::{EventType, Kind};
 use kubesim::testing::Sim;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testenv::runner::{WorkTree, container};
 
 struct Opts {
     hook: PathBuf,
@@ -57,25 +58,27 @@ fn opts() -> anyhow::Result<Opts> {
 struct Bench {
     sim: Sim,
     ns: String,
-    dir: tempfile::TempDir,
+    tree: WorkTree,
     hook: PathBuf,
     env: Vec<(String, String)>,
 }
 
+/// A hook call whose stdout was counted, not kept.
 struct Run {
-    code: i32,
-    stderr: String,
-    response: String,
-    elapsed: Duration,
+    run: testenv::runner::Run,
     stdout_bytes: u64,
     max_rss_kb: Option<u64>,
 }
 
-impl Bench {
-    fn work(&self) -> PathBuf {
-        self.dir.path().join("_work")
-    }
+impl std::ops::Deref for Run {
+    type Target = testenv::runner::Run;
 
+    fn deref(&self) -> &Self::Target {
+        &self.run
+    }
+}
+
+impl Bench {
     fn call(&self, command: &str, args: Value, state: Option<&Value>) -> anyhow::Result<Run> {
         self.call_env(command, args, state, &[])
     }
@@ -87,56 +90,27 @@ impl Bench {
         state: Option<&Value>,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Run> {
-        let response = self.work().join(format!(
-            "_temp/_runner_hook_responses/{}.json",
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::write(&response, "")?;
-        let line = json!({"command": command, "responseFile": response, "args": args,
-                          "state": state.cloned().unwrap_or(Value::Null)});
         // /usr/bin/time reports the peak RSS of the hook process.
-        let mut cmd = Command::new("/usr/bin/time");
+        let mut cmd = self.tree.clean_command(
+            "/usr/bin/time",
+            std::env::var_os("PATH").unwrap_or_default(),
+        );
         cmd.args(["-f", "BENCH_MAXRSS_KB=%M"])
             .arg(&self.hook)
-            .current_dir(self.work().join("repo/repo"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .envs(extra.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let start = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .context("starting the hook under /usr/bin/time")?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(format!("{line}\n").as_bytes())?;
-        let mut stdout = child.stdout.take().context("stdout")?;
-        let mut stderr = child.stderr.take().context("stderr")?;
-        let err = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let stdout_bytes = count(&mut stdout)?;
-        let status = child.wait()?;
-        let elapsed = start.elapsed();
-        let stderr = err.join().unwrap_or_default();
-        let max_rss_kb = stderr
+            .envs(extra.iter().copied());
+        let mut started =
+            testenv::runner::start(cmd, &self.tree.responses(), command, &args, state)
+                .context("starting the hook under /usr/bin/time")?;
+        let stdout_bytes = started.count_stdout()?;
+        let run = started.finish();
+        let max_rss_kb = run
+            .stderr
             .lines()
             .find_map(|l| l.strip_prefix("BENCH_MAXRSS_KB="))
             .and_then(|v| v.trim().parse().ok());
-        let response_text = std::fs::read_to_string(&response).unwrap_or_default();
-        let _ = std::fs::remove_file(&response);
         Ok(Run {
-            code: status.code().unwrap_or(-1),
-            stderr,
-            response: response_text,
-            elapsed,
+            run,
             stdout_bytes,
             max_rss_kb,
         })
@@ -144,9 +118,9 @@ impl Bench {
 
     fn prepare(&self) -> anyhow::Result<(Run, Value)> {
         let env = testenv_env()?;
-        let job = json!({"image": env.image(testenv::Image::Busybox), "workingDirectory": "/__w/repo/repo",
-                         "environmentVariables": {"HOME": "/github/home"}, "entryPointArgs": [],
-                         "portMappings": [], "systemMountVolumes": [], "userMountVolumes": []});
+        let mut job = container(&env.image(testenv::Image::Busybox));
+        job["workingDirectory"] = json!("/__w/repo/repo");
+        job["environmentVariables"] = json!({"HOME": "/github/home"});
         let run = self.call(
             "prepare_job",
             json!({"container": job, "services": []}),
@@ -217,33 +191,17 @@ fn setup(rt: &tokio::runtime::Runtime, hook: &Path) -> anyhow::Result<Bench> {
     let sim = rt.block_on(Sim::start(kubesim::SimConfig::default()))?;
     let ns = sim.create_namespace()?;
     rt.block_on(sim.create_runner_pod(&ns, "runner-bench"))?;
-    let dir = tempfile::Builder::new().prefix("k8s-bench-").tempdir()?;
-    for sub in [
-        "_work/repo/repo",
-        "_work/_temp/_runner_hook_responses",
-        "_work/_temp/_github_home",
-        "_work/_temp/_github_workflow",
-        "_work/_temp/_runner_file_commands",
-    ] {
-        std::fs::create_dir_all(dir.path().join(sub))?;
-    }
-    let work = dir.path().join("_work");
+    let tree = WorkTree::in_temp_dir("k8s-bench-", "repo")?;
     let vars = vec![
         ("ACTIONS_RUNNER_POD_NAME", "runner-bench".to_owned()),
         ("ACTIONS_RUNNER_KUBERNETES_NAMESPACE", ns.clone()),
         ("KUBECONFIG", sim.kubeconfig_path().display().to_string()),
         ("ACTIONS_RUNNER_IMAGE", env.image(testenv::Image::Runner)),
-        (
-            "GITHUB_WORKSPACE",
-            work.join("repo/repo").display().to_string(),
-        ),
-        ("RUNNER_WORKSPACE", work.join("repo").display().to_string()),
-        ("RUNNER_TEMP", work.join("_temp").display().to_string()),
     ];
     Ok(Bench {
         sim,
         ns,
-        dir,
+        tree,
         hook: hook.to_owned(),
         env: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     })
@@ -343,7 +301,7 @@ fn bench_copy(bench: &Bench, quick: bool) -> anyhow::Result<()> {
     } else {
         (20_000, 10_000)
     };
-    let tree = bench.work().join("repo/repo/tree");
+    let tree = bench.tree.workspace().join("tree");
     make_tree(&tree, files, size)?;
     let (run, state) = bench.prepare()?;
     let line = run
@@ -354,18 +312,11 @@ fn bench_copy(bench: &Bench, quick: bool) -> anyhow::Result<()> {
         .to_owned();
     // "... workspace copied: N entries, X MB (Y MB/s) in T s; ..."
     let part = line.split("workspace copied: ").nth(1).unwrap_or_default();
-    let mb: f64 = part
-        .split(", ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .context("no MB in the copy summary")?;
-    let secs: f64 = part
-        .split(" in ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .context("no time in the copy summary")?;
+    // The number that starts the second piece of `part` split at `sep`.
+    let number =
+        |sep: &str| -> Option<f64> { part.split(sep).nth(1)?.split(' ').next()?.parse().ok() };
+    let mb = number(", ").context("no MB in the copy summary")?;
+    let secs = number(" in ").context("no time in the copy summary")?;
     let hook = mb / secs;
     let cid = bench.job_container()?;
     let start = Instant::now();
@@ -373,7 +324,7 @@ fn bench_copy(bench: &Bench, quick: bool) -> anyhow::Result<()> {
         .arg("-c")
         .arg(format!(
             "tar cf - -C '{}' . | docker exec -i {cid} sh -c 'mkdir -p /__w/.raw && tar xf - -C /__w/.raw'",
-            bench.work().display()
+            bench.tree.work().display()
         ))
         .status()?;
     let raw_secs = start.elapsed().as_secs_f64();
@@ -409,13 +360,10 @@ impl Mode {
 
 /// Runs `body` as a script step in `mode`.
 fn step(bench: &Bench, state: &Value, body: &str, mode: Mode) -> anyhow::Result<Run> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let script = bench.work().join(format!("_temp/{id}.sh"));
-    std::fs::write(&script, body)?;
-    let args = json!({"entryPoint": "sh", "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
-                      "environmentVariables": {}, "prependPath": [], "workingDirectory": "/__w/repo/repo"});
+    let script = bench.tree.write_script(body)?;
+    let args = script.args(json!({}), json!([]), "/__w/repo/repo");
     let run = bench.call_env("run_script_step", args, Some(state), &mode.env());
-    let _ = std::fs::remove_file(script);
+    script.remove();
     run
 }
 

@@ -343,16 +343,7 @@ impl Recipe {
     pub fn context_tar(&self, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
         const MTIME: u64 = 1_700_000_000;
         let mut b = tar::Builder::new(Vec::new());
-        let header = |kind: tar::EntryType, mode: u32, size: u64| {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(kind);
-            h.set_mode(mode);
-            h.set_size(size);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(MTIME);
-            h
-        };
+        let header = |kind, mode, size| tar_header(kind, mode, size, MTIME);
         let df = dockerfile.as_bytes();
         let mut h = header(tar::EntryType::Regular, 0o644, df.len() as u64);
         b.append_data(&mut h, "Dockerfile", df)?;
@@ -380,6 +371,18 @@ impl Recipe {
         }
         Ok(b.into_inner()?)
     }
+}
+
+/// A deterministic tar header: `kind`, `mode`, `size`, owned by root (0:0), modified at `mtime`.
+pub fn tar_header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod http;
 mod image;
 mod images;
 mod registry;
+pub mod runner;
 mod settings;
 mod status;
 
@@ -24,9 +25,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-pub use image::{FAKE_NODE_VERSION, Image, REQUIRED_APPLETS, RUNNER_UID, local_tag};
+pub use image::{FAKE_NODE_VERSION, Image, REQUIRED_APPLETS, RUNNER_UID, local_tag, tar_header};
 pub use images::{LABEL_FINGERPRINT, LABEL_IMAGE, LABEL_NAMESPACE};
-pub use registry::{PROCESS_LABEL, RegistryKind};
+pub use registry::{PROCESS_LABEL, RegistryKind, registry_secret};
 pub use settings::{
     AUTH_PASSWORD, AUTH_USER, DEFAULT_NAMESPACE, RegistrySettings, Settings, Tools,
 };

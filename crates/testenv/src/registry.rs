@@ -393,9 +393,47 @@ pub async fn remove(kind: RegistryKind, settings: &Settings) -> anyhow::Result<(
     fs::remove_dir_all(&reg.dir).with_context(|| format!("removing {}", reg.dir.display()))
 }
 
+/// A `kubernetes.io/dockerconfigjson` Secret named `name`, as the JSON a Kubernetes API takes,
+/// with `user:password` for each of `registries` (as a runner's registry secret holds them).
+pub fn registry_secret(
+    name: &str,
+    user: &str,
+    password: &str,
+    registries: &[&str],
+) -> serde_json::Value {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let auth = b64(&format!("{user}:{password}"));
+    let auths: serde_json::Map<String, serde_json::Value> = registries
+        .iter()
+        .map(|r| ((*r).to_owned(), serde_json::json!({"auth": auth})))
+        .collect();
+    let doc = serde_json::json!({ "auths": auths });
+    serde_json::json!({
+        "metadata": {"name": name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": b64(&doc.to_string())},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registry_secret_holds_the_login_for_each_registry() {
+        use base64::Engine as _;
+        let secret = registry_secret("regcred", "u", "p:w", &["a:1", "b"]);
+        assert_eq!(secret["metadata"]["name"], "regcred");
+        assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+        let doc = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        // "u:p:w" in base64.
+        let auth = serde_json::json!({"auth": "dTpwOnc="});
+        assert_eq!(doc, serde_json::json!({"auths": {"a:1": auth, "b": auth}}));
+    }
 
     #[test]
     fn configs() {

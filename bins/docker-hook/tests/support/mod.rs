@@ -1,5 +1,5 @@
-//! Runs the real `docker-hook` binary exactly as the runner does: a temp `_work` tree, a
-//! pre-created empty response file, one JSON line on stdin, cwd = the workspace, the runner's
+//! Runs the real `docker-hook` binary exactly as the runner does (`testenv::runner`): a temp
+//! `_work` tree, a pre-created empty response file, one JSON line on stdin, cwd = the workspace, the runner's
 //! environment with a RUNNER_NAME unique per test. Every Docker object the hook creates is
 //! labelled with that name; [`Runner`]'s `Drop` removes them even when a test fails.
 //! (Tests may use the docker CLI; the hook never does.)
@@ -7,10 +7,9 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+pub use testenv::runner::{Run, Started, WorkTree, container};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_docker-hook");
 pub const RUNNER_LABEL: &str = container_hooks_docker::RUNNER_LABEL;
@@ -27,44 +26,19 @@ pub fn testenv() -> testenv::TestEnv {
     .clone()
 }
 
-/// One hook invocation's result.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    /// The response file's content after the run ("" when the hook wrote nothing).
-    pub response: String,
-}
-
-impl Run {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.response).unwrap_or_else(|e| {
-            panic!("response is not JSON ({e}): {:?}\n{self:#?}", self.response)
-        })
-    }
-
-    #[track_caller]
-    pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "hook failed:\n{self:#?}");
-        self
-    }
-
-    /// The `::error::` lines on stderr.
-    pub fn errors(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("::error::"))
-            .collect()
-    }
-}
-
-/// A fake runner: a `_work` tree and a unique RUNNER_NAME.
+/// A fake runner: a `_work` tree (its paths through `Deref`) and a unique RUNNER_NAME.
 pub struct Runner {
     pub name: String,
-    pub dir: tempfile::TempDir,
+    pub tree: WorkTree,
     pub extra_env: Vec<(String, String)>,
-    calls: AtomicUsize,
+}
+
+impl std::ops::Deref for Runner {
+    type Target = WorkTree;
+
+    fn deref(&self) -> &WorkTree {
+        &self.tree
+    }
 }
 
 impl Runner {
@@ -79,59 +53,31 @@ impl Runner {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let dir = tempfile::Builder::new()
-            .prefix("dhtest-work")
-            .tempdir()
-            .unwrap();
-        for sub in [
-            "repo/repo",
-            "_temp/_runner_hook_responses",
-            "_temp/_github_home",
-            "_temp/_github_workflow",
-            "_temp/_runner_file_commands",
-            "_actions",
-            "_tool",
-        ] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
         Self {
             name,
-            dir,
+            tree: WorkTree::in_temp_dir("dhtest-", "repo").unwrap(),
             extra_env: Vec::new(),
-            calls: AtomicUsize::new(0),
         }
-    }
-
-    pub fn work(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn workspace(&self) -> PathBuf {
-        self.work().join("repo/repo")
-    }
-
-    pub fn temp(&self) -> PathBuf {
-        self.work().join("_temp")
     }
 
     /// The job container's system mounts, as the runner sends them (the parts tests use).
     pub fn job_mounts(&self) -> Value {
-        let w = self.work().display().to_string();
+        let t = self.temp();
         json!([
-            {"userProvidedValue": null, "sourceVolumePath": w, "targetVolumePath": "/__w", "readOnly": false},
-            {"userProvidedValue": null, "sourceVolumePath": format!("{w}/_temp/_github_home"), "targetVolumePath": "/github/home", "readOnly": false},
-            {"userProvidedValue": null, "sourceVolumePath": format!("{w}/_temp/_github_workflow"), "targetVolumePath": "/github/workflow", "readOnly": false}
+            WorkTree::mount(&self.work(), "/__w", false),
+            WorkTree::mount(&t.join("_github_home"), "/github/home", false),
+            WorkTree::mount(&t.join("_github_workflow"), "/github/workflow", false),
         ])
     }
 
     /// A container step's system mounts.
     pub fn step_mounts(&self) -> Value {
-        let w = self.work().display().to_string();
+        let t = self.temp();
         json!([
-            {"userProvidedValue": null, "sourceVolumePath": format!("{w}/_temp"), "targetVolumePath": "/github/runner_temp", "readOnly": false},
-            {"userProvidedValue": null, "sourceVolumePath": format!("{w}/_temp/_github_home"), "targetVolumePath": "/github/home", "readOnly": false},
-            {"userProvidedValue": null, "sourceVolumePath": format!("{w}/_temp/_runner_file_commands"), "targetVolumePath": "/github/file_commands", "readOnly": false},
-            {"userProvidedValue": null, "sourceVolumePath": self.workspace().display().to_string(), "targetVolumePath": "/github/workspace", "readOnly": false}
+            WorkTree::mount(&t, "/github/runner_temp", false),
+            WorkTree::mount(&t.join("_github_home"), "/github/home", false),
+            WorkTree::mount(&self.file_commands(), "/github/file_commands", false),
+            WorkTree::mount(&self.workspace(), "/github/workspace", false),
         ])
     }
 
@@ -150,36 +96,19 @@ impl Runner {
         .json()
     }
 
-    /// Writes a script into `_temp` and returns its container path (`/__w/_temp/<name>.sh`).
-    pub fn script(&self, body: &str) -> String {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let file = format!("step-{n}.sh");
-        std::fs::write(self.temp().join(&file), body).unwrap();
-        format!("/__w/_temp/{file}")
+    /// `prepare_job` with this job container (or `Value::Null`) and services.
+    pub fn prepare(&self, job: Value, services: Vec<Value>) -> Run {
+        self.call(
+            "prepare_job",
+            json!({"container": job, "services": services}),
+            None,
+        )
     }
 
-    /// Starts the hook with one command; stdout and stderr are piped. Returns the child and the
-    /// response file.
-    pub fn spawn(&self, command: &str, args: Value, state: Option<&Value>) -> (Child, PathBuf) {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let response = self
-            .temp()
-            .join(format!("_runner_hook_responses/{command}-{n}.json"));
-        std::fs::write(&response, "").unwrap();
-        let input = json!({
-            "command": command,
-            "responseFile": response,
-            "args": args,
-            "state": state,
-        });
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .current_dir(self.workspace())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUNNER_NAME", &self.name)
-            .env("GITHUB_WORKSPACE", self.workspace())
-            .env("RUNNER_WORKSPACE", self.work().join("repo"))
-            .env("RUNNER_TEMP", self.temp())
+    /// Starts the hook with one command, the runner's way, without waiting for it.
+    pub fn start(&self, command: &str, args: Value, state: Option<&Value>) -> Started {
+        let mut cmd = self.clean_command(BIN, std::env::var_os("PATH").unwrap_or_default());
+        cmd.env("RUNNER_NAME", &self.name)
             .env("GITHUB_ACTIONS", "true")
             .env("CI", "true");
         for (k, v) in std::env::vars() {
@@ -187,45 +116,19 @@ impl Runner {
                 cmd.env(k, v);
             }
         }
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(format!("{}\n", serde_json::to_string(&input).unwrap()).as_bytes())
-            .unwrap();
-        drop(stdin);
-        (child, response)
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
+        testenv::runner::start(cmd, &self.responses(), command, &args, state).unwrap()
     }
 
     /// Runs the hook with one command.
     pub fn call(&self, command: &str, args: Value, state: Option<&Value>) -> Run {
-        let (child, response) = self.spawn(command, args, state);
-        let out = child.wait_with_output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            response: std::fs::read_to_string(&response).unwrap_or_default(),
-        }
+        self.start(command, args, state).finish()
     }
 
     /// The `run_script_step` arguments for `sh -e <script>` (written to `_temp`).
     pub fn script_args(&self, script: &str, env: Value, prepend: Value) -> Value {
-        let path = self.script(script);
-        json!({
-            "entryPoint": "sh",
-            "entryPointArgs": ["-e", path],
-            "environmentVariables": env,
-            "prependPath": prepend,
-            "workingDirectory": "/__w/repo/repo",
-        })
+        let script = self.write_script(script).unwrap();
+        script.args(env, prepend, "/__w/repo/repo")
     }
 
     /// `run_script_step` of `script` (written to `_temp`) with `sh -e`.
@@ -329,18 +232,9 @@ pub fn runner_split(args: &str) -> Vec<String> {
     args.split(' ').map(str::to_owned).collect()
 }
 
-/// A container spec as the runner sends it.
-pub fn container(image: &str) -> Value {
-    json!({
-        "image": image, "dockerfile": null, "entryPointArgs": [], "entryPoint": null,
-        "workingDirectory": null, "createOptions": null, "registry": null,
-        "environmentVariables": {}, "portMappings": [], "systemMountVolumes": [], "userMountVolumes": []
-    })
-}
-
 /// An HTTP GET to 127.0.0.1:`port`; returns the body.
 pub fn http_get(port: &str) -> String {
-    use std::io::Read;
+    use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
@@ -349,39 +243,6 @@ pub fn http_get(port: &str) -> String {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
-}
-
-/// Sends `signal` (`INT`, `TERM`) to a child process (tests may use the `kill` CLI).
-pub fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {}", child.id());
-}
-
-/// Waits for a child, failing the test (after killing it) if it is still running after
-/// `liveness` — a generous bound that only catches a hang, never a timing assertion.
-pub fn wait_bounded(mut child: Child, response: &Path, liveness: std::time::Duration) -> Run {
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > liveness {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the hook still ran {liveness:?} after the signal; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        response: std::fs::read_to_string(response).unwrap_or_default(),
-    }
 }
 
 /// Polls `check` until it holds (bounded by `liveness`, then the test fails with `what`).

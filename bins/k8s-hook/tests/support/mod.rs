@@ -11,6 +11,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::testing::Sim;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use testenv::runner::{
+    ALL_FILE_COMMANDS, FileCommands, JOB_FILE_COMMANDS, STEP_FILE_COMMANDS, Script,
+};
+pub use testenv::runner::{Run, WorkTree, container};
 
 pub mod spawn;
 
@@ -25,8 +29,8 @@ pub struct OwnSim {
 pub fn volume_mode(test: &str, claim: &str, name_it: bool) -> OwnSim {
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
     testenv();
-    let dir = Runner::new_dir();
-    let work = dir.path().join("_work");
+    let tree = Runner::new_tree();
+    let work = tree.work();
     let sim = rt()
         .block_on(Sim::start(kubesim::SimConfig {
             volumes: [(claim.to_owned(), work)].into(),
@@ -34,7 +38,7 @@ pub fn volume_mode(test: &str, claim: &str, name_it: bool) -> OwnSim {
         }))
         .unwrap();
     let ns = sim.create_namespace().unwrap();
-    let mut runner = Runner::with_dir(&sim, test, ns, dir);
+    let mut runner = Runner::with_tree(&sim, test, ns, tree);
     if name_it {
         runner
             .extra_env
@@ -104,72 +108,12 @@ pub fn client_for(kubeconfig: &Path) -> kube::Client {
     })
 }
 
-/// One hook invocation's result.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    /// The response file's content after the run ("" when the hook wrote nothing).
-    pub response: String,
-    pub elapsed: std::time::Duration,
-}
-
-impl Run {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.response).unwrap_or_else(|e| {
-            panic!("response is not JSON ({e}): {:?}\n{self:#?}", self.response)
-        })
-    }
-
-    #[track_caller]
-    pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "hook failed:\n{self:#?}");
-        self
-    }
-
-    /// The `::error::` lines.
-    pub fn errors(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .chain(self.stdout.lines())
-            .filter(|l| l.starts_with("::error::"))
-            .collect()
-    }
-
-    /// Asserts that the hook exited `code` with exactly one `::error::` line; returns it.
-    #[track_caller]
-    pub fn one_error(&self, code: i32) -> &str {
-        assert_eq!(self.code, code, "{self:#?}");
-        let errors = self.errors();
-        assert_eq!(errors.len(), 1, "{self:#?}");
-        errors[0]
-    }
-
-    /// The `::warning::` lines.
-    pub fn warnings(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("::warning::"))
-            .collect()
-    }
-}
-
-/// A container as the runner describes it.
-pub fn container(image: &str) -> Value {
-    json!({
-        "image": image, "dockerfile": null, "entryPointArgs": [], "entryPoint": null,
-        "workingDirectory": null, "createOptions": null, "registry": null,
-        "environmentVariables": {}, "portMappings": [], "systemMountVolumes": [],
-        "userMountVolumes": []
-    })
-}
-
 /// A fake runner pod with its `_work` tree.
 pub struct Runner {
     pub name: String,
     pub ns: String,
-    pub dir: tempfile::TempDir,
+    /// The runner's folders (its paths through `Deref`: `runner.workspace()`, …).
+    pub tree: WorkTree,
     pub extra_env: Vec<(String, String)>,
     pub kubeconfig: PathBuf,
     pub client: kube::Client,
@@ -230,34 +174,21 @@ impl Runner {
 
     /// A runner in namespace `ns` of `sim`.
     pub fn on(sim: &Sim, test: &str, ns: String) -> Self {
-        Self::with_dir(sim, test, ns, Self::new_dir())
+        Self::with_tree(sim, test, ns, Self::new_tree())
     }
 
-    /// A fresh folder for a runner (its `_work` is `<dir>/_work`).
-    pub fn new_dir() -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix("k8shook-")
-            .tempdir()
-            .unwrap()
+    /// A fresh runner tree in a temporary folder.
+    pub fn new_tree() -> WorkTree {
+        WorkTree::in_temp_dir("k8shook-", "repo").unwrap()
     }
 
-    /// A runner in namespace `ns` of `sim` whose `_work` is `<dir>/_work`.
-    pub fn with_dir(sim: &Sim, test: &str, ns: String, dir: tempfile::TempDir) -> Self {
+    /// A runner in namespace `ns` of `sim` with this tree.
+    pub fn with_tree(sim: &Sim, test: &str, ns: String, tree: WorkTree) -> Self {
         let name = format!("runner-{test}");
         rt().block_on(sim.create_runner_pod(&ns, &name)).unwrap();
-        for sub in [
-            "_work/repo/repo",
-            "_work/_temp/_runner_hook_responses",
-            "_work/_temp/_github_home",
-            "_work/_temp/_github_workflow",
-            "_work/_temp/_runner_file_commands",
-            "_work/_actions",
-        ] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        std::fs::write(dir.path().join("_work/repo/repo/README.md"), "# repo\n").unwrap();
+        std::fs::write(tree.workspace().join("README.md"), "# repo\n").unwrap();
         std::fs::write(
-            dir.path().join("_work/_temp/_github_workflow/event.json"),
+            tree.temp().join("_github_workflow/event.json"),
             r#"{"action":"test"}"#,
         )
         .unwrap();
@@ -266,25 +197,15 @@ impl Runner {
         Self {
             name,
             ns,
-            dir,
+            tree,
             extra_env: vec![("ACTIONS_RUNNER_HEARTBEAT_PERIOD_MS".into(), "1000".into())],
             kubeconfig,
             client,
         }
     }
 
-    pub fn work(&self) -> PathBuf {
-        self.dir.path().join("_work")
-    }
-
-    pub fn workspace(&self) -> PathBuf {
-        self.work().join("repo/repo")
-    }
-
-    pub fn temp(&self) -> PathBuf {
-        self.work().join("_temp")
-    }
-
+    /// The runner's environment for the hook, but for the variables of its tree
+    /// ([`WorkTree::hook_env`]), which the command sets.
     pub fn env(&self) -> Vec<(String, String)> {
         let env = testenv();
         let mut vars = vec![
@@ -302,15 +223,6 @@ impl Runner {
                 env.image(testenv::Image::Runner),
             ),
             (
-                "GITHUB_WORKSPACE".to_owned(),
-                self.workspace().display().to_string(),
-            ),
-            (
-                "RUNNER_WORKSPACE".to_owned(),
-                self.work().join("repo").display().to_string(),
-            ),
-            ("RUNNER_TEMP".to_owned(), self.temp().display().to_string()),
-            (
                 "ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS".to_owned(),
                 "120".to_owned(),
             ),
@@ -320,6 +232,16 @@ impl Runner {
             vars.push((k.clone(), v.clone()));
         }
         vars
+    }
+
+    /// Points the hook at a pod template `yaml` (written next to `_work`).
+    pub fn use_template(&mut self, yaml: &str) {
+        let template = self.root().join("template.yaml");
+        std::fs::write(&template, yaml).unwrap();
+        self.extra_env.push((
+            "ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE".into(),
+            template.display().to_string(),
+        ));
     }
 
     /// Runs one command through the binary, runner-style.
@@ -356,50 +278,34 @@ impl Runner {
         prepend: &[&str],
         workdir: &str,
     ) -> StepRun {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        std::fs::write(self.temp().join(format!("{id}.sh")), script).unwrap();
-        let fc = self.temp().join("_runner_file_commands");
-        for f in ["set_output", "set_env", "add_path", "step_summary"] {
-            std::fs::write(fc.join(format!("{f}_{id}")), "").unwrap();
-        }
-        let mut vars = serde_json::Map::new();
-        for (f, var) in [
-            ("set_output", "GITHUB_OUTPUT"),
-            ("set_env", "GITHUB_ENV"),
-            ("add_path", "GITHUB_PATH"),
-            ("step_summary", "GITHUB_STEP_SUMMARY"),
-        ] {
-            vars.insert(
-                var.into(),
-                json!(format!("/__w/_temp/_runner_file_commands/{f}_{id}")),
-            );
-        }
+        let (script, fc, args) = self.script_files(script, env, prepend, workdir);
+        let run = self.call("run_script_step", args, Some(state));
+        script.remove();
+        StepRun::read(run, &fc)
+    }
+
+    /// A script step's files as the runner writes them (the script in `_temp/<id>.sh`, empty
+    /// file-command files) and its `run_script_step` arguments (`sh -e`, the file commands',
+    /// `GITHUB_WORKSPACE` and `CI` variables, then `env`).
+    pub fn script_files(
+        &self,
+        script: &str,
+        env: &[(&str, &str)],
+        prepend: &[&str],
+        workdir: &str,
+    ) -> (Script, FileCommands, Value) {
+        let script = self.write_script(script).unwrap();
+        let fc = self
+            .create_file_commands(&script.id, JOB_FILE_COMMANDS, &ALL_FILE_COMMANDS)
+            .unwrap();
+        let mut vars = fc.vars.clone();
         vars.insert("GITHUB_WORKSPACE".into(), json!("/__w/repo/repo"));
         vars.insert("CI".into(), json!("true"));
         for (k, v) in env {
             vars.insert((*k).into(), json!(v));
         }
-        let run = self.call(
-            "run_script_step",
-            json!({
-                "entryPoint": "sh",
-                "entryPointArgs": ["-e", format!("/__w/_temp/{id}.sh")],
-                "environmentVariables": vars,
-                "prependPath": prepend,
-                "workingDirectory": workdir,
-            }),
-            Some(state),
-        );
-        let _ = std::fs::remove_file(self.temp().join(format!("{id}.sh")));
-        let read =
-            |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
-        StepRun {
-            output: read("set_output"),
-            env: read("set_env"),
-            path: read("add_path"),
-            summary: read("step_summary"),
-            run,
-        }
+        let args = script.args(Value::Object(vars), json!(prepend), workdir);
+        (script, fc, args)
     }
 
     /// A container step as the runner sends it: fresh file-command files, the step env with
@@ -413,19 +319,10 @@ impl Runner {
         env: &[(&str, &str)],
     ) -> StepRun {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let fc = self.temp().join("_runner_file_commands");
-        for f in ["set_output", "set_env"] {
-            std::fs::write(fc.join(format!("{f}_{id}")), "").unwrap();
-        }
-        let mut vars = serde_json::Map::new();
-        vars.insert(
-            "GITHUB_OUTPUT".into(),
-            json!(format!("/github/file_commands/set_output_{id}")),
-        );
-        vars.insert(
-            "GITHUB_ENV".into(),
-            json!(format!("/github/file_commands/set_env_{id}")),
-        );
+        let fc = self
+            .create_file_commands(&id, STEP_FILE_COMMANDS, &["set_output", "set_env"])
+            .unwrap();
+        let mut vars = fc.vars.clone();
         vars.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
         for (k, v) in env {
             vars.insert((*k).into(), json!(v));
@@ -435,16 +332,7 @@ impl Runner {
         spec["entryPointArgs"] = json!(args);
         spec["workingDirectory"] = json!("/github/workspace");
         spec["environmentVariables"] = Value::Object(vars);
-        let run = self.call("run_container_step", spec, state);
-        let read =
-            |f: &str| std::fs::read_to_string(fc.join(format!("{f}_{id}"))).unwrap_or_default();
-        StepRun {
-            output: read("set_output"),
-            env: read("set_env"),
-            path: String::new(),
-            summary: String::new(),
-            run,
-        }
+        StepRun::read(self.call("run_container_step", spec, state), &fc)
     }
 
     /// Pods of the namespace.
@@ -476,6 +364,14 @@ impl Runner {
     }
 }
 
+impl std::ops::Deref for Runner {
+    type Target = WorkTree;
+
+    fn deref(&self) -> &WorkTree {
+        &self.tree
+    }
+}
+
 impl Drop for Runner {
     fn drop(&mut self) {
         let api: Api<Namespace> = Api::all(self.client.clone());
@@ -491,4 +387,17 @@ pub struct StepRun {
     pub env: String,
     pub path: String,
     pub summary: String,
+}
+
+impl StepRun {
+    /// The run and what the step wrote to its file commands (files it did not have read "").
+    pub fn read(run: Run, files: &FileCommands) -> Self {
+        Self {
+            output: files.read("set_output"),
+            env: files.read("set_env"),
+            path: files.read("add_path"),
+            summary: files.read("step_summary"),
+            run,
+        }
+    }
 }

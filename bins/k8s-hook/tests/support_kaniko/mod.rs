@@ -10,9 +10,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use testenv::runner::STEP_FILE_COMMANDS;
 
 /// The repository path below the registry hosts.
 pub const REPO_PREFIX: &str = "kanikotest";
@@ -93,24 +93,13 @@ pub fn configure_pull_secret(runner: &mut Runner) {
 /// Creates a dockerconfigjson secret `name` with `password` for these registry addresses.
 pub fn create_named_secret(runner: &Runner, name: &str, password: &str, registries: &[&str]) {
     let env = testenv();
-    let auth = b64(&format!("{}:{password}", env.auth_user));
-    let auths: serde_json::Map<String, Value> = registries
-        .iter()
-        .map(|r| ((*r).to_owned(), json!({"auth": auth})))
-        .collect();
-    let doc = json!({ "auths": auths });
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(BTreeMap::from([(
-            ".dockerconfigjson".to_owned(),
-            ByteString(doc.to_string().into_bytes()),
-        )])),
-        ..Default::default()
-    };
+    let secret: Secret = serde_json::from_value(testenv::registry_secret(
+        name,
+        &env.auth_user,
+        password,
+        registries,
+    ))
+    .unwrap();
     let api: Api<Secret> = Api::namespaced(runner.client.clone(), &runner.ns);
     rt().block_on(api.create(&PostParams::default(), &secret))
         .unwrap();
@@ -205,13 +194,10 @@ pub fn dockerfile_step(
     env: &[(&str, &str)],
 ) -> StepRun {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let fc = runner.temp().join("_runner_file_commands");
-    std::fs::write(fc.join(format!("set_output_{id}")), "").unwrap();
-    let mut vars = serde_json::Map::new();
-    vars.insert(
-        "GITHUB_OUTPUT".into(),
-        json!(format!("/github/file_commands/set_output_{id}")),
-    );
+    let fc = runner
+        .create_file_commands(&id, STEP_FILE_COMMANDS, &["set_output"])
+        .unwrap();
+    let mut vars = fc.vars.clone();
     vars.insert("GITHUB_WORKSPACE".into(), json!("/github/workspace"));
     for (k, v) in env {
         vars.insert((*k).into(), json!(v));
@@ -222,14 +208,7 @@ pub fn dockerfile_step(
     spec["entryPointArgs"] = json!(args);
     spec["workingDirectory"] = json!("/github/workspace");
     spec["environmentVariables"] = Value::Object(vars);
-    let run = runner.call("run_container_step", spec, state);
-    StepRun {
-        output: std::fs::read_to_string(fc.join(format!("set_output_{id}"))).unwrap_or_default(),
-        env: String::new(),
-        path: String::new(),
-        summary: String::new(),
-        run,
-    }
+    StepRun::read(runner.call("run_container_step", spec, state), &fc)
 }
 
 /// The `<push host>/<name>:<tag>` the hook announced for the build.

@@ -129,22 +129,19 @@ pub fn check_rules(what: &str, rules: &[PolicyRule]) -> BTreeSet<(String, String
                 .all(|v| optional_set.contains(&(v.clone(), res.clone())))
         })
     });
-    let mut optional_granted = BTreeSet::new();
-    for r in extra {
-        assert_eq!(
-            r.api_groups.as_deref(),
-            Some(&[String::new()][..]),
-            "{what}: the hook only uses the core API group"
-        );
-        for res in r.resources.iter().flatten() {
-            for verb in &r.verbs {
-                assert!(
-                    optional_granted.insert((verb.clone(), res.clone())),
-                    "{what}: {verb} {res} is granted twice"
-                );
-            }
-        }
-    }
+    let optional_granted = core_grants(what, &extra);
+    let granted = core_grants(what, &rules);
+    assert_eq!(
+        granted,
+        preflight(),
+        "{what}: the rules must grant exactly what the RBAC preflight checks (optional \
+         permissions go in rules of their own)"
+    );
+    optional_granted
+}
+
+/// The (verb, resource) pairs `rules` grant, each once, in the core group only, no wildcard.
+fn core_grants(what: &str, rules: &[&PolicyRule]) -> BTreeSet<(String, String)> {
     let mut granted = BTreeSet::new();
     for r in rules {
         assert_eq!(
@@ -162,13 +159,7 @@ pub fn check_rules(what: &str, rules: &[PolicyRule]) -> BTreeSet<(String, String
             }
         }
     }
-    assert_eq!(
-        granted,
-        preflight(),
-        "{what}: the rules must grant exactly what the RBAC preflight checks (optional \
-         permissions go in rules of their own)"
-    );
-    optional_granted
+    granted
 }
 
 /// The rule Dockerfile actions add: exactly what the preflight checks in addition
