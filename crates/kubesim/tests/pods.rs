@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, AttachParams, DeleteParams, LogParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::{Api, AttachParams, AttachedProcess, DeleteParams, LogParams, PostParams};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use common::*;
 
@@ -102,6 +103,29 @@ async fn exec_output_and_exit_codes() {
     );
 }
 
+/// stdin and stdout attached, no stderr.
+fn stdin_stdout() -> AttachParams {
+    AttachParams::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(false)
+}
+
+/// The process's stdin, stdout and status (channel 3), each taken once.
+fn take_io(
+    p: &mut AttachedProcess,
+) -> (
+    impl AsyncWrite + Unpin,
+    impl AsyncRead + Unpin,
+    impl Future<Output = Option<Status>>,
+) {
+    (
+        p.stdin().unwrap(),
+        p.stdout().unwrap(),
+        p.take_status().unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn exec_stdin_100mb_round_trip() {
     let ctx = setup().await;
@@ -109,19 +133,10 @@ async fn exec_stdin_100mb_round_trip() {
     create(&ctx, &sh_pod("big", "sleep 1000")).await;
     wait_phase(&ctx, "big", &["Running"]).await;
     let mut p = pods
-        .exec(
-            "big",
-            vec!["cat"],
-            &AttachParams::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(false),
-        )
+        .exec("big", vec!["cat"], &stdin_stdout())
         .await
         .unwrap();
-    let mut stdin = p.stdin().unwrap();
-    let mut stdout = p.stdout().unwrap();
-    let status = p.take_status().unwrap();
+    let (mut stdin, mut stdout, status) = take_io(&mut p);
     const TOTAL: usize = 100 * 1024 * 1024;
     let writer = async move {
         let mut h = Sha256::new();
@@ -167,19 +182,8 @@ async fn attach_stdin_and_logs_follow() {
     .unwrap();
     create(&ctx, &pod).await;
     wait_phase(&ctx, "att", &["Running"]).await;
-    let mut p = pods
-        .attach(
-            "att",
-            &AttachParams::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(false),
-        )
-        .await
-        .unwrap();
-    let mut stdin = p.stdin().unwrap();
-    let mut stdout = p.stdout().unwrap();
-    let status = p.take_status().unwrap();
+    let mut p = pods.attach("att", &stdin_stdout()).await.unwrap();
+    let (mut stdin, mut stdout, status) = take_io(&mut p);
     stdin.write_all(&vec![b'x'; 12345]).await.unwrap();
     // the writer half of kube's stdin pipe only reaches EOF on shutdown (v5 then sends [255, 0])
     stdin.shutdown().await.unwrap();
@@ -385,16 +389,8 @@ async fn pvc_bound_to_a_host_directory() {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
     .unwrap();
     pvcs.create(&PostParams::default(), &claim).await.unwrap();
-    assert_eq!(
-        pvcs.get("work")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .phase
-            .as_deref(),
-        Some("Bound")
-    );
+    let phase = pvcs.get("work").await.unwrap().status.unwrap().phase;
+    assert_eq!(phase.as_deref(), Some("Bound"));
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "pvc"}, "spec": {"restartPolicy": "Never",
         "volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "work"}}],
         "containers": [{"name": "main", "image": busybox(), "imagePullPolicy": "Never",
