@@ -88,6 +88,37 @@ pub struct ExecRequest {
     pub tty: bool,
 }
 
+/// Which streams an attach session joins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Streams {
+    /// stdin
+    pub stdin: bool,
+    /// stdout (or the tty)
+    pub stdout: bool,
+    /// stderr
+    pub stderr: bool,
+}
+
+/// A read of a container's output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogRequest {
+    /// go on until the container ends
+    pub follow: bool,
+    /// only the last lines
+    pub tail: Option<u64>,
+    /// each line prefixed with its RFC 3339 time
+    pub timestamps: bool,
+}
+
+/// A terminal's size.
+#[derive(Debug, Clone, Copy)]
+pub struct TtySize {
+    /// columns
+    pub width: u16,
+    /// rows
+    pub height: u16,
+}
+
 /// What the kubelet needs from a container runtime.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
@@ -117,29 +148,12 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Exit code of a finished exec session.
     async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, RuntimeError>;
     /// Attach to a running container.
-    async fn attach(
-        &self,
-        id: &str,
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<IoSession, RuntimeError>;
+    async fn attach(&self, id: &str, streams: Streams) -> Result<IoSession, RuntimeError>;
     /// Resize a tty (container when `exec_id` is None).
-    async fn resize(
-        &self,
-        id: &str,
-        exec_id: Option<&str>,
-        width: u16,
-        height: u16,
-    ) -> Result<(), RuntimeError>;
+    async fn resize(&self, id: &str, exec: Option<&str>, size: TtySize)
+    -> Result<(), RuntimeError>;
     /// Container output (stdout and stderr interleaved).
-    fn logs(
-        &self,
-        id: &str,
-        follow: bool,
-        tail: Option<u64>,
-        timestamps: bool,
-    ) -> BoxStream<'static, Result<Bytes, RuntimeError>>;
+    fn logs(&self, id: &str, req: LogRequest) -> BoxStream<'static, Result<Bytes, RuntimeError>>;
     /// Remove every container labelled with `label=value` (returns how many).
     async fn remove_labelled(&self, label: &str, value: &str) -> Result<usize, RuntimeError>;
     /// Containers with `label` (any value): (id, labels).
@@ -390,17 +404,11 @@ impl ContainerRuntime for DockerRuntime {
         ))
     }
 
-    async fn attach(
-        &self,
-        id: &str,
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<IoSession, RuntimeError> {
+    async fn attach(&self, id: &str, streams: Streams) -> Result<IoSession, RuntimeError> {
         let opts = AttachContainerOptions {
-            stdin,
-            stdout,
-            stderr,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
             stream: true,
             logs: false,
             detach_keys: None,
@@ -416,50 +424,35 @@ impl ContainerRuntime for DockerRuntime {
     async fn resize(
         &self,
         id: &str,
-        exec_id: Option<&str>,
-        width: u16,
-        height: u16,
+        exec: Option<&str>,
+        size: TtySize,
     ) -> Result<(), RuntimeError> {
-        match exec_id {
+        let (h, w) = (size.height as i32, size.width as i32);
+        match exec {
             Some(e) => {
                 self.docker
-                    .resize_exec(
-                        e,
-                        ResizeExecOptions {
-                            h: height as i32,
-                            w: width as i32,
-                        },
-                    )
+                    .resize_exec(e, ResizeExecOptions { h, w })
                     .await?
             }
             None => {
                 self.docker
-                    .resize_container_tty(
-                        id,
-                        ResizeContainerTTYOptions {
-                            h: height as i32,
-                            w: width as i32,
-                        },
-                    )
+                    .resize_container_tty(id, ResizeContainerTTYOptions { h, w })
                     .await?
             }
         }
         Ok(())
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        follow: bool,
-        tail: Option<u64>,
-        timestamps: bool,
-    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    fn logs(&self, id: &str, req: LogRequest) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         let opts = LogsOptions {
-            follow,
+            follow: req.follow,
             stdout: true,
             stderr: true,
-            timestamps,
-            tail: tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()),
+            timestamps: req.timestamps,
+            tail: req
+                .tail
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "all".into()),
             ..Default::default()
         };
         self.docker
