@@ -72,7 +72,7 @@ fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
 #[tokio::test]
 async fn crud_and_error_codes() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     // 404
     let e = api_err(pods.get("nope").await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (404, "NotFound"));
@@ -173,7 +173,7 @@ async fn crud_and_error_codes() {
 #[tokio::test]
 async fn watch_event_order_and_resume() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     let list = pods.list(&ListParams::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
     let watch_w = |timeout: u32| {
@@ -267,7 +267,7 @@ async fn watch_from_compacted_rv_is_410() {
 #[tokio::test]
 async fn secrets_and_immutability() {
     let ctx = setup().await;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let secrets: Api<Secret> = ctx.api();
     let s: Secret =
         serde_json::from_value(json!({"metadata": {"name": "creds", "labels": {"k": "v"}},
         "stringData": {"token": "abc"}, "immutable": true}))
@@ -366,7 +366,7 @@ async fn access_reviews_and_deny_rules() {
     });
     assert!(!allowed("create", "pods", Some("exec")).await);
     assert!(allowed("create", "pods", None).await);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let secrets: Api<Secret> = ctx.api();
     let e = api_err(secrets.list(&ListParams::default()).await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
     assert!(
@@ -380,8 +380,8 @@ async fn access_reviews_and_deny_rules() {
 #[tokio::test]
 async fn owner_reference_garbage_collection() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
+    let secrets: Api<Secret> = ctx.api();
     let owner = pods
         .create(&PostParams::default(), &sh_pod("owner", "sleep 1000"))
         .await
@@ -417,8 +417,8 @@ async fn owner_reference_garbage_collection() {
 #[tokio::test]
 async fn namespace_deletion_removes_its_contents() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
+    let secrets: Api<Secret> = ctx.api();
     pods.create(&PostParams::default(), &sh_pod("p", "sleep 1000"))
         .await
         .unwrap();

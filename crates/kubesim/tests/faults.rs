@@ -111,7 +111,7 @@ fn pods_fault(ns: &str, verb: &str, code: u16, count: u32) -> RequestFault {
 #[tokio::test]
 async fn request_errors_500_and_429() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     let faults = ctx.sim.faults();
     faults.add_request_error(pods_fault(&ctx.ns, "list", 500, 1));
     match pods.list(&Default::default()).await {
@@ -168,7 +168,7 @@ async fn faults_over_http_endpoint() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     match pods.create(&Default::default(), &sh_pod("h", "true")).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 500),
         other => panic!("expected 500, got {other:?}"),
@@ -211,7 +211,7 @@ async fn exec_until_drop(pods: &Api<Pod>, name: &str, cmd: &[&str]) -> (usize, b
 #[tokio::test]
 async fn stream_drops_after_bytes_and_time() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     create(&ctx, &sh_pod("drop", "sleep 1000")).await;
     wait_phase(&ctx, "drop", &["Running"]).await;
     ctx.sim.faults().add_stream_drop(StreamDrop {

@@ -50,7 +50,7 @@ async fn exec(pods: &Api<Pod>, name: &str, cmd: &[&str]) -> (String, String, Opt
 #[tokio::test]
 async fn exec_output_and_exit_codes() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     create(&ctx, &sh_pod("ex", "sleep 1000")).await;
     wait_phase(&ctx, "ex", &["Running"]).await;
     let (out, err, code) = exec(&pods, "ex", &["sh", "-c", "echo hello; echo oops >&2"]).await;
@@ -129,7 +129,7 @@ fn take_io(
 #[tokio::test]
 async fn exec_stdin_100mb_round_trip() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     create(&ctx, &sh_pod("big", "sleep 1000")).await;
     wait_phase(&ctx, "big", &["Running"]).await;
     let mut p = pods
@@ -175,7 +175,7 @@ async fn exec_stdin_100mb_round_trip() {
 #[tokio::test]
 async fn attach_stdin_and_logs_follow() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "att"}, "spec": {"restartPolicy": "Never",
         "containers": [{"name": "main", "image": busybox(), "imagePullPolicy": "Never", "stdin": true, "stdinOnce": true,
             "command": ["sh", "-c", "wc -c; echo done"]}]}}))
@@ -228,8 +228,8 @@ async fn attach_stdin_and_logs_follow() {
 #[tokio::test]
 async fn empty_dir_secret_volume_readiness_and_termination() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
+    let secrets: Api<Secret> = ctx.api();
     let s: Secret = serde_json::from_value(
         json!({"metadata": {"name": "vol"}, "stringData": {"a": "alpha", "b": "beta"}}),
     )
@@ -330,7 +330,7 @@ fn dockerconfig(registry: &str, user: &str, pw: &str) -> Secret {
 #[tokio::test]
 async fn pulls_with_and_without_credentials() {
     let ctx = setup().await;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let secrets: Api<Secret> = ctx.api();
     let env = &ctx.env;
     secrets
         .create(
@@ -384,7 +384,7 @@ async fn pvc_bound_to_a_host_directory() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("from-host"), b"hi").unwrap();
     ctx.sim.set_claim_dir(&ctx.ns, "work", dir.path());
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pvcs: Api<PersistentVolumeClaim> = ctx.api();
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "work"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
     .unwrap();
