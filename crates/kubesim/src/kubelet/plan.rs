@@ -376,25 +376,21 @@ pub fn resolve_env(
                     "status.podIP" | "status.podIPs" => pod_ip.to_string(),
                     "status.hostIP" | "status.hostIPs" => "127.0.0.1".to_string(),
                     p => {
-                        if let Some(k) = p
-                            .strip_prefix("metadata.labels['")
-                            .and_then(|k| k.strip_suffix("']"))
-                        {
-                            m.labels
-                                .as_ref()
-                                .and_then(|l| l.get(k).cloned())
-                                .unwrap_or_default()
-                        } else if let Some(k) = p
-                            .strip_prefix("metadata.annotations['")
-                            .and_then(|k| k.strip_suffix("']"))
-                        {
-                            m.annotations
-                                .as_ref()
-                                .and_then(|l| l.get(k).cloned())
-                                .unwrap_or_default()
-                        } else {
+                        // metadata.labels['k'], metadata.annotations['k']
+                        let keyed = [
+                            ("metadata.labels['", &m.labels),
+                            ("metadata.annotations['", &m.annotations),
+                        ]
+                        .into_iter()
+                        .find_map(|(prefix, map)| {
+                            Some((p.strip_prefix(prefix)?.strip_suffix("']")?, map))
+                        });
+                        let Some((k, map)) = keyed else {
                             return Err(format!("unsupported fieldRef {p}"));
-                        }
+                        };
+                        map.as_ref()
+                            .and_then(|l| l.get(k).cloned())
+                            .unwrap_or_default()
                     }
                 }
             } else {
@@ -470,6 +466,40 @@ mod tests {
         assert_eq!(
             resolve_env(&p, &c2, "", &Src).unwrap_err(),
             "secret \"missing\" not found"
+        );
+    }
+
+    #[test]
+    fn env_from_keys_and_field_refs() {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "n",
+            "labels": {"app": "a"}, "annotations": {"note": "b"}}, "spec": {"containers": [{"name": "c",
+            "envFrom": [{"prefix": "S_", "secretRef": {"name": "s"}}, {"configMapRef": {"name": "cm", "optional": true}}],
+            "env": [{"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['note']"}}},
+                {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['none']"}}},
+                {"name": "O", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k", "optional": true}}},
+                {"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": true}}}]}]}}))
+        .unwrap();
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let env = resolve_env(&p, c, "", &Src).unwrap();
+        assert_eq!(env, ["S_token=t0p", "L=a", "N=b", "X="]);
+        let failing = |value_from: Value| {
+            let mut c2 = c.clone();
+            c2.env.as_mut().unwrap()[0] =
+                serde_json::from_value(json!({"name": "V", "valueFrom": value_from})).unwrap();
+            resolve_env(&p, &c2, "", &Src).unwrap_err()
+        };
+        assert_eq!(
+            failing(json!({"fieldRef": {"fieldPath": "metadata.labels"}})),
+            "unsupported fieldRef metadata.labels"
+        );
+        assert_eq!(
+            failing(json!({"secretKeyRef": {"name": "s", "key": "k"}})),
+            "couldn't find key k in Secret n/s"
+        );
+        assert_eq!(
+            failing(json!({"configMapKeyRef": {"name": "cm", "key": "k"}})),
+            "configmap \"cm\" not found"
         );
     }
 
