@@ -1,84 +1,47 @@
-//! `cargo xtask kubesim [--config FILE] [--kubeconfig PATH] [--port N]`: run the Kubernetes API
-//! simulator standalone (after making sure the test images exist), print the kubeconfig path,
-//! serve until Ctrl-C, then remove every container it created.
+//! `cargo xtask kubesim [--config FILE] [--kubeconfig PATH] [--port N] [--sandbox-image IMAGE]`:
+//! run the Kubernetes API simulator standalone (after making sure the test images exist), print
+//! the kubeconfig path, serve until Ctrl-C, then remove every container it created. The flags
+//! are the `kubesim` binary's (`kubesim::standalone::Options`).
 //!
 //! Wiring (xtask's Cargo.toml needs `kubesim.workspace = true`): `mod kubesim;` in main.rs and
 //! dispatch `kubesim` to `kubesim::run(&rest_of_args)`.
 
-use std::path::PathBuf;
+use anyhow::Context;
+use clap::Parser;
+use kubesim::standalone::{self, Options};
 
-use anyhow::{Context, bail};
-
-fn usage() -> &'static str {
-    "usage: cargo xtask kubesim [--config FILE] [--kubeconfig PATH] [--port N] [--sandbox-image IMAGE]"
+/// The command line: kubesim's own standalone options.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask kubesim")]
+struct Args {
+    #[command(flatten)]
+    options: Options,
 }
 
 /// Parsed command line (pure).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Args {
-    config: Option<PathBuf>,
-    kubeconfig: Option<PathBuf>,
-    port: Option<u16>,
-    sandbox_image: Option<String>,
-}
-
-fn parse(args: &[String]) -> anyhow::Result<Args> {
-    let mut out = Args::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value\n{}", usage()))
-        };
-        match a.as_str() {
-            "--config" => out.config = Some(value("--config")?.into()),
-            "--kubeconfig" => out.kubeconfig = Some(value("--kubeconfig")?.into()),
-            "--port" => {
-                let v = value("--port")?;
-                out.port = Some(
-                    v.parse()
-                        .with_context(|| format!("--port: not a port number: {v}"))?,
-                );
-            }
-            "--sandbox-image" => out.sandbox_image = Some(value("--sandbox-image")?),
-            "-h" | "--help" => bail!("{}", usage()),
-            other => bail!("unknown argument {other:?}\n{}", usage()),
-        }
-    }
-    Ok(out)
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let argv = std::iter::once("cargo xtask kubesim").chain(args.iter().map(String::as_str));
+    Ok(Args::try_parse_from(argv)?.options)
 }
 
 /// Run the simulator until Ctrl-C.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let args = parse(args)?;
+    let options = parse(args)?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async move {
-        let mut cfg = match &args.config {
-            Some(p) => ::kubesim::SimConfig::from_file(p)?,
-            None => ::kubesim::SimConfig::default(),
-        };
-        if let Some(k) = args.kubeconfig {
-            cfg.kubeconfig_path = Some(k);
-        }
-        if let Some(p) = args.port {
-            cfg.port = p;
-        }
-        if let Some(i) = args.sandbox_image {
-            cfg.sandbox_image = i;
-        } else {
+        let default_sandbox = options.sandbox_image.is_none();
+        let cfg = options.sim_config()?;
+        if default_sandbox {
             // the default sandbox image is the shared test environment's busybox
             testenv::ensure()
                 .await
                 .context("preparing the test images (testenv)")?;
         }
-        let sim = ::kubesim::Simulator::start(cfg).await?;
-        println!("{}", sim.kubeconfig_path.display());
-        eprintln!("kubesim: serving {} (Ctrl-C to stop)", sim.server);
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        let removed = sim.shutdown().await;
+        let removed = standalone::serve_until_ctrl_c(cfg, |sim| {
+            println!("{}", sim.kubeconfig_path.display());
+            eprintln!("kubesim: serving {} (Ctrl-C to stop)", sim.server);
+        })
+        .await?;
         eprintln!("kubesim: stopped, removed {removed} containers");
         Ok(())
     })
@@ -86,6 +49,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]

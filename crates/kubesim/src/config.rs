@@ -31,17 +31,23 @@ fn star() -> String {
     "*".into()
 }
 
+/// Whether a rule's word (verb, group, resource) selects a request's: `*` selects any.
+pub(crate) fn selects(rule: &str, value: &str) -> bool {
+    rule == "*" || rule == value
+}
+
+/// Whether a rule's subresource selects a request's: absent selects only the main resource.
+pub(crate) fn selects_sub(rule: Option<&str>, sub: &str) -> bool {
+    rule.map_or(sub.is_empty(), |r| selects(r, sub))
+}
+
 impl DenyRule {
     /// Whether the rule denies this request.
     pub fn matches(&self, verb: &str, group: &str, resource: &str, sub: &str, ns: &str) -> bool {
-        (self.verb == "*" || self.verb == verb)
-            && (self.group == "*" || self.group == group)
-            && (self.resource == "*" || self.resource == resource)
-            && match self.subresource.as_deref() {
-                None => sub.is_empty(),
-                Some("*") => true,
-                Some(s) => s == sub,
-            }
+        selects(&self.verb, verb)
+            && selects(&self.group, group)
+            && selects(&self.resource, resource)
+            && selects_sub(self.subresource.as_deref(), sub)
             && self.namespace.as_deref().is_none_or(|n| n == ns)
     }
 }

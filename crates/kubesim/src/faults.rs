@@ -7,10 +7,22 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{selects, selects_sub};
 use crate::status::ApiError;
 
 fn scope_ok(scope: &Option<String>, ns: &str) -> bool {
     scope.as_deref().is_none_or(|s| s == ns)
+}
+
+/// Whether a knob for pods in `namespace` whose name matches the glob `pod` (each: any when
+/// absent) applies to pod `name` in `ns`.
+pub(crate) fn selects_pod(
+    namespace: &Option<String>,
+    pod: &Option<String>,
+    ns: &str,
+    name: &str,
+) -> bool {
+    scope_ok(namespace, ns) && pod.as_deref().is_none_or(|p| glob_match(p, name))
 }
 
 /// `*` matches any run of characters; everything else is literal.
@@ -109,27 +121,21 @@ pub struct Unschedulable {
     pub seconds: u64,
 }
 
-/// All knobs.
+/// All knobs (each may be absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct FaultConfig {
     /// delays before pods start
-    #[serde(default)]
     pub pod_start_delays: Vec<PodDelay>,
     /// failing pulls
-    #[serde(default)]
     pub pull_failures: Vec<PullFailure>,
     /// unschedulable pods
-    #[serde(default)]
     pub unschedulable: Vec<Unschedulable>,
     /// erroring requests
-    #[serde(default)]
     pub request_errors: Vec<RequestFault>,
     /// dropped streams
-    #[serde(default)]
     pub stream_drops: Vec<StreamDrop>,
     /// cut log streams (`log_faults.rs`)
-    #[serde(default)]
     pub log_drops: Vec<crate::log_faults::LogDrop>,
 }
 
@@ -199,13 +205,9 @@ impl Faults {
         let idx = cfg.request_errors.iter().position(|f| {
             f.count > 0
                 && scope_ok(&f.namespace, ns)
-                && (f.verb == "*" || f.verb == verb)
-                && (f.resource == "*" || f.resource == resource)
-                && match f.subresource.as_deref() {
-                    None => sub.is_empty(),
-                    Some("*") => true,
-                    Some(s) => s == sub,
-                }
+                && selects(&f.verb, verb)
+                && selects(&f.resource, resource)
+                && selects_sub(f.subresource.as_deref(), sub)
         })?;
         let f = &mut cfg.request_errors[idx];
         f.count -= 1;
@@ -232,9 +234,7 @@ impl Faults {
             .lock()
             .pod_start_delays
             .iter()
-            .filter(|d| {
-                scope_ok(&d.namespace, ns) && d.pod.as_deref().is_none_or(|p| glob_match(p, pod))
-            })
+            .filter(|d| selects_pod(&d.namespace, &d.pod, ns, pod))
             .map(|d| d.millis)
             .max()
             .unwrap_or(0);
@@ -247,9 +247,7 @@ impl Faults {
             .lock()
             .unschedulable
             .iter()
-            .filter(|d| {
-                scope_ok(&d.namespace, ns) && d.pod.as_deref().is_none_or(|p| glob_match(p, pod))
-            })
+            .filter(|d| selects_pod(&d.namespace, &d.pod, ns, pod))
             .map(|d| d.seconds)
             .max()
             .unwrap_or(0);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::server::{AppState, delete_object};
-use crate::store::{EventType, Kind, Store};
+use crate::store::{EventType, Kind, Store, meta_str};
 
 /// Drop `owner_uid` from every object's ownerReferences (propagationPolicy Orphan).
 pub fn orphan_dependents(store: &Store, owner_uid: &str) {
@@ -19,15 +19,8 @@ pub fn orphan_dependents(store: &Store, owner_uid: &str) {
         if !refs.iter().any(|r| r["uid"] == owner_uid) {
             continue;
         }
-        let ns = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let _ = store.update(kind, &ns, &name, |o| {
+        let (ns, name) = (meta_str(&obj, "namespace"), meta_str(&obj, "name"));
+        let _ = store.update(kind, ns, name, |o| {
             let kept: Vec<Value> = refs
                 .iter()
                 .filter(|r| r["uid"] != owner_uid)

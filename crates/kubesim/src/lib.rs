@@ -16,6 +16,7 @@ pub mod podspec;
 pub mod selectors;
 pub mod server;
 pub mod sim;
+pub mod standalone;
 pub mod status;
 pub mod store;
 pub mod testing;

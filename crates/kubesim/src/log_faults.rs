@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::faults::{Faults, glob_match};
+use crate::faults::{Faults, selects_pod};
 
 /// Cut matching log streams after `after_bytes` bytes of body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +35,7 @@ impl Faults {
         let mut out = None;
         self.update(|cfg| {
             let Some(idx) = cfg.log_drops.iter().position(|d| {
-                d.namespace.as_deref().is_none_or(|n| n == ns)
-                    && d.pod.as_deref().is_none_or(|p| glob_match(p, pod))
-                    && d.count.is_none_or(|c| c > 0)
+                selects_pod(&d.namespace, &d.pod, ns, pod) && d.count.is_none_or(|c| c > 0)
             }) else {
                 return;
             };

@@ -28,6 +28,15 @@ pub(crate) fn invalid(kind: Kind, v: &Value, errs: &[FieldError]) -> ApiError {
     ApiError::invalid("", kind.name(), name, errs)
 }
 
+/// The object as created, or 422 with `errs` when there are any.
+fn accepted(kind: Kind, out: Value, errs: &[FieldError]) -> Result<Value, ApiError> {
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(invalid(kind, &out, errs))
+    }
+}
+
 /// Merge `stringData` into `data` (base64) as the apiserver does on write.
 fn fold_string_data(v: &mut Value) {
     if let Some(sd) = v.get("stringData").and_then(Value::as_object).cloned() {
@@ -112,11 +121,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             let out = encode(&ns)?;
             let mut errs = Vec::new();
             object_meta(&out, NameRule::Label, &mut errs);
-            if errs.is_empty() {
-                Ok(out)
-            } else {
-                Err(invalid(kind, &out, &errs))
-            }
+            accepted(kind, out, &errs)
         }
         Kind::Pod => {
             let mut pod: Pod = decode(kind, &v)?;
@@ -125,11 +130,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             admit_service_account(&mut pod);
             let out = encode(&pod)?;
             let errs = validate_pod(&pod, &out);
-            if errs.is_empty() {
-                Ok(out)
-            } else {
-                Err(invalid(kind, &out, &errs))
-            }
+            accepted(kind, out, &errs)
         }
         Kind::Secret => {
             fold_string_data(&mut v);
@@ -137,11 +138,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             s.type_.get_or_insert_with(|| "Opaque".into());
             let out = encode(&s)?;
             let errs = secret_errors(&s, &out);
-            if errs.is_empty() {
-                Ok(out)
-            } else {
-                Err(invalid(kind, &out, &errs))
-            }
+            accepted(kind, out, &errs)
         }
         Kind::ConfigMap => {
             let c: ConfigMap = decode(kind, &v)?;
@@ -158,11 +155,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
                     errs.push(FieldError::invalid(format!("data[{k}]"), k, &m));
                 }
             }
-            if errs.is_empty() {
-                Ok(out)
-            } else {
-                Err(invalid(kind, &out, &errs))
-            }
+            accepted(kind, out, &errs)
         }
         Kind::Event => crate::events::prepare_create(v),
         Kind::PersistentVolumeClaim => {
@@ -190,11 +183,7 @@ pub fn prepare_create(kind: Kind, mut v: Value) -> Result<Value, ApiError> {
             });
             let out = encode(&c)?;
             object_meta(&out, NameRule::Subdomain, &mut errs);
-            if errs.is_empty() {
-                Ok(out)
-            } else {
-                Err(invalid(kind, &out, &errs))
-            }
+            accepted(kind, out, &errs)
         }
     }
 }

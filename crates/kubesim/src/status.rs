@@ -125,38 +125,33 @@ impl FieldError {
 }
 
 impl ApiError {
+    /// A failure about one object, named in the details.
+    fn about(
+        code: u16,
+        reason: &str,
+        message: String,
+        group: &str,
+        resource: &str,
+        name: &str,
+    ) -> Self {
+        let details = json!({"name": name, "group": group, "kind": resource});
+        failure(code, reason, message, Some(details)).strip_empty_group()
+    }
     /// 404 `pods "x" not found`
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        failure(
-            404,
-            "NotFound",
-            format!("{} {name:?} not found", qualified(group, resource)),
-            Some(json!({"name": name, "group": group, "kind": resource})),
-        )
-        .strip_empty_group()
+        let message = format!("{} {name:?} not found", qualified(group, resource));
+        Self::about(404, "NotFound", message, group, resource, name)
     }
     /// 409 `pods "x" already exists`
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        failure(
-            409,
-            "AlreadyExists",
-            format!("{} {name:?} already exists", qualified(group, resource)),
-            Some(json!({"name": name, "group": group, "kind": resource})),
-        )
-        .strip_empty_group()
+        let message = format!("{} {name:?} already exists", qualified(group, resource));
+        Self::about(409, "AlreadyExists", message, group, resource, name)
     }
     /// 409 Conflict (optimistic concurrency and friends)
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
-        failure(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {} {name:?}: {why}",
-                qualified(group, resource)
-            ),
-            Some(json!({"name": name, "group": group, "kind": resource})),
-        )
-        .strip_empty_group()
+        let res = qualified(group, resource);
+        let message = format!("Operation cannot be fulfilled on {res} {name:?}: {why}");
+        Self::about(409, "Conflict", message, group, resource, name)
     }
     /// 422 `Pod "x" is invalid: [a, b]`
     pub fn invalid(group: &str, kind: &str, name: &str, errs: &[FieldError]) -> Self {

@@ -163,7 +163,8 @@ pub fn now_rfc3339() -> Value {
     time_value(now_ts())
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+/// A metadata field of an object (`""` when absent).
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj["metadata"][field].as_str().unwrap_or_default()
 }
 

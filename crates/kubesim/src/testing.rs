@@ -75,19 +75,21 @@ impl Sim {
                         }
                     };
                     let (dir, owned) = sim.state_dir();
-                    let temp_dir = owned.then(|| dir.to_path_buf());
-                    let info = (
-                        temp_dir,
-                        sim.kubeconfig_path.clone(),
-                        sim.kubeconfig.clone(),
-                        sim.instance.clone(),
-                        sim.store.clone(),
-                        sim.faults.clone(),
-                        sim.authz.clone(),
-                        sim.kubelet.clone(),
-                        tokio::runtime::Handle::current(),
-                    );
-                    if ready_tx.send(Ok(info)).is_err() {
+                    // Stopping is wired below, once the handle has reached the caller.
+                    let handle = Sim {
+                        temp_dir: owned.then(|| dir.to_path_buf()),
+                        kubeconfig_path: sim.kubeconfig_path.clone(),
+                        kubeconfig: sim.kubeconfig.clone(),
+                        instance: sim.instance.clone(),
+                        store: sim.store.clone(),
+                        faults: sim.faults.clone(),
+                        authz: sim.authz.clone(),
+                        kubelet: sim.kubelet.clone(),
+                        handle: tokio::runtime::Handle::current(),
+                        stop: None,
+                        done: std::sync::Mutex::new(None),
+                    };
+                    if ready_tx.send(Ok(handle)).is_err() {
                         sim.shutdown().await;
                         return;
                     }
@@ -97,30 +99,10 @@ impl Sim {
                 let _ = done_tx.send(());
             })
             .context("spawning the kubesim thread")?;
-        let (
-            temp_dir,
-            kubeconfig_path,
-            kubeconfig,
-            instance,
-            store,
-            faults,
-            authz,
-            kubelet,
-            handle,
-        ) = ready_rx.await.context("the kubesim thread died")??;
-        Ok(Sim {
-            temp_dir,
-            kubeconfig_path,
-            kubeconfig,
-            instance,
-            store,
-            faults,
-            authz,
-            kubelet,
-            handle,
-            stop: Some(stop_tx),
-            done: std::sync::Mutex::new(Some(done_rx)),
-        })
+        let mut sim = ready_rx.await.context("the kubesim thread died")??;
+        sim.stop = Some(stop_tx);
+        sim.done = std::sync::Mutex::new(Some(done_rx));
+        Ok(sim)
     }
 
     /// One simulator shared by every test of this process (started on first use with default
@@ -288,13 +270,17 @@ impl Sim {
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
-    /// Stop the simulator and remove everything it created.
-    pub async fn shutdown(mut self) {
+    /// Tells the simulator's thread to stop; the receiver hears when it has.
+    fn signal_stop(&mut self) -> Option<std::sync::mpsc::Receiver<()>> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
-        if let Some(done) = done {
+        self.done.lock().ok().and_then(|mut d| d.take())
+    }
+
+    /// Stop the simulator and remove everything it created.
+    pub async fn shutdown(mut self) {
+        if let Some(done) = self.signal_stop() {
             let _ = tokio::task::spawn_blocking(move || done.recv()).await;
         }
     }
@@ -302,11 +288,7 @@ impl Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
-        if let Some(done) = done {
+        if let Some(done) = self.signal_stop() {
             let _ = done.recv_timeout(Duration::from_secs(60));
         }
     }

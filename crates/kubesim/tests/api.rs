@@ -72,7 +72,7 @@ fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
 #[tokio::test]
 async fn crud_and_error_codes() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     // 404
     let e = api_err(pods.get("nope").await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (404, "NotFound"));
@@ -111,16 +111,8 @@ async fn crud_and_error_codes() {
     assert_eq!(e.message, "namespaces \"no-such-ns\" not found");
     // namespaces get/create
     let nss: Api<Namespace> = Api::all(ctx.client.clone());
-    assert_eq!(
-        nss.get(&ctx.ns)
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .phase
-            .as_deref(),
-        Some("Active")
-    );
+    let phase = nss.get(&ctx.ns).await.unwrap().status.unwrap().phase;
+    assert_eq!(phase.as_deref(), Some("Active"));
     let ns: Namespace =
         serde_json::from_value(json!({"metadata": {"name": "Not_A_Label"}})).unwrap();
     assert_eq!(
@@ -181,17 +173,17 @@ async fn crud_and_error_codes() {
 #[tokio::test]
 async fn watch_event_order_and_resume() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     let list = pods.list(&ListParams::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
-    let stream = pods
-        .watch(
-            &WatchParams::default().fields("metadata.name=w").timeout(60),
-            &rv,
-        )
-        .await
-        .unwrap();
-    let mut stream = stream.boxed();
+    let watch_w = |timeout: u32| {
+        let params = WatchParams::default()
+            .fields("metadata.name=w")
+            .timeout(timeout);
+        let (pods, rv) = (pods.clone(), rv.clone());
+        async move { pods.watch(&params, &rv).await.unwrap() }
+    };
+    let mut stream = watch_w(60).await.boxed();
     pods.create(&PostParams::default(), &sh_pod("w", "exit 0"))
         .await
         .unwrap();
@@ -229,13 +221,7 @@ async fn watch_event_order_and_resume() {
     assert_eq!(phases.first().map(String::as_str), Some("Pending"));
     assert_eq!(phases.last().map(String::as_str), Some("Succeeded"));
     // resume from the first event's rv: replays the same later events
-    let resumed = pods
-        .watch(
-            &WatchParams::default().fields("metadata.name=w").timeout(1),
-            &rv,
-        )
-        .await
-        .unwrap();
+    let resumed = watch_w(1).await;
     let replay: Vec<WatchEvent<Pod>> = resumed
         .try_filter(|e| futures::future::ready(!matches!(e, WatchEvent::Bookmark(_))))
         .try_collect()
@@ -281,7 +267,7 @@ async fn watch_from_compacted_rv_is_410() {
 #[tokio::test]
 async fn secrets_and_immutability() {
     let ctx = setup().await;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let secrets: Api<Secret> = ctx.api();
     let s: Secret =
         serde_json::from_value(json!({"metadata": {"name": "creds", "labels": {"k": "v"}},
         "stringData": {"token": "abc"}, "immutable": true}))
@@ -295,12 +281,14 @@ async fn secrets_and_immutability() {
         .as_mut()
         .unwrap()
         .insert("token".into(), k8s_openapi::ByteString(b"xyz".to_vec()));
-    let e = api_err(
-        secrets
-            .replace("creds", &PostParams::default(), &changed)
-            .await
-            .unwrap_err(),
-    );
+    let refused = |s: Secret| {
+        let secrets = secrets.clone();
+        async move {
+            let r = secrets.replace("creds", &PostParams::default(), &s).await;
+            api_err(r.unwrap_err())
+        }
+    };
+    let e = refused(changed).await;
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
     assert_eq!(
         e.message,
@@ -313,12 +301,7 @@ async fn secrets_and_immutability() {
         .replace("creds", &PostParams::default(), &relabel)
         .await
         .unwrap();
-    let e = api_err(
-        secrets
-            .replace("creds", &PostParams::default(), &relabel)
-            .await
-            .unwrap_err(),
-    );
+    let e = refused(relabel).await;
     assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
     assert_eq!(
         secrets
@@ -359,14 +342,14 @@ async fn access_reviews_and_deny_rules() {
         ..Default::default()
     };
     let ssar: Api<SelfSubjectAccessReview> = Api::all(ctx.client.clone());
-    let r = ssar
-        .create(
-            &PostParams::default(),
-            &review("create", "pods", Some("exec")),
-        )
-        .await
-        .unwrap();
-    assert!(r.status.unwrap().allowed);
+    let allowed = |verb: &str, resource: &str, sub: Option<&str>| {
+        let (ssar, review) = (ssar.clone(), review(verb, resource, sub));
+        async move {
+            let r = ssar.create(&PostParams::default(), &review).await;
+            r.unwrap().status.unwrap().allowed
+        }
+    };
+    assert!(allowed("create", "pods", Some("exec")).await);
     ctx.sim.authz().deny(DenyRule {
         verb: "create".into(),
         group: "*".into(),
@@ -381,20 +364,9 @@ async fn access_reviews_and_deny_rules() {
         subresource: None,
         namespace: Some(ctx.ns.clone()),
     });
-    let r = ssar
-        .create(
-            &PostParams::default(),
-            &review("create", "pods", Some("exec")),
-        )
-        .await
-        .unwrap();
-    assert!(!r.status.unwrap().allowed);
-    let r = ssar
-        .create(&PostParams::default(), &review("create", "pods", None))
-        .await
-        .unwrap();
-    assert!(r.status.unwrap().allowed);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    assert!(!allowed("create", "pods", Some("exec")).await);
+    assert!(allowed("create", "pods", None).await);
+    let secrets: Api<Secret> = ctx.api();
     let e = api_err(secrets.list(&ListParams::default()).await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
     assert!(
@@ -408,8 +380,8 @@ async fn access_reviews_and_deny_rules() {
 #[tokio::test]
 async fn owner_reference_garbage_collection() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
+    let secrets: Api<Secret> = ctx.api();
     let owner = pods
         .create(&PostParams::default(), &sh_pod("owner", "sleep 1000"))
         .await
@@ -445,8 +417,8 @@ async fn owner_reference_garbage_collection() {
 #[tokio::test]
 async fn namespace_deletion_removes_its_contents() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
+    let secrets: Api<Secret> = ctx.api();
     pods.create(&PostParams::default(), &sh_pod("p", "sleep 1000"))
         .await
         .unwrap();

@@ -31,7 +31,7 @@ async fn the_kubelet_records_warnings_that_clients_can_select() {
         })
         .await
         .unwrap();
-    let events: Api<Event> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let events: Api<Event> = ctx.api();
     let uid = created.metadata.uid.unwrap();
     let lp = ListParams::default().fields(&format!(
         "involvedObject.name=ev,involvedObject.uid={uid},type=Warning,source=kubelet"

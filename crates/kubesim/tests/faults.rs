@@ -96,32 +96,33 @@ async fn injected_pull_failure() {
         .unwrap();
 }
 
+/// `code` for the next `count` `verb` requests on pods in `ns`.
+fn pods_fault(ns: &str, verb: &str, code: u16, count: u32) -> RequestFault {
+    RequestFault {
+        namespace: Some(ns.to_string()),
+        verb: verb.into(),
+        resource: "pods".into(),
+        code,
+        count,
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn request_errors_500_and_429() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    ctx.sim.faults().add_request_error(RequestFault {
-        namespace: Some(ctx.ns.clone()),
-        verb: "list".into(),
-        resource: "pods".into(),
-        code: 500,
-        count: 1,
-        ..Default::default()
-    });
+    let pods: Api<Pod> = ctx.api();
+    let faults = ctx.sim.faults();
+    faults.add_request_error(pods_fault(&ctx.ns, "list", 500, 1));
     match pods.list(&Default::default()).await {
         Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (500, "InternalError")),
         other => panic!("expected 500, got {other:?}"),
     }
     pods.list(&Default::default()).await.unwrap();
     // 429 with Retry-After, seen on the raw response of a client without kube's retry layer
-    ctx.sim.faults().add_request_error(RequestFault {
-        namespace: Some(ctx.ns.clone()),
-        verb: "get".into(),
-        resource: "pods".into(),
-        code: 429,
-        count: 1,
+    faults.add_request_error(RequestFault {
         retry_after_seconds: Some(7),
-        ..Default::default()
+        ..pods_fault(&ctx.ns, "get", 429, 1)
     });
     let kc = kube::config::Kubeconfig::read_from(ctx.sim.kubeconfig_path()).unwrap();
     let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
@@ -140,14 +141,9 @@ async fn request_errors_500_and_429() {
     assert_eq!(resp.headers()["retry-after"], "7");
     assert_eq!(raw.send(get()).await.unwrap().status(), 404);
     // kube's default client honours Retry-After and retries 429s
-    ctx.sim.faults().add_request_error(RequestFault {
-        namespace: Some(ctx.ns.clone()),
-        verb: "get".into(),
-        resource: "pods".into(),
-        code: 429,
-        count: 2,
+    faults.add_request_error(RequestFault {
         retry_after_seconds: Some(1),
-        ..Default::default()
+        ..pods_fault(&ctx.ns, "get", 429, 2)
     });
     let t0 = Instant::now();
     match pods.get("x").await {
@@ -172,7 +168,7 @@ async fn faults_over_http_endpoint() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     match pods.create(&Default::default(), &sh_pod("h", "true")).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 500),
         other => panic!("expected 500, got {other:?}"),
@@ -215,7 +211,7 @@ async fn exec_until_drop(pods: &Api<Pod>, name: &str, cmd: &[&str]) -> (usize, b
 #[tokio::test]
 async fn stream_drops_after_bytes_and_time() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     create(&ctx, &sh_pod("drop", "sleep 1000")).await;
     wait_phase(&ctx, "drop", &["Running"]).await;
     ctx.sim.faults().add_stream_drop(StreamDrop {

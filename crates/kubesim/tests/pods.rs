@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, AttachParams, DeleteParams, LogParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::{Api, AttachParams, AttachedProcess, DeleteParams, LogParams, PostParams};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use common::*;
 
@@ -49,7 +50,7 @@ async fn exec(pods: &Api<Pod>, name: &str, cmd: &[&str]) -> (String, String, Opt
 #[tokio::test]
 async fn exec_output_and_exit_codes() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     create(&ctx, &sh_pod("ex", "sleep 1000")).await;
     wait_phase(&ctx, "ex", &["Running"]).await;
     let (out, err, code) = exec(&pods, "ex", &["sh", "-c", "echo hello; echo oops >&2"]).await;
@@ -102,26 +103,40 @@ async fn exec_output_and_exit_codes() {
     );
 }
 
+/// stdin and stdout attached, no stderr.
+fn stdin_stdout() -> AttachParams {
+    AttachParams::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(false)
+}
+
+/// The process's stdin, stdout and status (channel 3), each taken once.
+fn take_io(
+    p: &mut AttachedProcess,
+) -> (
+    impl AsyncWrite + Unpin,
+    impl AsyncRead + Unpin,
+    impl Future<Output = Option<Status>>,
+) {
+    (
+        p.stdin().unwrap(),
+        p.stdout().unwrap(),
+        p.take_status().unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn exec_stdin_100mb_round_trip() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     create(&ctx, &sh_pod("big", "sleep 1000")).await;
     wait_phase(&ctx, "big", &["Running"]).await;
     let mut p = pods
-        .exec(
-            "big",
-            vec!["cat"],
-            &AttachParams::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(false),
-        )
+        .exec("big", vec!["cat"], &stdin_stdout())
         .await
         .unwrap();
-    let mut stdin = p.stdin().unwrap();
-    let mut stdout = p.stdout().unwrap();
-    let status = p.take_status().unwrap();
+    let (mut stdin, mut stdout, status) = take_io(&mut p);
     const TOTAL: usize = 100 * 1024 * 1024;
     let writer = async move {
         let mut h = Sha256::new();
@@ -160,26 +175,15 @@ async fn exec_stdin_100mb_round_trip() {
 #[tokio::test]
 async fn attach_stdin_and_logs_follow() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "att"}, "spec": {"restartPolicy": "Never",
         "containers": [{"name": "main", "image": busybox(), "imagePullPolicy": "Never", "stdin": true, "stdinOnce": true,
             "command": ["sh", "-c", "wc -c; echo done"]}]}}))
     .unwrap();
     create(&ctx, &pod).await;
     wait_phase(&ctx, "att", &["Running"]).await;
-    let mut p = pods
-        .attach(
-            "att",
-            &AttachParams::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(false),
-        )
-        .await
-        .unwrap();
-    let mut stdin = p.stdin().unwrap();
-    let mut stdout = p.stdout().unwrap();
-    let status = p.take_status().unwrap();
+    let mut p = pods.attach("att", &stdin_stdout()).await.unwrap();
+    let (mut stdin, mut stdout, status) = take_io(&mut p);
     stdin.write_all(&vec![b'x'; 12345]).await.unwrap();
     // the writer half of kube's stdin pipe only reaches EOF on shutdown (v5 then sends [255, 0])
     stdin.shutdown().await.unwrap();
@@ -224,8 +228,8 @@ async fn attach_stdin_and_logs_follow() {
 #[tokio::test]
 async fn empty_dir_secret_volume_readiness_and_termination() {
     let ctx = setup().await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pods: Api<Pod> = ctx.api();
+    let secrets: Api<Secret> = ctx.api();
     let s: Secret = serde_json::from_value(
         json!({"metadata": {"name": "vol"}, "stringData": {"a": "alpha", "b": "beta"}}),
     )
@@ -326,7 +330,7 @@ fn dockerconfig(registry: &str, user: &str, pw: &str) -> Secret {
 #[tokio::test]
 async fn pulls_with_and_without_credentials() {
     let ctx = setup().await;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let secrets: Api<Secret> = ctx.api();
     let env = &ctx.env;
     secrets
         .create(
@@ -380,21 +384,13 @@ async fn pvc_bound_to_a_host_directory() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("from-host"), b"hi").unwrap();
     ctx.sim.set_claim_dir(&ctx.ns, "work", dir.path());
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let pvcs: Api<PersistentVolumeClaim> = ctx.api();
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "work"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
     .unwrap();
     pvcs.create(&PostParams::default(), &claim).await.unwrap();
-    assert_eq!(
-        pvcs.get("work")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .phase
-            .as_deref(),
-        Some("Bound")
-    );
+    let phase = pvcs.get("work").await.unwrap().status.unwrap().phase;
+    assert_eq!(phase.as_deref(), Some("Bound"));
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "pvc"}, "spec": {"restartPolicy": "Never",
         "volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "work"}}],
         "containers": [{"name": "main", "image": busybox(), "imagePullPolicy": "Never",

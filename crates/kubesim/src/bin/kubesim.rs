@@ -1,27 +1,14 @@
 //! `kubesim`: run the simulator standalone until Ctrl-C.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::Parser;
-use kubesim::{SimConfig, Simulator};
+use kubesim::standalone::{self, Options};
 
 /// A Kubernetes API simulator whose pods are real Docker containers.
 #[derive(Debug, Parser)]
 #[command(name = "kubesim", version)]
 struct Args {
-    /// YAML config file (SimConfig: token, sandboxImage, faults, deny, volumes, ...)
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// where to write the kubeconfig (default: <state dir>/kubeconfig)
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// port on 127.0.0.1 (default: a free one)
-    #[arg(long)]
-    port: Option<u16>,
-    /// sandbox image (must be in the local engine)
-    #[arg(long)]
-    sandbox_image: Option<String>,
+    #[command(flatten)]
+    options: Options,
 }
 
 #[tokio::main]
@@ -33,32 +20,18 @@ async fn main() {
                 .unwrap_or_else(|_| "kubesim=info".into()),
         )
         .init();
-    if let Err(e) = run(Args::parse()).await {
+    if let Err(e) = run(Args::parse().options).await {
         eprintln!("kubesim: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg: SimConfig = match &args.config {
-        Some(p) => SimConfig::from_file(p)?,
-        None => SimConfig::default(),
-    };
-    if let Some(k) = args.kubeconfig {
-        cfg.kubeconfig_path = Some(k);
-    }
-    if let Some(p) = args.port {
-        cfg.port = p;
-    }
-    if let Some(i) = args.sandbox_image {
-        cfg.sandbox_image = i;
-    }
-    let sim = Simulator::start(cfg).await?;
-    println!("{}", sim.kubeconfig_path.display());
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    let removed = sim.shutdown().await;
+async fn run(options: Options) -> anyhow::Result<()> {
+    let cfg = options.sim_config()?;
+    let removed = standalone::serve_until_ctrl_c(cfg, |sim| {
+        println!("{}", sim.kubeconfig_path.display());
+    })
+    .await?;
     eprintln!("kubesim: stopped, removed {removed} containers");
     Ok(())
 }

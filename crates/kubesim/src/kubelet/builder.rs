@@ -45,7 +45,10 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::io::DuplexStream;
 use tokio::sync::{OnceCell, watch};
 
-use super::runtime::{Chan, ContainerRuntime, ExecRequest, ExitInfo, IoSession, RuntimeError};
+use super::runtime::{
+    Chan, ContainerRuntime, ExecRequest, ExitInfo, IoSession, LogRequest, RuntimeError, Streams,
+    TtySize,
+};
 use crate::store::{Kind, Store};
 use fs::Mounts;
 use logbuf::LogBuf;
@@ -405,17 +408,11 @@ impl ContainerRuntime for BuilderRuntime {
         self.inner.exec_exit_code(exec_id).await
     }
 
-    async fn attach(
-        &self,
-        id: &str,
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<IoSession, RuntimeError> {
+    async fn attach(&self, id: &str, streams: Streams) -> Result<IoSession, RuntimeError> {
         let Some(v) = self.get(id) else {
-            return self.inner.attach(id, stdin, stdout, stderr).await;
+            return self.inner.attach(id, streams).await;
         };
-        let input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = match stdin {
+        let input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = match streams.stdin {
             // stdinOnce: only the first session gets the stream; closing it is EOF.
             true => match v
                 .stdin_writer
@@ -431,17 +428,18 @@ impl ContainerRuntime for BuilderRuntime {
         let log = v.log.clone();
         let exit = v.exit.subscribe();
         // Output from now on; the stream ends with the container.
-        let output: BoxStream<'static, Result<(Chan, Bytes), RuntimeError>> = if stdout || stderr {
-            log.from(log.written(), true)
-                .map(|r| r.map(|b| (Chan::Stdout, b)))
+        let output: BoxStream<'static, Result<(Chan, Bytes), RuntimeError>> =
+            if streams.stdout || streams.stderr {
+                log.from(log.written(), true)
+                    .map(|r| r.map(|b| (Chan::Stdout, b)))
+                    .boxed()
+            } else {
+                futures::stream::unfold(exit, |mut rx| async move {
+                    let _ = rx.wait_for(Option::is_some).await;
+                    None
+                })
                 .boxed()
-        } else {
-            futures::stream::unfold(exit, |mut rx| async move {
-                let _ = rx.wait_for(Option::is_some).await;
-                None
-            })
-            .boxed()
-        };
+            };
         Ok(IoSession {
             output,
             input,
@@ -452,26 +450,19 @@ impl ContainerRuntime for BuilderRuntime {
     async fn resize(
         &self,
         id: &str,
-        exec_id: Option<&str>,
-        width: u16,
-        height: u16,
+        exec: Option<&str>,
+        size: TtySize,
     ) -> Result<(), RuntimeError> {
         if self.get(id).is_some() {
             return Ok(());
         }
-        self.inner.resize(id, exec_id, width, height).await
+        self.inner.resize(id, exec, size).await
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        follow: bool,
-        tail: Option<u64>,
-        timestamps: bool,
-    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    fn logs(&self, id: &str, req: LogRequest) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         match self.get(id) {
-            Some(v) => v.log.stream(follow, tail),
-            None => self.inner.logs(id, follow, tail, timestamps),
+            Some(v) => v.log.stream(req.follow, req.tail),
+            None => self.inner.logs(id, req),
         }
     }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::Kubelet;
 use super::plan::{self, ContainerInputs, EnvSources};
 use super::pull::credentials_for;
+use super::runtime::LogRequest;
 use super::status::CState;
 use super::volumes::{self, HostVolume};
 use super::worker::{Slot, Worker, docker_name, lock};
@@ -301,7 +302,11 @@ impl Worker {
 
     async fn log_tail(&self, id: &str) -> String {
         use futures::StreamExt;
-        let mut s = self.kl.runtime.logs(id, false, Some(80), false);
+        let last = LogRequest {
+            tail: Some(80),
+            ..Default::default()
+        };
+        let mut s = self.kl.runtime.logs(id, last);
         let mut out = Vec::new();
         while let Some(Ok(b)) = s.next().await {
             out.extend_from_slice(&b);

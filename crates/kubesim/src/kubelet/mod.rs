@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::faults::{Faults, KillMode};
 use crate::status::ApiError;
-use crate::store::{EventType, Kind, Store};
+use crate::store::{EventType, Kind, Store, meta_str};
 use plan::Labels;
 use runtime::ContainerRuntime;
 use worker::{Stop, Worker};
@@ -223,14 +223,8 @@ impl Kubelet {
 
     /// Bind a new PVC to its host directory (status Bound).
     pub fn bind_claim(&self, pvc: &Value) {
-        let ns = pvc["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = pvc["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let ns = meta_str(pvc, "namespace").to_string();
+        let name = meta_str(pvc, "name").to_string();
         let dir = {
             let map = self.claim_dirs.lock().unwrap_or_else(|p| p.into_inner());
             volumes::claim_host_dir(&map, &self.cfg.dynamic_volume_root, &ns, &name)
@@ -283,18 +277,15 @@ impl Kubelet {
         need_running: bool,
     ) -> Result<String, ApiError> {
         let p = self.store.get_or_404(Kind::Pod, ns, pod)?;
-        let names: Vec<String> = p["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str().map(str::to_string))
-            .collect();
-        let init_names: Vec<String> = p["spec"]["initContainers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str().map(str::to_string))
-            .collect();
+        let names_in = |list: &str| -> Vec<String> {
+            p["spec"][list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        let (names, init_names) = (names_in("containers"), names_in("initContainers"));
         let cname = match container.filter(|c| !c.is_empty()) {
             Some(c) => c.to_string(),
             None if names.len() == 1 => names[0].clone(),

@@ -219,6 +219,65 @@ pub trait EnvSources {
     fn config_map(&self, name: &str) -> Option<HashMap<String, String>>;
 }
 
+/// The objects an env var or `envFrom` reads.
+#[derive(Debug, Clone, Copy)]
+enum EnvSource {
+    Secret,
+    ConfigMap,
+}
+
+impl EnvSource {
+    /// The object's data as env values (a secret's bytes as lossy UTF-8); `None` when it is
+    /// missing and the reference optional.
+    fn data(
+        self,
+        src: &dyn EnvSources,
+        name: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<HashMap<String, String>>, String> {
+        let (found, kind) = match self {
+            Self::Secret => {
+                let lossy = |d: HashMap<String, Vec<u8>>| {
+                    d.into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                        .collect()
+                };
+                (src.secret(name).map(lossy), "secret")
+            }
+            Self::ConfigMap => (src.config_map(name), "configmap"),
+        };
+        match found {
+            Some(d) => Ok(Some(d)),
+            None if optional == Some(true) => Ok(None),
+            None => Err(format!("{kind} {name:?} not found")),
+        }
+    }
+
+    /// One key of the object; `None` when it (or the object) is missing and the reference
+    /// optional.
+    fn key(
+        self,
+        src: &dyn EnvSources,
+        ns: &str,
+        name: &str,
+        key: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<String>, String> {
+        let Some(mut d) = self.data(src, name, optional)? else {
+            return Ok(None);
+        };
+        let kind = match self {
+            Self::Secret => "Secret",
+            Self::ConfigMap => "ConfigMap",
+        };
+        match d.remove(key) {
+            Some(v) => Ok(Some(v)),
+            None if optional == Some(true) => Ok(None),
+            None => Err(format!("couldn't find key {key} in {kind} {ns}/{name}")),
+        }
+    }
+}
+
 /// Expand `$(VAR)` references (`$$` escapes), as `third_party/forked/golang/expansion`.
 pub fn expand(s: &str, vars: &HashMap<String, String>) -> String {
     let mut out = String::new();
@@ -273,35 +332,17 @@ pub fn resolve_env(
     };
     for ef in c.env_from.iter().flatten() {
         let prefix = ef.prefix.clone().unwrap_or_default();
-        if let Some(r) = &ef.secret_ref {
-            match src.secret(&r.name) {
-                Some(d) => {
-                    let mut keys: Vec<_> = d.into_iter().collect();
-                    keys.sort();
-                    for (k, v) in keys {
-                        set(
-                            &mut vars,
-                            &mut map,
-                            format!("{prefix}{k}"),
-                            String::from_utf8_lossy(&v).into_owned(),
-                        );
-                    }
+        let refs = [
+            (ef.secret_ref.as_ref()).map(|r| (EnvSource::Secret, &r.name, r.optional)),
+            (ef.config_map_ref.as_ref()).map(|r| (EnvSource::ConfigMap, &r.name, r.optional)),
+        ];
+        for (kind, name, optional) in refs.into_iter().flatten() {
+            if let Some(d) = kind.data(src, name, optional)? {
+                let mut keys: Vec<_> = d.into_iter().collect();
+                keys.sort();
+                for (k, v) in keys {
+                    set(&mut vars, &mut map, format!("{prefix}{k}"), v);
                 }
-                None if r.optional == Some(true) => {}
-                None => return Err(format!("secret {:?} not found", r.name)),
-            }
-        }
-        if let Some(r) = &ef.config_map_ref {
-            match src.config_map(&r.name) {
-                Some(d) => {
-                    let mut keys: Vec<_> = d.into_iter().collect();
-                    keys.sort();
-                    for (k, v) in keys {
-                        set(&mut vars, &mut map, format!("{prefix}{k}"), v);
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(format!("configmap {:?} not found", r.name)),
             }
         }
     }
@@ -309,35 +350,16 @@ pub fn resolve_env(
         let value = if let Some(v) = &e.value {
             expand(v, &map)
         } else if let Some(vf) = &e.value_from {
-            if let Some(r) = &vf.secret_key_ref {
-                match src.secret(&r.name) {
-                    Some(d) => match d.get(&r.key) {
-                        Some(v) => String::from_utf8_lossy(v).into_owned(),
-                        None if r.optional == Some(true) => continue,
-                        None => {
-                            return Err(format!(
-                                "couldn't find key {} in Secret {ns}/{}",
-                                r.key, r.name
-                            ));
-                        }
-                    },
-                    None if r.optional == Some(true) => continue,
-                    None => return Err(format!("secret {:?} not found", r.name)),
-                }
-            } else if let Some(r) = &vf.config_map_key_ref {
-                match src.config_map(&r.name) {
-                    Some(d) => match d.get(&r.key) {
-                        Some(v) => v.clone(),
-                        None if r.optional == Some(true) => continue,
-                        None => {
-                            return Err(format!(
-                                "couldn't find key {} in ConfigMap {ns}/{}",
-                                r.key, r.name
-                            ));
-                        }
-                    },
-                    None if r.optional == Some(true) => continue,
-                    None => return Err(format!("configmap {:?} not found", r.name)),
+            let key_ref = (vf.secret_key_ref.as_ref())
+                .map(|r| (EnvSource::Secret, &r.name, &r.key, r.optional))
+                .or_else(|| {
+                    (vf.config_map_key_ref.as_ref())
+                        .map(|r| (EnvSource::ConfigMap, &r.name, &r.key, r.optional))
+                });
+            if let Some((kind, name, key, optional)) = key_ref {
+                match kind.key(src, &ns, name, key, optional)? {
+                    Some(v) => v,
+                    None => continue,
                 }
             } else if let Some(f) = &vf.field_ref {
                 let m = &pod.metadata;
@@ -354,25 +376,21 @@ pub fn resolve_env(
                     "status.podIP" | "status.podIPs" => pod_ip.to_string(),
                     "status.hostIP" | "status.hostIPs" => "127.0.0.1".to_string(),
                     p => {
-                        if let Some(k) = p
-                            .strip_prefix("metadata.labels['")
-                            .and_then(|k| k.strip_suffix("']"))
-                        {
-                            m.labels
-                                .as_ref()
-                                .and_then(|l| l.get(k).cloned())
-                                .unwrap_or_default()
-                        } else if let Some(k) = p
-                            .strip_prefix("metadata.annotations['")
-                            .and_then(|k| k.strip_suffix("']"))
-                        {
-                            m.annotations
-                                .as_ref()
-                                .and_then(|l| l.get(k).cloned())
-                                .unwrap_or_default()
-                        } else {
+                        // metadata.labels['k'], metadata.annotations['k']
+                        let keyed = [
+                            ("metadata.labels['", &m.labels),
+                            ("metadata.annotations['", &m.annotations),
+                        ]
+                        .into_iter()
+                        .find_map(|(prefix, map)| {
+                            Some((p.strip_prefix(prefix)?.strip_suffix("']")?, map))
+                        });
+                        let Some((k, map)) = keyed else {
                             return Err(format!("unsupported fieldRef {p}"));
-                        }
+                        };
+                        map.as_ref()
+                            .and_then(|l| l.get(k).cloned())
+                            .unwrap_or_default()
                     }
                 }
             } else {
@@ -448,6 +466,40 @@ mod tests {
         assert_eq!(
             resolve_env(&p, &c2, "", &Src).unwrap_err(),
             "secret \"missing\" not found"
+        );
+    }
+
+    #[test]
+    fn env_from_keys_and_field_refs() {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "n",
+            "labels": {"app": "a"}, "annotations": {"note": "b"}}, "spec": {"containers": [{"name": "c",
+            "envFrom": [{"prefix": "S_", "secretRef": {"name": "s"}}, {"configMapRef": {"name": "cm", "optional": true}}],
+            "env": [{"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['note']"}}},
+                {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['none']"}}},
+                {"name": "O", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k", "optional": true}}},
+                {"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": true}}}]}]}}))
+        .unwrap();
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let env = resolve_env(&p, c, "", &Src).unwrap();
+        assert_eq!(env, ["S_token=t0p", "L=a", "N=b", "X="]);
+        let failing = |value_from: Value| {
+            let mut c2 = c.clone();
+            c2.env.as_mut().unwrap()[0] =
+                serde_json::from_value(json!({"name": "V", "valueFrom": value_from})).unwrap();
+            resolve_env(&p, &c2, "", &Src).unwrap_err()
+        };
+        assert_eq!(
+            failing(json!({"fieldRef": {"fieldPath": "metadata.labels"}})),
+            "unsupported fieldRef metadata.labels"
+        );
+        assert_eq!(
+            failing(json!({"secretKeyRef": {"name": "s", "key": "k"}})),
+            "couldn't find key k in Secret n/s"
+        );
+        assert_eq!(
+            failing(json!({"configMapKeyRef": {"name": "cm", "key": "k"}})),
+            "configmap \"cm\" not found"
         );
     }
 

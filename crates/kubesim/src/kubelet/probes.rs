@@ -10,6 +10,13 @@ use k8s_openapi::api::core::v1::Probe;
 use super::runtime::ExecRequest;
 use super::worker::{Slot, Worker};
 
+/// Waits out the probe's `initialDelaySeconds`; returns its period.
+async fn initial_delay(p: &Probe) -> Duration {
+    let delay = p.initial_delay_seconds.unwrap_or(0).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(delay)).await;
+    Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64)
+}
+
 impl Worker {
     async fn probe_once(&self, id: &str, p: &Probe) -> bool {
         let Some(cmd) = p.exec.as_ref().and_then(|e| e.command.clone()) else {
@@ -37,11 +44,7 @@ impl Worker {
         let c = self.pod.spec.clone().unwrap_or_default().containers[i].clone();
         let slot = Slot::App(i);
         if let Some(p) = &c.startup_probe {
-            tokio::time::sleep(Duration::from_secs(
-                p.initial_delay_seconds.unwrap_or(0).max(0) as u64,
-            ))
-            .await;
-            let period = Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64);
+            let period = initial_delay(p).await;
             let mut failures = 0;
             loop {
                 if self.probe_once(&id, p).await {
@@ -61,11 +64,7 @@ impl Worker {
             let me = self.clone();
             let id2 = id.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(
-                    lp.initial_delay_seconds.unwrap_or(0).max(0) as u64,
-                ))
-                .await;
-                let period = Duration::from_secs(lp.period_seconds.unwrap_or(10).max(1) as u64);
+                let period = initial_delay(&lp).await;
                 let mut failures = 0;
                 loop {
                     if me.probe_once(&id2, &lp).await {
@@ -87,11 +86,7 @@ impl Worker {
             return;
         };
         self.flush();
-        tokio::time::sleep(Duration::from_secs(
-            p.initial_delay_seconds.unwrap_or(0).max(0) as u64,
-        ))
-        .await;
-        let period = Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64);
+        let period = initial_delay(&p).await;
         let (mut ok_run, mut fail_run) = (0, 0);
         loop {
             let ok = self.probe_once(&id, &p).await;

@@ -14,7 +14,9 @@ pub fn registry_of(image: &str) -> String {
     }
 }
 
-fn normalize(key: &str) -> String {
+/// The registry host a docker config `auths` key names (scheme and path dropped, Docker Hub's
+/// aliases as `docker.io`).
+pub(crate) fn normalize(key: &str) -> String {
     let k = key
         .trim_start_matches("https://")
         .trim_start_matches("http://");
@@ -22,6 +24,29 @@ fn normalize(key: &str) -> String {
     match host {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
         h => h.to_string(),
+    }
+}
+
+/// The credentials of one docker config `auths` entry for registry `host`: its `username` and
+/// `password`, else the `user:password` of its base64 `auth`.
+pub(crate) fn entry_credentials(entry: &Value, host: String) -> DockerCredentials {
+    let (mut user, mut pass) = (
+        entry["username"].as_str().map(str::to_string),
+        entry["password"].as_str().map(str::to_string),
+    );
+    if user.is_none()
+        && let Some(a) = entry["auth"].as_str()
+        && let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(a)
+        && let Some((u, p)) = String::from_utf8_lossy(&dec).split_once(':')
+    {
+        user = Some(u.to_string());
+        pass = Some(p.to_string());
+    }
+    DockerCredentials {
+        username: user,
+        password: pass,
+        serveraddress: Some(host),
+        ..Default::default()
     }
 }
 
@@ -47,24 +72,7 @@ pub fn credentials_for(image: &str, secrets: &[Value]) -> Vec<DockerCredentials>
             if normalize(k) != reg {
                 continue;
             }
-            let (mut user, mut pass) = (
-                v["username"].as_str().map(str::to_string),
-                v["password"].as_str().map(str::to_string),
-            );
-            if user.is_none()
-                && let Some(a) = v["auth"].as_str()
-                && let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(a)
-                && let Some((u, p)) = String::from_utf8_lossy(&dec).split_once(':')
-            {
-                user = Some(u.to_string());
-                pass = Some(p.to_string());
-            }
-            out.push(DockerCredentials {
-                username: user,
-                password: pass,
-                serveraddress: Some(reg.clone()),
-                ..Default::default()
-            });
+            out.push(entry_credentials(v, reg.clone()));
         }
     }
     out

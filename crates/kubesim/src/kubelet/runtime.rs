@@ -11,7 +11,7 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, ContainerSummary};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, KillContainerOptions,
     ListContainersOptions, LogsOptions, RemoveContainerOptions, ResizeContainerTTYOptions,
@@ -88,6 +88,37 @@ pub struct ExecRequest {
     pub tty: bool,
 }
 
+/// Which streams an attach session joins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Streams {
+    /// stdin
+    pub stdin: bool,
+    /// stdout (or the tty)
+    pub stdout: bool,
+    /// stderr
+    pub stderr: bool,
+}
+
+/// A read of a container's output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogRequest {
+    /// go on until the container ends
+    pub follow: bool,
+    /// only the last lines
+    pub tail: Option<u64>,
+    /// each line prefixed with its RFC 3339 time
+    pub timestamps: bool,
+}
+
+/// A terminal's size.
+#[derive(Debug, Clone, Copy)]
+pub struct TtySize {
+    /// columns
+    pub width: u16,
+    /// rows
+    pub height: u16,
+}
+
 /// What the kubelet needs from a container runtime.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
@@ -117,29 +148,12 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Exit code of a finished exec session.
     async fn exec_exit_code(&self, exec_id: &str) -> Result<i64, RuntimeError>;
     /// Attach to a running container.
-    async fn attach(
-        &self,
-        id: &str,
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<IoSession, RuntimeError>;
+    async fn attach(&self, id: &str, streams: Streams) -> Result<IoSession, RuntimeError>;
     /// Resize a tty (container when `exec_id` is None).
-    async fn resize(
-        &self,
-        id: &str,
-        exec_id: Option<&str>,
-        width: u16,
-        height: u16,
-    ) -> Result<(), RuntimeError>;
+    async fn resize(&self, id: &str, exec: Option<&str>, size: TtySize)
+    -> Result<(), RuntimeError>;
     /// Container output (stdout and stderr interleaved).
-    fn logs(
-        &self,
-        id: &str,
-        follow: bool,
-        tail: Option<u64>,
-        timestamps: bool,
-    ) -> BoxStream<'static, Result<Bytes, RuntimeError>>;
+    fn logs(&self, id: &str, req: LogRequest) -> BoxStream<'static, Result<Bytes, RuntimeError>>;
     /// Remove every container labelled with `label=value` (returns how many).
     async fn remove_labelled(&self, label: &str, value: &str) -> Result<usize, RuntimeError>;
     /// Containers with `label` (any value): (id, labels).
@@ -169,6 +183,17 @@ impl DockerRuntime {
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
+
+    /// Every container (running or not) matching the label filter `label` or `label=value`.
+    async fn list(&self, label: String) -> Result<Vec<ContainerSummary>, RuntimeError> {
+        let filters = HashMap::from([("label".to_string(), vec![label])]);
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        Ok(self.docker.list_containers(Some(opts)).await?)
+    }
 }
 
 fn split_image(image: &str) -> (String, String) {
@@ -183,6 +208,27 @@ fn split_image(image: &str) -> (String, String) {
         ),
         None => (image.to_string(), "latest".to_string()),
     }
+}
+
+/// `r`, with the engine's answers in `fine` (already stopped, already gone, ...) taken as done.
+fn tolerating(r: Result<(), bollard::errors::Error>, fine: &[u16]) -> Result<(), RuntimeError> {
+    match r {
+        Err(bollard::errors::Error::DockerResponseServerError { status_code, .. })
+            if fine.contains(&status_code) =>
+        {
+            Ok(())
+        }
+        r => Ok(r?),
+    }
+}
+
+/// An attached process's output as [`Chan`]-tagged chunks (stdin echoes dropped).
+fn chunks(
+    output: Pin<Box<dyn futures::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+) -> BoxStream<'static, Result<(Chan, Bytes), RuntimeError>> {
+    output
+        .filter_map(|r| async move { r.map(log_chunk).map_err(RuntimeError::from).transpose() })
+        .boxed()
 }
 
 fn log_chunk(o: LogOutput) -> Option<(Chan, Bytes)> {
@@ -280,14 +326,11 @@ impl ContainerRuntime for DockerRuntime {
             t: Some(grace.clamp(0, i32::MAX as i64) as i32),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(opts)).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304 | 404,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // 304: not running; 404: gone.
+        tolerating(
+            self.docker.stop_container(id, Some(opts)).await,
+            &[304, 404],
+        )
     }
 
     async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
@@ -308,14 +351,11 @@ impl ContainerRuntime for DockerRuntime {
             v: true,
             link: false,
         };
-        match self.docker.remove_container(id, Some(opts)).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // 404: gone; 409: its removal is already in progress.
+        tolerating(
+            self.docker.remove_container(id, Some(opts)).await,
+            &[404, 409],
+        )
     }
 
     async fn exec(&self, id: &str, req: ExecRequest) -> Result<IoSession, RuntimeError> {
@@ -340,11 +380,7 @@ impl ContainerRuntime for DockerRuntime {
         };
         match self.docker.start_exec(&created.id, Some(opts)).await? {
             StartExecResults::Attached { output, input } => Ok(IoSession {
-                output: output
-                    .filter_map(|r| async move {
-                        r.map(log_chunk).map_err(RuntimeError::from).transpose()
-                    })
-                    .boxed(),
+                output: chunks(output),
                 input,
                 exec_id: Some(created.id),
             }),
@@ -368,29 +404,18 @@ impl ContainerRuntime for DockerRuntime {
         ))
     }
 
-    async fn attach(
-        &self,
-        id: &str,
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<IoSession, RuntimeError> {
+    async fn attach(&self, id: &str, streams: Streams) -> Result<IoSession, RuntimeError> {
         let opts = AttachContainerOptions {
-            stdin,
-            stdout,
-            stderr,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
             stream: true,
             logs: false,
             detach_keys: None,
         };
         let r = self.docker.attach_container(id, Some(opts)).await?;
         Ok(IoSession {
-            output: r
-                .output
-                .filter_map(
-                    |r| async move { r.map(log_chunk).map_err(RuntimeError::from).transpose() },
-                )
-                .boxed(),
+            output: chunks(r.output),
             input: r.input,
             exec_id: None,
         })
@@ -399,50 +424,35 @@ impl ContainerRuntime for DockerRuntime {
     async fn resize(
         &self,
         id: &str,
-        exec_id: Option<&str>,
-        width: u16,
-        height: u16,
+        exec: Option<&str>,
+        size: TtySize,
     ) -> Result<(), RuntimeError> {
-        match exec_id {
+        let (h, w) = (size.height as i32, size.width as i32);
+        match exec {
             Some(e) => {
                 self.docker
-                    .resize_exec(
-                        e,
-                        ResizeExecOptions {
-                            h: height as i32,
-                            w: width as i32,
-                        },
-                    )
+                    .resize_exec(e, ResizeExecOptions { h, w })
                     .await?
             }
             None => {
                 self.docker
-                    .resize_container_tty(
-                        id,
-                        ResizeContainerTTYOptions {
-                            h: height as i32,
-                            w: width as i32,
-                        },
-                    )
+                    .resize_container_tty(id, ResizeContainerTTYOptions { h, w })
                     .await?
             }
         }
         Ok(())
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        follow: bool,
-        tail: Option<u64>,
-        timestamps: bool,
-    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
+    fn logs(&self, id: &str, req: LogRequest) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         let opts = LogsOptions {
-            follow,
+            follow: req.follow,
             stdout: true,
             stderr: true,
-            timestamps,
-            tail: tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()),
+            timestamps: req.timestamps,
+            tail: req
+                .tail
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "all".into()),
             ..Default::default()
         };
         self.docker
@@ -456,16 +466,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove_labelled(&self, label: &str, value: &str) -> Result<usize, RuntimeError> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![format!("{label}={value}")]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await?;
+        let list = self.list(format!("{label}={value}")).await?;
         let n = list.len();
         for c in list {
             if let Some(id) = c.id {
@@ -479,17 +480,9 @@ impl ContainerRuntime for DockerRuntime {
         &self,
         label: &str,
     ) -> Result<Vec<(String, HashMap<String, String>)>, RuntimeError> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![label.to_string()]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await?;
-        Ok(list
+        Ok(self
+            .list(label.to_string())
+            .await?
             .into_iter()
             .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
             .collect())

@@ -266,21 +266,14 @@ impl StatusModel {
         if let Some(t) = &self.start_time {
             st["startTime"] = t.clone();
         }
-        if !self.init.is_empty() {
-            st["initContainerStatuses"] = Value::Array(
-                self.init
-                    .iter()
-                    .map(|c| render_container(c, true))
-                    .collect(),
-            );
-        }
-        if !self.containers.is_empty() {
-            st["containerStatuses"] = Value::Array(
-                self.containers
-                    .iter()
-                    .map(|c| render_container(c, false))
-                    .collect(),
-            );
+        for (key, list, init) in [
+            ("initContainerStatuses", &self.init, true),
+            ("containerStatuses", &self.containers, false),
+        ] {
+            if !list.is_empty() {
+                let rendered = list.iter().map(|c| render_container(c, init)).collect();
+                st[key] = Value::Array(rendered);
+            }
         }
         if let Some(r) = &self.reason {
             st["reason"] = json!(r);

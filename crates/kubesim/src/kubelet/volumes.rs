@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod};
+use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Pod};
 use serde_json::Value;
 
 use crate::store::{Kind, Store};
@@ -34,6 +34,27 @@ pub struct HostVolume {
     pub path: PathBuf,
     /// always mounted read-only (secret, configMap, projected, downwardAPI)
     pub read_only: bool,
+}
+
+impl HostVolume {
+    fn read_only(path: PathBuf) -> Self {
+        Self {
+            path,
+            read_only: true,
+        }
+    }
+
+    fn writable(path: PathBuf) -> Self {
+        Self {
+            path,
+            read_only: false,
+        }
+    }
+}
+
+fn mk(d: &Path, mode: u32) -> Result<(), VolumeError> {
+    std::fs::create_dir_all(d).map_err(|e| io(e, d))?;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).map_err(|e| io(e, d))
 }
 
 fn write_file(dir: &Path, rel: &str, data: &[u8], mode: i32) -> Result<(), VolumeError> {
@@ -79,19 +100,69 @@ fn project(
     Ok(())
 }
 
+/// A secret or configMap volume: its `data` (the `items` of it, when given; nothing when an
+/// optional source is missing) in a read-only directory.
+fn data_volume(
+    dir: PathBuf,
+    data: Option<HashMap<String, Vec<u8>>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+    name: &str,
+) -> Result<HostVolume, VolumeError> {
+    mk(&dir, 0o755)?;
+    let data = data.unwrap_or_default();
+    project(&dir, &data, items, default_mode.unwrap_or(0o644), name)?;
+    Ok(HostVolume::read_only(dir))
+}
+
+/// Where a volume's files come from.
+#[derive(Debug, Clone, Copy)]
+enum Data {
+    Secret,
+    ConfigMap,
+}
+
 /// A secret's or configmap's data as a volume source: missing is fine (`None`) only when the
 /// source is `optional`, as the kubelet has it.
 fn source(
-    found: Option<HashMap<String, Vec<u8>>>,
-    optional: Option<bool>,
-    kind: &str,
+    store: &Store,
+    ns: &str,
+    kind: Data,
     name: &str,
+    optional: Option<bool>,
 ) -> Result<Option<HashMap<String, Vec<u8>>>, VolumeError> {
+    let (found, kind) = match kind {
+        Data::Secret => (secret_map(store, ns, name), "secret"),
+        Data::ConfigMap => (config_map(store, ns, name), "configmap"),
+    };
     match found {
         Some(d) => Ok(Some(d)),
         None if optional == Some(true) => Ok(None),
         None => Err(VolumeError::Missing(format!("{kind} {name:?} not found"))),
     }
+}
+
+/// Writes the downwardAPI `items` into `dir`, each with its mode or `default_mode`.
+fn write_downward(
+    dir: &Path,
+    pod: &Pod,
+    items: Option<&Vec<DownwardAPIVolumeFile>>,
+    default_mode: i32,
+) -> Result<(), VolumeError> {
+    for it in items.into_iter().flatten() {
+        let val = it
+            .field_ref
+            .as_ref()
+            .map(|f| downward(pod, &f.field_path))
+            .unwrap_or_default();
+        write_file(
+            dir,
+            &it.path,
+            val.as_bytes(),
+            it.mode.unwrap_or(default_mode),
+        )?;
+    }
+    Ok(())
 }
 
 fn secret_map(store: &Store, ns: &str, name: &str) -> Option<HashMap<String, Vec<u8>>> {
@@ -178,114 +249,42 @@ pub fn prepare(
     let mut out = HashMap::new();
     for v in spec.volumes.iter().flatten() {
         let dir = pod_dir.join("volumes").join(&v.name);
-        let mk = |d: &Path, mode: u32| -> Result<(), VolumeError> {
-            std::fs::create_dir_all(d).map_err(|e| io(e, d))?;
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).map_err(|e| io(e, d))
-        };
         let hv = if v.empty_dir.is_some() {
             mk(&dir, 0o777)?;
-            HostVolume {
-                path: dir,
-                read_only: false,
-            }
+            HostVolume::writable(dir)
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
-            let data = source(secret_map(store, &ns, &name), s.optional, "secret", &name)?
-                .unwrap_or_default();
-            mk(&dir, 0o755)?;
-            project(
-                &dir,
-                &data,
-                s.items.as_ref(),
-                s.default_mode.unwrap_or(0o644),
-                &name,
-            )?;
-            HostVolume {
-                path: dir,
-                read_only: true,
-            }
+            let data = source(store, &ns, Data::Secret, &name, s.optional)?;
+            data_volume(dir, data, s.items.as_ref(), s.default_mode, &name)?
         } else if let Some(c) = &v.config_map {
-            let name = c.name.clone();
-            let data = source(
-                config_map(store, &ns, &name),
-                c.optional,
-                "configmap",
-                &name,
-            )?
-            .unwrap_or_default();
-            mk(&dir, 0o755)?;
-            project(
-                &dir,
-                &data,
-                c.items.as_ref(),
-                c.default_mode.unwrap_or(0o644),
-                &name,
-            )?;
-            HostVolume {
-                path: dir,
-                read_only: true,
-            }
+            let data = source(store, &ns, Data::ConfigMap, &c.name, c.optional)?;
+            data_volume(dir, data, c.items.as_ref(), c.default_mode, &c.name)?
         } else if let Some(p) = &v.projected {
             mk(&dir, 0o755)?;
             let mode = p.default_mode.unwrap_or(0o644);
             for src in p.sources.iter().flatten() {
                 if let Some(s) = &src.secret
-                    && let Some(d) = source(
-                        secret_map(store, &ns, &s.name),
-                        s.optional,
-                        "secret",
-                        &s.name,
-                    )?
+                    && let Some(d) = source(store, &ns, Data::Secret, &s.name, s.optional)?
                 {
                     project(&dir, &d, s.items.as_ref(), mode, &s.name)?;
                 }
                 if let Some(c) = &src.config_map
-                    && let Some(d) = source(
-                        config_map(store, &ns, &c.name),
-                        c.optional,
-                        "configmap",
-                        &c.name,
-                    )?
+                    && let Some(d) = source(store, &ns, Data::ConfigMap, &c.name, c.optional)?
                 {
                     project(&dir, &d, c.items.as_ref(), mode, &c.name)?;
                 }
                 if let Some(d) = &src.downward_api {
-                    for it in d.items.iter().flatten() {
-                        let val = it
-                            .field_ref
-                            .as_ref()
-                            .map(|f| downward(pod, &f.field_path))
-                            .unwrap_or_default();
-                        write_file(&dir, &it.path, val.as_bytes(), it.mode.unwrap_or(mode))?;
-                    }
+                    write_downward(&dir, pod, d.items.as_ref(), mode)?;
                 }
                 if let Some(t) = &src.service_account_token {
                     write_file(&dir, &t.path, b"kubesim-service-account-token", mode)?;
                 }
             }
-            HostVolume {
-                path: dir,
-                read_only: true,
-            }
+            HostVolume::read_only(dir)
         } else if let Some(d) = &v.downward_api {
             mk(&dir, 0o755)?;
-            for it in d.items.iter().flatten() {
-                let val = it
-                    .field_ref
-                    .as_ref()
-                    .map(|f| downward(pod, &f.field_path))
-                    .unwrap_or_default();
-                write_file(
-                    &dir,
-                    &it.path,
-                    val.as_bytes(),
-                    it.mode.or(d.default_mode).unwrap_or(0o644),
-                )?;
-            }
-            HostVolume {
-                path: dir,
-                read_only: true,
-            }
+            write_downward(&dir, pod, d.items.as_ref(), d.default_mode.unwrap_or(0o644))?;
+            HostVolume::read_only(dir)
         } else if let Some(h) = &v.host_path {
             let p = PathBuf::from(&h.path);
             match h.type_.as_deref().unwrap_or("") {
@@ -307,10 +306,7 @@ pub fn prepare(
                 }
                 _ => {}
             }
-            HostVolume {
-                path: p,
-                read_only: false,
-            }
+            HostVolume::writable(p)
         } else if let Some(c) = &v.persistent_volume_claim {
             match claim_dir(&c.claim_name) {
                 Some(p) => HostVolume {
@@ -327,10 +323,7 @@ pub fn prepare(
         } else {
             // unsupported volume source: an empty directory keeps the pod runnable
             mk(&dir, 0o777)?;
-            HostVolume {
-                path: dir,
-                read_only: false,
-            }
+            HostVolume::writable(dir)
         };
         if let Some(g) = fs_group
             && (v.empty_dir.is_some()

@@ -3,11 +3,11 @@
 use axum::extract::Request;
 use axum::response::Response;
 use http::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::{AppState, json_response, parse_body, read_body};
-use crate::config::DenyRule;
 use crate::faults::{FaultConfig, KillMode};
 use crate::status::ApiError;
 
@@ -54,6 +54,17 @@ struct KillBody {
     mode: KillMode,
 }
 
+/// A control endpoint's body as the type it sets.
+fn typed<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("bad body: {e}")))
+}
+
+/// 200 with what the knobs are now.
+fn ok_json(now: &impl Serialize) -> Result<Response, ApiError> {
+    let v = serde_json::to_value(now).map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
 pub(super) async fn handle(
     state: &AppState,
     path: &str,
@@ -62,24 +73,15 @@ pub(super) async fn handle(
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
     let bytes = read_body(body).await?;
-    let bad = |e: serde_json::Error| ApiError::bad_request(format!("bad body: {e}"));
+    let body = || parse_body(&parts.headers, &bytes);
     match (path, method) {
-        ("faults", Method::GET) => Ok(json_response(
-            StatusCode::OK,
-            &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?,
-        )),
+        ("faults", Method::GET) => ok_json(&state.faults.get()),
         ("faults", Method::PUT) => {
-            let cfg: FaultConfig =
-                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
-            state.faults.set(cfg);
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?,
-            ))
+            state.faults.set(typed(body()?)?);
+            ok_json(&state.faults.get())
         }
         ("faults", Method::POST) => {
-            let add: FaultConfig =
-                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            let add: FaultConfig = typed(body()?)?;
             state.faults.update(|cfg| {
                 cfg.pod_start_delays.extend(add.pod_start_delays);
                 cfg.pull_failures.extend(add.pull_failures);
@@ -87,36 +89,19 @@ pub(super) async fn handle(
                 cfg.request_errors.extend(add.request_errors);
                 cfg.stream_drops.extend(add.stream_drops);
             });
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::to_value(state.faults.get()).map_err(ApiError::internal)?,
-            ))
+            ok_json(&state.faults.get())
         }
         ("deny", Method::POST) => {
-            let rule: DenyRule =
-                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
-            state.authz.deny(rule);
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?,
-            ))
+            state.authz.deny(typed(body()?)?);
+            ok_json(&state.authz.get())
         }
-        ("deny", Method::GET) => Ok(json_response(
-            StatusCode::OK,
-            &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?,
-        )),
+        ("deny", Method::GET) => ok_json(&state.authz.get()),
         ("deny", Method::PUT) => {
-            let rules: Vec<DenyRule> =
-                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
-            state.authz.set(rules);
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::to_value(state.authz.get()).map_err(ApiError::internal)?,
-            ))
+            state.authz.set(typed(body()?)?);
+            ok_json(&state.authz.get())
         }
         ("kill", Method::POST) => {
-            let k: KillBody =
-                serde_json::from_value(parse_body(&parts.headers, &bytes)?).map_err(bad)?;
+            let k: KillBody = typed(body()?)?;
             state
                 .kubelet
                 .kill(&k.namespace, &k.pod, k.container.as_deref(), k.mode)

@@ -49,6 +49,20 @@ pub(super) async fn handle(
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
     let dry_run = param(&q, "dryRun").is_some_and(|d| d == "All");
+    // The status subresource reads like its object, and a write to it changes only the status;
+    // any other method on it is not allowed.
+    let (target, status_only) = match target {
+        Target::Sub {
+            kind,
+            ns,
+            name,
+            sub,
+        } if sub == "status" => match method {
+            Method::GET | Method::PUT | Method::PATCH => (Target::Item { kind, ns, name }, true),
+            _ => return Err(ApiError::method_not_allowed()),
+        },
+        t => (t, false),
+    };
     match (target, method) {
         (Target::Collection { kind, ns }, Method::GET) => {
             let (ls, fs) = selectors(kind, &q)?;
@@ -126,18 +140,6 @@ pub(super) async fn handle(
             StatusCode::OK,
             &state.store.get_or_404(kind, &ns, &name)?,
         )),
-        (
-            Target::Sub {
-                kind,
-                ns,
-                name,
-                sub,
-            },
-            Method::GET,
-        ) if sub == "status" => Ok(json_response(
-            StatusCode::OK,
-            &state.store.get_or_404(kind, &ns, &name)?,
-        )),
         (Target::Item { kind, ns, name }, m @ (Method::PUT | Method::PATCH)) => {
             update(
                 state,
@@ -145,29 +147,7 @@ pub(super) async fn handle(
                 &ns,
                 &name,
                 m == Method::PATCH,
-                false,
-                &parts.headers,
-                body,
-                dry_run,
-            )
-            .await
-        }
-        (
-            Target::Sub {
-                kind,
-                ns,
-                name,
-                sub,
-            },
-            m @ (Method::PUT | Method::PATCH),
-        ) if sub == "status" => {
-            update(
-                state,
-                kind,
-                &ns,
-                &name,
-                m == Method::PATCH,
-                true,
+                status_only,
                 &parts.headers,
                 body,
                 dry_run,

@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::{AppState, param};
-use crate::kubelet::runtime::RuntimeError;
+use crate::kubelet::runtime::{LogRequest, RuntimeError};
 use crate::status::ApiError;
 
 /// `sinceTime` / `sinceSeconds` as the instant from which records are kept. The apiserver
@@ -114,14 +114,21 @@ pub(super) async fn logs(
     let tail = param(q, "tailLines").and_then(|t| t.parse::<u64>().ok());
     let limit = param(q, "limitBytes").and_then(|t| t.parse::<usize>().ok());
     let since = since(q)?;
+    let req = LogRequest {
+        follow,
+        tail,
+        timestamps,
+    };
     let mut stream = match since {
         // the filter needs the stamps: ask the runtime for them, strip them after
-        Some(s) => filter_since(
-            state.kubelet.runtime().logs(&id, follow, tail, true),
-            s,
-            timestamps,
-        ),
-        None => state.kubelet.runtime().logs(&id, follow, tail, timestamps),
+        Some(s) => {
+            let stamped = LogRequest {
+                timestamps: true,
+                ..req
+            };
+            filter_since(state.kubelet.runtime().logs(&id, stamped), s, timestamps)
+        }
+        None => state.kubelet.runtime().logs(&id, req),
     };
     let body = if let Some(limit) = limit {
         let mut out = Vec::new();

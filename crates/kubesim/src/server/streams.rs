@@ -19,7 +19,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::{AppState, param};
 use crate::faults::StreamDrop;
-use crate::kubelet::runtime::{Chan, ContainerRuntime, ExecRequest, RuntimeError};
+use crate::kubelet::runtime::{
+    Chan, ContainerRuntime, ExecRequest, RuntimeError, Streams, TtySize,
+};
 use crate::status::ApiError;
 
 const V5: &str = "v5.channel.k8s.io";
@@ -156,8 +158,12 @@ async fn pump(
             .await
         }
         None => {
-            rt.attach(&id, opts.stdin, opts.stdout, opts.stderr && !opts.tty)
-                .await
+            let streams = Streams {
+                stdin: opts.stdin,
+                stdout: opts.stdout,
+                stderr: opts.stderr && !opts.tty,
+            };
+            rt.attach(&id, streams).await
         }
     };
     let mut session = match session {
@@ -214,9 +220,11 @@ async fn pump(
                 Some(0) if open => open = input.write_all(&data[1..]).await.is_ok(),
                 Some(4) => {
                     if let Ok(sz) = serde_json::from_slice::<Value>(&data[1..]) {
-                        let w = sz["Width"].as_u64().unwrap_or(80) as u16;
-                        let h = sz["Height"].as_u64().unwrap_or(24) as u16;
-                        let _ = rt_in.resize(&id_in, exec_in.as_deref(), w, h).await;
+                        let size = TtySize {
+                            width: sz["Width"].as_u64().unwrap_or(80) as u16,
+                            height: sz["Height"].as_u64().unwrap_or(24) as u16,
+                        };
+                        let _ = rt_in.resize(&id_in, exec_in.as_deref(), size).await;
                     }
                 }
                 Some(255) if v5 && data.get(1) == Some(&0) && open => {

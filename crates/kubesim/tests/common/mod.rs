@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::NamespaceResourceScope;
 use kube::{Client, Config};
 use kubesim::testing::Sim;
 use serde_json::json;
@@ -15,6 +17,17 @@ pub struct Ctx {
     pub client: Client,
     pub ns: String,
     pub env: testenv::TestEnv,
+}
+
+impl Ctx {
+    /// The API of `K` in this test's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
 }
 
 pub async fn client_for(path: &std::path::Path) -> Client {
@@ -54,7 +67,7 @@ pub fn sh_pod(name: &str, script: &str) -> Pod {
 }
 
 pub async fn create(ctx: &Ctx, pod: &Pod) -> Pod {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let api: Api<Pod> = ctx.api();
     api.create(&PostParams::default(), pod).await.unwrap()
 }
 

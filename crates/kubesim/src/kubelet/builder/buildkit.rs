@@ -18,13 +18,7 @@ fn fail(p: &Process, msg: &str) -> i64 {
 
 /// Runs the container's command; returns its exit code.
 pub async fn run(p: Process) -> i64 {
-    let argv: Vec<String> = p
-        .command
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .chain(p.args.iter().cloned())
-        .collect();
+    let argv = p.argv();
     match argv.first().map(String::as_str) {
         Some("tar") => tar(p, &argv[1..]).await,
         Some("buildctl-daemonless.sh") => buildctl(p, &argv[1..]).await,
@@ -313,13 +307,7 @@ async fn buildctl(p: Process, args: &[String]) -> i64 {
         Ok(t) => t,
         Err(e) => return fail(&p, &format!("error: {e}")),
     };
-    let home = p.env.get("HOME").cloned().unwrap_or_else(|| HOME.into());
-    let config_dir = p
-        .env
-        .get("DOCKER_CONFIG")
-        .cloned()
-        .unwrap_or_else(|| format!("{home}/.docker"));
-    let credentials = match p.docker_credentials(&format!("{config_dir}/config.json")) {
+    let credentials = match p.config_credentials(&p.home_docker_dir(HOME)) {
         Ok(c) => c,
         Err(e) => return fail(&p, &format!("error: {e}")),
     };

@@ -77,29 +77,14 @@ fn fail(p: &Process, msg: &str) -> i64 {
 
 /// Runs the container's command; returns its exit code.
 pub async fn run(p: Process) -> i64 {
-    let argv: Vec<String> = p
-        .command
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .skip(1)
-        .chain(p.args.iter().cloned())
-        .collect();
-    let push = match parse(&argv) {
+    let push = match parse(&p.arguments()) {
         Ok(x) => x,
         Err(e) => return fail(&p, &e),
     };
-    let home = p.env.get("HOME").cloned().unwrap_or_else(|| HOME.into());
-    let config_dir = p
-        .env
-        .get("DOCKER_CONFIG")
-        .cloned()
-        .unwrap_or_else(|| format!("{home}/.docker"));
-    let credentials =
-        match p.docker_credentials(&format!("{}/config.json", config_dir.trim_end_matches('/'))) {
-            Ok(c) => c,
-            Err(e) => return fail(&p, &e),
-        };
+    let credentials = match p.config_credentials(&p.home_docker_dir(HOME)) {
+        Ok(c) => c,
+        Err(e) => return fail(&p, &e),
+    };
     let host = match p.host_path(&push.path) {
         Ok(h) => h,
         Err(e) => return fail(&p, &e),

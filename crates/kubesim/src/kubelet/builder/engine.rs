@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::BuildInfo;
@@ -13,7 +12,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::logbuf::LogBuf;
-use crate::kubelet::pull::registry_of;
+use crate::kubelet::pull::{entry_credentials, normalize, registry_of};
 
 /// Credentials per registry host from a docker `config.json` (`auths`), like the real builders
 /// read `/kaniko/.docker/config.json` or `~/.docker/config.json`.
@@ -22,34 +21,8 @@ pub fn docker_config_credentials(doc: &[u8]) -> Result<HashMap<String, DockerCre
         serde_json::from_slice(doc).map_err(|e| format!("reading docker config: {e}"))?;
     let mut out = HashMap::new();
     for (key, entry) in v["auths"].as_object().into_iter().flatten() {
-        let k = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let host = match k.split('/').next().unwrap_or(k) {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-            h => h.to_string(),
-        };
-        let (mut user, mut pass) = (
-            entry["username"].as_str().map(str::to_string),
-            entry["password"].as_str().map(str::to_string),
-        );
-        if user.is_none()
-            && let Some(a) = entry["auth"].as_str()
-            && let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(a)
-            && let Some((u, p)) = String::from_utf8_lossy(&dec).split_once(':')
-        {
-            user = Some(u.to_string());
-            pass = Some(p.to_string());
-        }
-        out.insert(
-            host.clone(),
-            DockerCredentials {
-                username: user,
-                password: pass,
-                serveraddress: Some(host),
-                ..Default::default()
-            },
-        );
+        let host = normalize(key);
+        out.insert(host.clone(), entry_credentials(entry, host));
     }
     Ok(out)
 }
@@ -297,6 +270,8 @@ pub async fn untag(docker: &Docker, reference: &str) {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     #[test]

@@ -203,15 +203,7 @@ pub async fn run(mut p: Process) -> i64 {
         p.log.line(&format!("exec {c}: no such file or directory"));
         return 127;
     }
-    let mut args: Vec<String> = p
-        .command
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .skip(1)
-        .collect();
-    args.extend(p.args.iter().cloned());
-    let flags = match parse(&args) {
+    let flags = match parse(&p.arguments()) {
         Ok(f) => f,
         Err(e) => return fail(&p, &e),
     };
@@ -221,15 +213,7 @@ pub async fn run(mut p: Process) -> i64 {
     }
     let context = flags.one("context").unwrap_or("/workspace/").to_string();
     let dockerfile = flags.one("dockerfile").unwrap_or("Dockerfile").to_string();
-    let docker_config = p
-        .env
-        .get("DOCKER_CONFIG")
-        .cloned()
-        .unwrap_or_else(|| DOCKER_CONFIG.into());
-    let credentials = match p.docker_credentials(&format!(
-        "{}/config.json",
-        docker_config.trim_end_matches('/')
-    )) {
+    let credentials = match p.config_credentials(DOCKER_CONFIG) {
         Ok(c) => c,
         Err(e) => return fail(&p, &format!("error building image: {e}")),
     };

@@ -88,11 +88,51 @@ impl Process {
         std::fs::write(&p, data).map_err(|e| format!("open {path}: {e}"))
     }
 
-    /// Credentials from the docker config at `path` (none when the file does not exist).
-    pub fn docker_credentials(
+    /// The command line as the container execs it: its command (none: the image's entrypoint,
+    /// given by the args here), then its args.
+    pub fn argv(&self) -> Vec<String> {
+        self.command
+            .iter()
+            .flatten()
+            .chain(&self.args)
+            .cloned()
+            .collect()
+    }
+
+    /// The program's arguments: the command's words after the first, then the args.
+    pub fn arguments(&self) -> Vec<String> {
+        self.command
+            .iter()
+            .flatten()
+            .skip(1)
+            .chain(&self.args)
+            .cloned()
+            .collect()
+    }
+
+    /// `$HOME/.docker`, with the image user's `home` when `HOME` is unset.
+    pub fn home_docker_dir(&self, home: &str) -> String {
+        format!(
+            "{}/.docker",
+            self.env.get("HOME").map_or(home, String::as_str)
+        )
+    }
+
+    /// Credentials from `config.json` in `$DOCKER_CONFIG`, else in `default_dir` (none when
+    /// the file does not exist).
+    pub fn config_credentials(
         &self,
-        path: &str,
+        default_dir: &str,
     ) -> Result<HashMap<String, DockerCredentials>, String> {
+        let dir = self
+            .env
+            .get("DOCKER_CONFIG")
+            .map_or(default_dir, String::as_str);
+        self.docker_credentials(&format!("{}/config.json", dir.trim_end_matches('/')))
+    }
+
+    /// Credentials from the docker config at `path` (none when the file does not exist).
+    fn docker_credentials(&self, path: &str) -> Result<HashMap<String, DockerCredentials>, String> {
         match std::fs::read(self.host_path(path)?) {
             Ok(doc) => engine::docker_config_credentials(&doc),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
