@@ -139,6 +139,27 @@ pub struct FaultConfig {
     pub log_drops: Vec<crate::log_faults::LogDrop>,
 }
 
+impl FaultConfig {
+    /// Adds every knob of `more` to these (`POST /kubesim/faults`). Every field is named here, so
+    /// a new kind of fault cannot be forgotten.
+    pub fn add(&mut self, more: FaultConfig) {
+        let FaultConfig {
+            pod_start_delays,
+            pull_failures,
+            unschedulable,
+            request_errors,
+            stream_drops,
+            log_drops,
+        } = more;
+        self.pod_start_delays.extend(pod_start_delays);
+        self.pull_failures.extend(pull_failures);
+        self.unschedulable.extend(unschedulable);
+        self.request_errors.extend(request_errors);
+        self.stream_drops.extend(stream_drops);
+        self.log_drops.extend(log_drops);
+    }
+}
+
 /// How to kill a pod's container (`POST /kubesim/kill`, [`crate::testing::Sim::kill_container`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KillMode {

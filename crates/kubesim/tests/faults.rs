@@ -156,8 +156,11 @@ async fn request_errors_500_and_429() {
 #[tokio::test]
 async fn faults_over_http_endpoint() {
     let ctx = setup().await;
-    // POST adds knobs (PUT replaces them all)
-    let body = json!({"requestErrors": [{"namespace": ctx.ns, "verb": "create", "resource": "pods", "code": 500, "count": 1}]});
+    // POST adds knobs of every kind (PUT replaces them all)
+    let body = json!({
+        "requestErrors": [{"namespace": ctx.ns, "verb": "create", "resource": "pods", "code": 500, "count": 1}],
+        "logDrops": [{"namespace": ctx.ns, "pod": "nothing-*", "afterBytes": 10, "count": 1}],
+    });
     let req = http::Request::post("/kubesim/faults")
         .header("content-type", "application/json")
         .body(body.to_string().into_bytes())
@@ -168,6 +171,12 @@ async fn faults_over_http_endpoint() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let added = ctx.sim.faults().get();
+    assert_eq!(
+        (added.request_errors.len(), added.log_drops.len()),
+        (1, 1),
+        "{added:?}"
+    );
     let pods: Api<Pod> = ctx.api();
     match pods.create(&Default::default(), &sh_pod("h", "true")).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 500),

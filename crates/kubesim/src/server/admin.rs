@@ -82,13 +82,7 @@ pub(super) async fn handle(
         }
         ("faults", Method::POST) => {
             let add: FaultConfig = typed(body()?)?;
-            state.faults.update(|cfg| {
-                cfg.pod_start_delays.extend(add.pod_start_delays);
-                cfg.pull_failures.extend(add.pull_failures);
-                cfg.unschedulable.extend(add.unschedulable);
-                cfg.request_errors.extend(add.request_errors);
-                cfg.stream_drops.extend(add.stream_drops);
-            });
+            state.faults.update(|cfg| cfg.add(add));
             ok_json(&state.faults.get())
         }
         ("deny", Method::POST) => {
