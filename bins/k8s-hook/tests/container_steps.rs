@@ -144,6 +144,29 @@ fn container_step_without_a_job_container_uses_the_runners_workspace() {
     assert_eq!(runner.labelled(), (vec![], vec![]));
 }
 
+#[test]
+fn the_administrators_copy_back_caps_hold_for_container_steps() {
+    let mut runner = Runner::new("capped");
+    runner.extra_env.push((
+        "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_WORKSPACE_COPY_BACK_MAX_ENTRIES".into(),
+        "20".into(),
+    ));
+    // 30 new files in the workspace: over the administrator's 20 entries (the default is
+    // 1 000 000), so the copy back is refused and the step fails with one line saying why.
+    let args =
+        sh_args("mkdir many && i=0 && while [ $i -lt 30 ]; do i=$((i+1)); touch many/f$i; done");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let image = testenv().image(Image::Busybox);
+    let step = runner.container_step(None, &image, Some("sh"), &args, &[]);
+    let error = step.run.one_error(1);
+    assert!(
+        error.contains("more than 20 entries")
+            && error.contains("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_WORKSPACE_COPY_BACK_MAX_ENTRIES"),
+        "{error}"
+    );
+    assert_eq!(runner.labelled().0, Vec::<String>::new());
+}
+
 /// `sh -c "<script>"` as the runner sends it (split on spaces; no double quotes in `script`).
 fn sh_args(script: &str) -> Vec<String> {
     format!("-c \"{script}\"")
