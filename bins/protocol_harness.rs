@@ -56,6 +56,18 @@ pub fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         ("not UTF-8", vec![b'{', 0xff, 0xfe, b'}'], "not valid UTF-8"),
         ("a JSON array", b"[1,2,3]".to_vec(), "invalid hook input"),
+        // Well-formed, but a container the runner described badly: refused by hooklib before
+        // the hook does anything, naming the container.
+        (
+            "unbalanced quotes in args",
+            br#"{"command":"prepare_job","responseFile":"{RESPONSE}","state":null,"args":{"container":{"image":"a:1","entryPointArgs":["\"open"]},"services":[]}}"#.to_vec(),
+            "the job container (a:1): cannot split the container arguments",
+        ),
+        (
+            "a port that is not one",
+            br#"{"command":"run_container_step","responseFile":"{RESPONSE}","state":null,"args":{"image":"a:1","portMappings":["99999"]}}"#.to_vec(),
+            "the container step (a:1): invalid port mapping \"99999\"",
+        ),
     ]
 }
 
