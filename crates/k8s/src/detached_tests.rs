@@ -343,44 +343,55 @@ fn processes_with(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Starts `script` (its `{marker}` replaced) under a follower, stops it once `running` holds,
+/// and asserts the stop ended it: nothing with `needle` in its command line survives, the
+/// follower ends, and the marker the script would write late is never written.
+fn stop_while_running(shell: &Shell, script: &str, running: impl FnMut() -> bool, needle: &str) {
+    let step = Step::new("");
+    let marker = step.path("marker");
+    step.write(&script.replace("{marker}", &marker.display().to_string()));
+    let follower = shell
+        .command(&step.follow(Mode::Start, 0, 0))
+        .spawn()
+        .unwrap();
+    wait_for("the step running", running);
+    let stopped = shell.run(&step.stop());
+    let said = String::from_utf8_lossy(&stopped.out).into_owned();
+    assert!(
+        said.starts_with("terminated") || said.starts_with("killed"),
+        "{}: {stopped:?}",
+        shell.name
+    );
+    wait_for("every step process gone", || {
+        processes_with(needle).is_empty()
+    });
+    let out = follower.wait_with_output().unwrap();
+    let r = Outcome::of(&out.stdout, &out.stderr, NONCE);
+    assert!(
+        r.end.is_some(),
+        "{}: the follower ends too: {r:?}",
+        shell.name
+    );
+    assert!(!marker.exists(), "{}", shell.name);
+}
+
 #[test]
 fn stop_ends_the_whole_step_and_a_step_stopped_before_it_started_never_starts() {
     for shell in shells() {
-        let step = Step::new("");
-        let marker = step.path("marker");
         // A step whose children outlive a TERM to the shell alone; a unique sleep to find it.
         let secs = 40 + (std::process::id() % 1000);
-        step.write(&format!(
-            "trap '' TERM\nsh -c 'sleep {secs}.123' &\nsleep {secs}.123 && echo late > '{}'\n",
-            marker.display()
-        ));
-        let follower = shell
-            .command(&step.follow(Mode::Start, 0, 0))
-            .spawn()
-            .unwrap();
         let needle = format!("sleep {secs}.123");
-        wait_for("the step's sleeps", || processes_with(&needle).len() >= 2);
-        let stopped = shell.run(&step.stop());
-        let said = String::from_utf8_lossy(&stopped.out).into_owned();
-        assert!(
-            said.starts_with("terminated") || said.starts_with("killed"),
-            "{}: {stopped:?}",
-            shell.name
+        stop_while_running(
+            &shell,
+            &format!("trap '' TERM\nsh -c '{needle}' &\n{needle} && echo late > '{{marker}}'\n"),
+            || processes_with(&needle).len() >= 2,
+            &needle,
         );
-        wait_for("every step process gone", || {
-            processes_with(&needle).is_empty()
-        });
-        let out = follower.wait_with_output().unwrap();
-        let r = Outcome::of(&out.stdout, &out.stderr, NONCE);
-        assert!(
-            r.end.is_some(),
-            "{}: the follower ends too: {r:?}",
-            shell.name
-        );
-        assert!(!marker.exists(), "{}", shell.name);
 
         // Stopped before any follower started it: it never starts.
-        let step = Step::new(&format!("echo ran > '{}'\n", marker.display()));
+        let step = Step::new("");
+        let marker = step.path("marker");
+        step.write(&format!("echo ran > '{}'\n", marker.display()));
         let stopped = shell.run(&step.stop());
         assert_eq!(stopped.out, b"not started\n", "{}", shell.name);
         let r = shell.run(&step.follow(Mode::Start, 0, 0));
@@ -396,44 +407,18 @@ fn stop_ends_the_whole_step_and_a_step_stopped_before_it_started_never_starts() 
 #[test]
 fn what_a_step_forks_after_the_term_is_stopped_too() {
     for shell in shells() {
-        let step = Step::new("");
-        let marker = step.path("marker");
         // The shell and its children ignore TERM; the first sleep ends by itself within the
         // stop's 2 s grace, and only then does the shell fork the second: a child born after
         // the stop looked at the tree.
         let secs = 40 + (std::process::id() % 1000);
         let first = format!("sleep 1.5{secs}");
-        step.write(&format!(
-            "trap '' TERM\n{first}\nsleep {secs}.654 && echo late > '{}'\n",
-            marker.display()
-        ));
-        let follower = shell
-            .command(&step.follow(Mode::Start, 0, 0))
-            .spawn()
-            .unwrap();
-        wait_for("the first sleep", || !processes_with(&first).is_empty());
-        let stopped = shell.run(&step.stop());
-        let said = String::from_utf8_lossy(&stopped.out).into_owned();
-        assert!(
-            said.starts_with("terminated") || said.starts_with("killed"),
-            "{}: {stopped:?}",
-            shell.name
+        let second = format!("sleep {secs}.654");
+        stop_while_running(
+            &shell,
+            &format!("trap '' TERM\n{first}\n{second} && echo late > '{{marker}}'\n"),
+            || !processes_with(&first).is_empty(),
+            &second,
         );
-        eprintln!(
-            "DEBUG {}: {said:?} {:?}",
-            shell.name,
-            processes_with(&format!("sleep {secs}.654"))
-        );
-        wait_for("the second sleep gone", || {
-            processes_with(&format!("sleep {secs}.654")).is_empty()
-        });
-        let out = follower.wait_with_output().unwrap();
-        assert!(
-            Outcome::of(&out.stdout, &out.stderr, NONCE).end.is_some(),
-            "{}",
-            shell.name
-        );
-        assert!(!marker.exists(), "{}", shell.name);
     }
 }
 

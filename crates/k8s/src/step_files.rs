@@ -38,6 +38,27 @@ impl StepFiles<'_> {
         }
     }
 
+    /// The workspace from one pod's `_work` to the other's (both trusted containers).
+    async fn workspace_between(
+        &self,
+        what: &str,
+        from: Endpoint<'_>,
+        to: Endpoint<'_>,
+    ) -> Result<copy::CopyReport, copy::CopyError> {
+        let cluster = self.cluster;
+        copy::between(
+            &cluster.client,
+            cluster.heartbeat,
+            what,
+            from,
+            WORK_MOUNT,
+            self.ws_rel,
+            to,
+            WORK_MOUNT,
+        )
+        .await
+    }
+
     /// `_temp` and the workspace into the step pod's `fs-init`, then its go-ahead.
     pub(crate) async fn copy_in(&self) -> Result<(), Error> {
         let (cluster, ws_rel) = (self.cluster, self.ws_rel);
@@ -53,17 +74,8 @@ impl StepFiles<'_> {
         let workspace = async {
             match self.job_archiver() {
                 Some(archiver) => {
-                    copy::between(
-                        &cluster.client,
-                        cluster.heartbeat,
-                        "the workspace",
-                        archiver,
-                        WORK_MOUNT,
-                        ws_rel,
-                        init,
-                        WORK_MOUNT,
-                    )
-                    .await
+                    self.workspace_between("the workspace", archiver, init)
+                        .await
                 }
                 None => {
                     copy::to_pod(
@@ -114,17 +126,8 @@ impl StepFiles<'_> {
         let workspace = async {
             match self.job_archiver() {
                 Some(archiver) => {
-                    copy::between(
-                        &cluster.client,
-                        cluster.heartbeat,
-                        "the workspace back",
-                        sync,
-                        WORK_MOUNT,
-                        ws_rel,
-                        archiver,
-                        WORK_MOUNT,
-                    )
-                    .await
+                    self.workspace_between("the workspace back", sync, archiver)
+                        .await
                 }
                 None => {
                     copy::from_pod(
