@@ -1,6 +1,6 @@
 //! The Kubernetes hook's settings, read once from the environment at the binary edge.
 
-use crate::admit::{self, Limits};
+use crate::admit::Limits;
 use hooklib::settings::{SettingError, Vars};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -229,36 +229,30 @@ impl Settings {
         } else {
             ClusterSource::None
         };
-        let cap = |var: &'static str, parse: fn(&str) -> Option<u64>, default: u64| {
-            vars.parsed(
-                var,
-                default,
-                "a whole number > 0 (bytes may take a K, M, G or T suffix)",
-                |v| parse(v).filter(|n| *n > 0),
-            )
+        // Each cap from the setting its `Limits` names, else its default.
+        let expected = "a whole number > 0 (bytes may take a K, M, G or T suffix)";
+        let limits = |default: Limits| -> Result<Limits, SettingsError> {
+            let count = |v: &str| v.trim().parse::<u64>().ok().filter(|n| *n > 0);
+            Ok(Limits {
+                max_bytes: vars.parsed(
+                    default.bytes_setting,
+                    default.max_bytes,
+                    expected,
+                    |v| parse_size(v).filter(|n| *n > 0),
+                )?,
+                max_entries: vars.parsed(
+                    default.entries_setting,
+                    default.max_entries,
+                    expected,
+                    count,
+                )?,
+                ..default
+            })
         };
-        let count = |v: &str| v.trim().parse::<u64>().ok();
-        let mut copy_back = CopyBack::default();
-        copy_back.file_commands.max_bytes = cap(
-            admit::COPY_BACK_MAX_BYTES,
-            parse_size,
-            copy_back.file_commands.max_bytes,
-        )?;
-        copy_back.file_commands.max_entries = cap(
-            admit::COPY_BACK_MAX_ENTRIES,
-            count,
-            copy_back.file_commands.max_entries,
-        )?;
-        copy_back.workspace.max_bytes = cap(
-            admit::WORKSPACE_COPY_BACK_MAX_BYTES,
-            parse_size,
-            copy_back.workspace.max_bytes,
-        )?;
-        copy_back.workspace.max_entries = cap(
-            admit::WORKSPACE_COPY_BACK_MAX_ENTRIES,
-            count,
-            copy_back.workspace.max_entries,
-        )?;
+        let copy_back = CopyBack {
+            file_commands: limits(Limits::FILE_COMMANDS)?,
+            workspace: limits(Limits::WORKSPACE)?,
+        };
         // GitHub's `k8s` folder is volume mode with the claim <pod>-work (hooks v0.7.0).
         let claim_name = get("ACTIONS_RUNNER_CLAIM_NAME").or_else(|| {
             let dir = get(LAUNCHER_DIR_VAR)?;
@@ -458,10 +452,10 @@ mod tests {
     fn copy_back_caps() {
         let s = settings(&[
             ("ACTIONS_RUNNER_POD_NAME", "r"),
-            (admit::COPY_BACK_MAX_BYTES, "64M"),
-            (admit::COPY_BACK_MAX_ENTRIES, "500"),
-            (admit::WORKSPACE_COPY_BACK_MAX_BYTES, "2GiB"),
-            (admit::WORKSPACE_COPY_BACK_MAX_ENTRIES, "7"),
+            (crate::admit::COPY_BACK_MAX_BYTES, "64M"),
+            (crate::admit::COPY_BACK_MAX_ENTRIES, "500"),
+            (crate::admit::WORKSPACE_COPY_BACK_MAX_BYTES, "2GiB"),
+            (crate::admit::WORKSPACE_COPY_BACK_MAX_ENTRIES, "7"),
         ])
         .unwrap();
         assert_eq!(s.copy_back.file_commands.max_bytes, 64 << 20);
@@ -471,14 +465,14 @@ mod tests {
         for bad in ["0", "lots", "12X", "-1", "5MB5"] {
             let e = settings(&[
                 ("ACTIONS_RUNNER_POD_NAME", "r"),
-                (admit::COPY_BACK_MAX_BYTES, bad),
+                (crate::admit::COPY_BACK_MAX_BYTES, bad),
             ])
             .unwrap_err();
-            assert!(e.to_string().contains(admit::COPY_BACK_MAX_BYTES), "{e}");
+            assert!(e.to_string().contains(crate::admit::COPY_BACK_MAX_BYTES), "{e}");
         }
         let e = settings(&[
             ("ACTIONS_RUNNER_POD_NAME", "r"),
-            (admit::COPY_BACK_MAX_ENTRIES, "1K"),
+            (crate::admit::COPY_BACK_MAX_ENTRIES, "1K"),
         ])
         .unwrap_err();
         assert!(e.to_string().contains("1K"), "{e}");
