@@ -468,7 +468,10 @@ mod tests {
                 (crate::admit::COPY_BACK_MAX_BYTES, bad),
             ])
             .unwrap_err();
-            assert!(e.to_string().contains(crate::admit::COPY_BACK_MAX_BYTES), "{e}");
+            assert!(
+                e.to_string().contains(crate::admit::COPY_BACK_MAX_BYTES),
+                "{e}"
+            );
         }
         let e = settings(&[
             ("ACTIONS_RUNNER_POD_NAME", "r"),

@@ -24,10 +24,38 @@ impl std::fmt::Debug for RegistryAuth {
     }
 }
 
-/// The `.dockerconfigjson` document is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+/// The `.dockerconfigjson` document is unusable (each message completes "the secret holds a
+/// `.dockerconfigjson` that …").
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not a JSON document.
+    #[error("is not JSON ({0})")]
+    NotJson(#[source] serde_json::Error),
+    /// No `auths` map.
+    #[error("has no \"auths\" object")]
+    NoAuths,
+    /// An `auth` value that is not base64.
+    #[error("has an \"auth\" for {registry} that is not base64")]
+    AuthNotBase64 {
+        /// The registry of the entry.
+        registry: String,
+        /// The decoder's complaint.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// An `auth` value whose bytes are not text.
+    #[error("has an \"auth\" for {registry} that is not UTF-8")]
+    AuthNotUtf8 {
+        /// The registry of the entry.
+        registry: String,
+    },
+    /// An `auth` value without the `:` between user and password.
+    #[error("has an \"auth\" for {registry} without user:password")]
+    AuthWithoutPassword {
+        /// The registry of the entry.
+        registry: String,
+    },
+}
 
 /// `auths` keys name a registry as `host[:port]`, `https://host/v1/`, `http://host/v2/`, …;
 /// Docker Hub has several names.
@@ -47,12 +75,11 @@ fn normalize(key: &str) -> String {
 
 /// The credentials for `registry` (`host[:port]`) in a `.dockerconfigjson` document, if any.
 pub fn credentials_for(doc: &[u8], registry: &str) -> Result<Option<RegistryAuth>, ConfigError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(doc).map_err(|e| ConfigError(format!("is not JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_slice(doc).map_err(ConfigError::NotJson)?;
     let auths = value
         .get("auths")
         .and_then(|a| a.as_object())
-        .ok_or_else(|| ConfigError("has no \"auths\" object".into()))?;
+        .ok_or(ConfigError::NoAuths)?;
     let wanted = normalize(registry);
     let Some(entry) = auths
         .iter()
@@ -76,17 +103,18 @@ pub fn credentials_for(doc: &[u8], registry: &str) -> Result<Option<RegistryAuth
     if let Some(a) = field("auth") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(a.trim())
-            .map_err(|_| {
-                ConfigError(format!("has an \"auth\" for {registry} that is not base64"))
+            .map_err(|source| ConfigError::AuthNotBase64 {
+                registry: registry.to_owned(),
+                source,
             })?;
-        let text = String::from_utf8(decoded).map_err(|_| {
-            ConfigError(format!("has an \"auth\" for {registry} that is not UTF-8"))
+        let text = String::from_utf8(decoded).map_err(|_| ConfigError::AuthNotUtf8 {
+            registry: registry.to_owned(),
         })?;
-        let (u, p) = text.split_once(':').ok_or_else(|| {
-            ConfigError(format!(
-                "has an \"auth\" for {registry} without user:password"
-            ))
-        })?;
+        let (u, p) = text
+            .split_once(':')
+            .ok_or_else(|| ConfigError::AuthWithoutPassword {
+                registry: registry.to_owned(),
+            })?;
         return Ok(Some(RegistryAuth {
             username: u.to_owned(),
             password: Secret::new(p),
@@ -148,22 +176,16 @@ mod tests {
 
     #[test]
     fn bad_configs() {
-        assert!(
-            credentials_for(b"nope", "x")
-                .unwrap_err()
-                .0
-                .contains("not JSON")
-        );
-        assert!(credentials_for(b"{}", "x").unwrap_err().0.contains("auths"));
+        let e = credentials_for(b"nope", "x").unwrap_err();
+        assert!(e.to_string().starts_with("is not JSON ("), "{e}");
+        let e = credentials_for(b"{}", "x").unwrap_err();
+        assert_eq!(e.to_string(), "has no \"auths\" object");
         let doc = json!({"auths": {"x": {"auth": "!!"}}}).to_string();
-        assert!(
-            credentials_for(doc.as_bytes(), "x")
-                .unwrap_err()
-                .0
-                .contains("base64")
-        );
+        let e = credentials_for(doc.as_bytes(), "x").unwrap_err();
+        assert_eq!(e.to_string(), "has an \"auth\" for x that is not base64");
         let doc = json!({"auths": {"x": {"auth": b64("nocolon")}}}).to_string();
-        assert!(credentials_for(doc.as_bytes(), "x").is_err());
+        let e = credentials_for(doc.as_bytes(), "x").unwrap_err();
+        assert_eq!(e.to_string(), "has an \"auth\" for x without user:password");
     }
 
     #[test]

@@ -357,9 +357,9 @@ async fn follow(
             cluster.pods.log_stream(name, &params)
         })
         .await?;
-        let failed = |e: std::io::Error| BuildError::Log {
+        let failed = |source: std::io::Error| BuildError::Log {
             pod: name.to_owned(),
-            reason: e.to_string(),
+            source,
         };
         let mut lines = Lines::default();
         let mut buf = vec![0u8; 16 * 1024];

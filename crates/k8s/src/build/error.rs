@@ -17,7 +17,7 @@ pub enum BuildError {
     Context(#[from] buildctx::Error),
     /// The registry secret is missing or unusable.
     #[error(
-        "the registry secret {name} (ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME) in namespace {namespace} {reason}"
+        "the registry secret {name} (ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME) in namespace {namespace} {problem}"
     )]
     Secret {
         /// The secret.
@@ -25,7 +25,8 @@ pub enum BuildError {
         /// Its namespace.
         namespace: String,
         /// What is wrong.
-        reason: String,
+        #[source]
+        problem: SecretProblem,
     },
     /// The registry refused our credentials.
     #[error(transparent)]
@@ -112,13 +113,31 @@ pub enum BuildError {
         message: String,
     },
     /// Reading the builder's log failed.
-    #[error("reading the log of builder pod {pod}: {reason}")]
+    #[error("reading the log of builder pod {pod}: {source}")]
     Log {
         /// The builder pod.
         pod: String,
         /// Why.
-        reason: String,
+        source: std::io::Error,
     },
+}
+
+/// What is wrong with the registry secret (each message completes "the registry secret … in
+/// namespace … ").
+#[derive(Debug, thiserror::Error)]
+pub enum SecretProblem {
+    /// No such secret.
+    #[error("does not exist: create it with kubectl create secret docker-registry")]
+    Missing,
+    /// Not a docker-registry secret.
+    #[error(
+        "has no {} key (type kubernetes.io/dockerconfigjson expected)",
+        crate::secrets::DOCKER_CONFIG_KEY
+    )]
+    NoDockerConfig,
+    /// Its `.dockerconfigjson` cannot be read.
+    #[error("holds a {key} that {0}", key = crate::secrets::DOCKER_CONFIG_KEY)]
+    Unusable(#[source] super::auth::ConfigError),
 }
 
 impl From<BuildError> for crate::Error {

@@ -25,7 +25,7 @@ mod pods;
 mod registry;
 mod settings;
 
-pub use error::BuildError;
+pub use error::{BuildError, SecretProblem};
 pub use settings::{BuildSettings, Builder};
 
 use crate::context::Ctx;
@@ -152,36 +152,25 @@ async fn registry_auth(
     secret: &str,
     registry: &str,
 ) -> Result<Option<auth::RegistryAuth>, BuildError> {
-    let bad = |reason: String| BuildError::Secret {
+    let bad = |problem: SecretProblem| BuildError::Secret {
         name: secret.to_owned(),
         namespace: cluster.namespace.clone(),
-        reason,
+        problem,
     };
     let found = retry::api(format!("get secret {secret}"), || {
         cluster.secrets.get_opt(secret)
     })
     .await?;
     let Some(found) = found else {
-        return Err(bad(
-            "does not exist: create it with kubectl create secret docker-registry".into(),
-        ));
+        return Err(bad(SecretProblem::Missing));
     };
     let doc = found
         .data
         .as_ref()
         .and_then(|d| d.get(crate::secrets::DOCKER_CONFIG_KEY))
-        .ok_or_else(|| {
-            bad(format!(
-                "has no {} key (type kubernetes.io/dockerconfigjson expected)",
-                crate::secrets::DOCKER_CONFIG_KEY
-            ))
-        })?;
-    let creds = auth::credentials_for(&doc.0, registry).map_err(|e| {
-        bad(format!(
-            "holds a {} that {e}",
-            crate::secrets::DOCKER_CONFIG_KEY
-        ))
-    })?;
+        .ok_or_else(|| bad(SecretProblem::NoDockerConfig))?;
+    let creds =
+        auth::credentials_for(&doc.0, registry).map_err(|e| bad(SecretProblem::Unusable(e)))?;
     if creds.is_none() {
         joblog::warning(&format!(
             "the registry secret {secret} has no credentials for {registry}: asking the registry anonymously"
