@@ -103,17 +103,7 @@ impl From<Outcome> for std::process::ExitCode {
 /// Causes are joined with `: `, and the characters the runner treats specially in a workflow
 /// command's data (`%`, CR, LF) are escaped, so the whole message lands in one annotation.
 pub fn error_line(err: &(dyn Error + 'static)) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !msg.contains(&s_text) {
-            msg.push_str(": ");
-            msg.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    crate::joblog::error_line(&msg)
+    crate::joblog::error_line(&crate::joblog::with_causes(err))
 }
 
 /// Reports a hook failure: one `::error::` line on stderr (the runner parses workflow commands

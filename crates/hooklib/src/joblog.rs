@@ -29,6 +29,22 @@ pub fn error_line(text: &str) -> String {
     format!("::error::{}", escape(text))
 }
 
+/// An error and its causes as one message: the causes joined with `: `, one whose text the
+/// message already holds left out (an error that prints its cause is not repeated).
+pub fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
 /// Prints a `::warning::` line.
 pub fn warning(text: &str) {
     eprintln!("{}", warning_line(text));
@@ -106,6 +122,30 @@ mod tests {
             "a literal %0A stays text"
         );
         assert_eq!(error_line("plain"), "::error::plain");
+    }
+
+    #[test]
+    fn causes_are_joined_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Leaf(&'static str);
+        #[derive(Debug, thiserror::Error)]
+        #[error("{what}")]
+        struct Outer {
+            what: &'static str,
+            #[source]
+            source: Leaf,
+        }
+        let hidden = Outer {
+            what: "cannot pull x",
+            source: Leaf("manifest unknown"),
+        };
+        assert_eq!(with_causes(&hidden), "cannot pull x: manifest unknown");
+        let shown = Outer {
+            what: "cannot pull x: manifest unknown",
+            source: Leaf("manifest unknown"),
+        };
+        assert_eq!(with_causes(&shown), "cannot pull x: manifest unknown");
     }
 
     #[test]

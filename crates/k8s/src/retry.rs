@@ -60,7 +60,7 @@ impl ApiError {
                 }
                 (m, Some(s.code), Some(s.reason.clone()))
             }
-            other => (chain(other), None, None),
+            other => (hooklib::joblog::with_causes(other), None, None),
         };
         Self {
             op: op.into(),
@@ -79,20 +79,6 @@ impl ApiError {
     pub fn is_conflict(&self) -> bool {
         self.code == Some(409)
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        source = s.source();
-    }
-    msg
 }
 
 /// How long to wait before retrying `err`, or `None` when it is not transient.

@@ -162,23 +162,12 @@ impl Target {
         .map_err(|e| self.unreachable(&e))
     }
 
-    fn unreachable(&self, e: &dyn std::error::Error) -> RegistryError {
+    fn unreachable(&self, e: &(dyn std::error::Error + 'static)) -> RegistryError {
         RegistryError::Unreachable {
             url: self.manifest_url(),
-            reason: chain(e),
+            reason: hooklib::joblog::with_causes(e),
         }
     }
-}
-
-/// `error: cause: cause …`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 /// TLS through rustls with the ring provider (reqwest is built without a provider of its
